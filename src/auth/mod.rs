@@ -1,0 +1,176 @@
+//! Authentication: who is making a request.
+//!
+//! [`Authenticator`] checks Basic credentials against the htpasswd file. Hash
+//! verification runs on the blocking pool, at most one per core at a time, so a
+//! burst of logins cannot starve the async workers. Successful verifications are
+//! remembered by the [`cache::CredentialCache`]. An unknown user is checked against a
+//! dummy hash of the same cost, so response time does not reveal which users exist.
+
+pub mod basic;
+pub mod cache;
+pub mod htpasswd;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::distr::{Alphanumeric, SampleString};
+use tokio::sync::Semaphore;
+
+use crate::config::AuthConfig;
+use crate::error::{AuthFailure, StartupError};
+use basic::Credentials;
+use cache::CredentialCache;
+use htpasswd::{Entry, Htpasswd, Scheme};
+
+/// bcrypt cost of the dummy hash when the file has no bcrypt entry to copy.
+const DEFAULT_DUMMY_COST: u32 = 10;
+
+/// How a successful verification was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// The password hash was computed.
+    Computed,
+    /// A recent identical verification was remembered.
+    Cached,
+}
+
+/// Checks user names and passwords.
+pub struct Authenticator {
+    users: Htpasswd,
+    /// Checked in place of a missing user, so unknown users cost the same time.
+    dummy: Entry,
+    cache: CredentialCache,
+    /// Bounds concurrent hash computations to the number of cores.
+    slots: Semaphore,
+    admins: HashSet<String>,
+}
+
+impl Authenticator {
+    /// Loads the htpasswd file named in `config`.
+    pub fn load(config: &AuthConfig) -> Result<Self, StartupError> {
+        let users = Htpasswd::load(&config.htpasswd)?;
+        if users.is_empty() {
+            tracing::warn!(file = %config.htpasswd.display(), "htpasswd file has no users: every login will fail");
+        }
+        Self::new(users, config)
+    }
+
+    /// Builds an authenticator over already-parsed users.
+    pub fn new(users: Htpasswd, config: &AuthConfig) -> Result<Self, StartupError> {
+        let cost = users.bcrypt_cost().unwrap_or(DEFAULT_DUMMY_COST);
+        let random = Alphanumeric.sample_string(&mut rand::rng(), 24);
+        let dummy_hash = bcrypt::hash(random, cost)
+            .map_err(|e| StartupError::Other(format!("cannot prepare password checks: {e}")))?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Self {
+            users,
+            dummy: Entry {
+                hash: dummy_hash,
+                scheme: Scheme::Bcrypt,
+            },
+            cache: CredentialCache::new(
+                Duration::from_secs(config.cache_ttl_secs),
+                config.cache_max_entries,
+            ),
+            slots: Semaphore::new(cores),
+            admins: config.admins.iter().cloned().collect(),
+        })
+    }
+
+    /// Checks credentials. The error is always [`AuthFailure::BadCredentials`], whether
+    /// the user is unknown or the password wrong.
+    pub async fn verify(&self, credentials: &Credentials) -> Result<Verified, AuthFailure> {
+        let known = self.users.get(&credentials.user);
+        let entry = known.unwrap_or(&self.dummy).clone();
+        if known.is_some()
+            && self
+                .cache
+                .contains(&credentials.user, &credentials.password, &entry.hash)
+        {
+            return Ok(Verified::Cached);
+        }
+        let _slot = self.slots.acquire().await.map_err(|_| AuthFailure::BadCredentials)?;
+        let password = credentials.password.clone();
+        let hash = entry.hash.clone();
+        let matches = tokio::task::spawn_blocking(move || entry.verify(&password))
+            .await
+            .unwrap_or(false);
+        if matches && known.is_some() {
+            self.cache
+                .insert(&credentials.user, &credentials.password, &hash);
+            Ok(Verified::Computed)
+        } else {
+            Err(AuthFailure::BadCredentials)
+        }
+    }
+
+    /// Whether `user` is an administrator.
+    pub fn is_admin(&self, user: &str) -> bool {
+        self.admins.contains(user)
+    }
+
+    /// Whether `user` is (still) in the user database.
+    pub fn knows(&self, user: &str) -> bool {
+        self.users.get(user).is_some()
+    }
+}
+
+/// The identity a request was authenticated as.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: Arc<str>,
+    pub admin: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AuthConfig {
+        AuthConfig {
+            realm: "application".into(),
+            htpasswd: "unused".into(),
+            admins: vec!["root".into()],
+            cache_ttl_secs: 60,
+            cache_max_entries: 100,
+        }
+    }
+
+    fn authenticator() -> Authenticator {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let (users, _) = Htpasswd::parse(&format!("alice:{hash}\nroot:{hash}\n")).unwrap();
+        Authenticator::new(users, &config()).unwrap()
+    }
+
+    fn creds(user: &str, password: &str) -> Credentials {
+        Credentials {
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn verifies_then_serves_from_cache() {
+        let auth = authenticator();
+        assert_eq!(auth.verify(&creds("alice", "pw")).await, Ok(Verified::Computed));
+        assert_eq!(auth.verify(&creds("alice", "pw")).await, Ok(Verified::Cached));
+        assert_eq!(
+            auth.verify(&creds("alice", "nope")).await,
+            Err(AuthFailure::BadCredentials)
+        );
+        assert_eq!(
+            auth.verify(&creds("mallory", "pw")).await,
+            Err(AuthFailure::BadCredentials)
+        );
+        assert!(auth.is_admin("root"));
+        assert!(!auth.is_admin("alice"));
+    }
+
+    #[test]
+    fn dummy_hash_uses_the_files_cost() {
+        let auth = authenticator();
+        let parts = auth.dummy.hash.parse::<bcrypt::HashParts>().unwrap();
+        assert_eq!(parts.get_cost(), 4);
+    }
+}

@@ -1,0 +1,77 @@
+//! The `livy-sim` command: a Livy-compatible simulator on plain HTTP.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use livy_gateway::config::LogConfig;
+use livy_gateway::logging;
+use livy_gateway::sim::model::LivyVersion;
+use livy_gateway::sim::{self, SimConfig, Simulator};
+
+/// A Livy REST API simulator for trying and testing livy-gateway without Spark.
+#[derive(Parser)]
+#[command(name = "livy-sim", version, about)]
+struct Cli {
+    /// Address to serve plain HTTP on.
+    #[arg(long, default_value = "127.0.0.1:8998")]
+    listen: SocketAddr,
+    /// Livy release whose views to imitate: 0.5, 0.7 or 0.8.
+    #[arg(long, default_value = "0.8")]
+    livy_version: String,
+    /// Make jobs progress this many times faster (batch: 2 s starting, 6 s running at 1).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Behave like livy.impersonation.enabled=false: ignore doAs.
+    #[arg(long)]
+    no_impersonation: bool,
+    /// Behave like livy.server.csrf-protection.enabled=true.
+    #[arg(long)]
+    csrf: bool,
+    /// Lines in each batch's log (try millions for streaming tests).
+    #[arg(long, default_value_t = 32)]
+    log_lines: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(&LogConfig::default());
+    let Some(version) = LivyVersion::parse(&cli.livy_version) else {
+        eprintln!("error: --livy-version {:?}: use 0.5, 0.7 or 0.8", cli.livy_version);
+        return ExitCode::FAILURE;
+    };
+    if !(cli.speed.is_finite() && cli.speed > 0.0) {
+        eprintln!("error: --speed must be a positive number");
+        return ExitCode::FAILURE;
+    }
+    let config = SimConfig {
+        version,
+        speed: cli.speed,
+        impersonation: !cli.no_impersonation,
+        csrf: cli.csrf,
+        log_lines: cli.log_lines,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(cli.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", cli.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(listen = %cli.listen, version = version.release(), "livy-sim listening");
+        sim::run(listener, Arc::new(Simulator::new(config)), async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,192 @@
+//! Every error the gateway can report, in two families kept apart on purpose.
+//!
+//! [`StartupError`]s stop the process before it serves anything (bad config,
+//! unreadable certificate, bad htpasswd line, port in use) and are printed for an
+//! operator. [`RequestError`]s end one request: [`RequestError::status`] and
+//! [`RequestError::into_response`] are the one place where every status the gateway
+//! itself emits is chosen, always with a JSON body `{"error": code, "msg": text}`.
+//! Their messages never name upstream hosts or echo credentials.
+
+use std::path::PathBuf;
+
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+
+use crate::body::{self, Body};
+
+/// Errors that keep the gateway from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot read {what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config {}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+    #[error("invalid {what} {}: {message}", path.display())]
+    Pem {
+        what: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("invalid TLS setup: {0}")]
+    Tls(String),
+    #[error("invalid htpasswd file {}: line {line}: {message}", path.display())]
+    Htpasswd {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Why a request carried no usable identity. Logged, never sent to the client, which
+/// only learns that it is not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No Authorization header and no valid session cookie.
+    Missing,
+    /// An Authorization header that is not well-formed Basic credentials.
+    Malformed,
+    /// Well-formed credentials that do not match.
+    BadCredentials,
+}
+
+impl AuthFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::BadCredentials => "bad_credentials",
+        }
+    }
+}
+
+/// Everything that can end a request with a response the gateway makes itself.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("authentication required")]
+    Unauthenticated(AuthFailure),
+    #[error("{0}")]
+    BadPath(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the Livy service is unreachable")]
+    UpstreamUnavailable,
+    #[error("the Livy service did not answer in time")]
+    UpstreamTimeout,
+    #[error("the Livy service failed to answer")]
+    UpstreamFailed,
+    #[error("internal error")]
+    Internal,
+}
+
+/// Methods the gateway forwards; anything else is answered 405.
+pub const ALLOWED_METHODS: &str = "GET, POST, DELETE";
+
+impl RequestError {
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RequestError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            RequestError::BadPath(_) => StatusCode::BAD_REQUEST,
+            RequestError::NotFound => StatusCode::NOT_FOUND,
+            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::UpstreamUnavailable | RequestError::UpstreamFailed => {
+                StatusCode::BAD_GATEWAY
+            }
+            RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            RequestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short machine-readable code for the JSON body and the logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestError::Unauthenticated(_) => "unauthorized",
+            RequestError::BadPath(_) => "bad_path",
+            RequestError::NotFound => "not_found",
+            RequestError::MethodNotAllowed => "method_not_allowed",
+            RequestError::UpstreamUnavailable => "upstream_unavailable",
+            RequestError::UpstreamTimeout => "upstream_timeout",
+            RequestError::UpstreamFailed => "upstream_failed",
+            RequestError::Internal => "internal",
+        }
+    }
+
+    /// The response for this error. `challenge` is the `WWW-Authenticate` value sent
+    /// with a 401.
+    pub fn into_response(self, challenge: &HeaderValue) -> Response<Body> {
+        let status = self.status();
+        let body = serde_json::json!({ "error": self.code(), "msg": self.to_string() });
+        let mut response = json_response(status, &body);
+        match self {
+            RequestError::Unauthenticated(_) => {
+                response
+                    .headers_mut()
+                    .insert(WWW_AUTHENTICATE, challenge.clone());
+            }
+            RequestError::MethodNotAllowed => {
+                response
+                    .headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// `application/json` content type as Livy sends it.
+pub const JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json;charset=utf-8");
+
+/// A response with a JSON body.
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(body::full(value.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, JSON_CONTENT_TYPE);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_a_client_or_gateway_status() {
+        let challenge = HeaderValue::from_static("BASIC realm=\"application\"");
+        let cases = [
+            (RequestError::Unauthenticated(AuthFailure::Missing), 401),
+            (RequestError::BadPath("dot segment"), 400),
+            (RequestError::NotFound, 404),
+            (RequestError::MethodNotAllowed, 405),
+            (RequestError::UpstreamUnavailable, 502),
+            (RequestError::UpstreamFailed, 502),
+            (RequestError::UpstreamTimeout, 504),
+            (RequestError::Internal, 500),
+        ];
+        for (error, status) in cases {
+            let response = error.into_response(&challenge);
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(response.headers()[CONTENT_TYPE], JSON_CONTENT_TYPE);
+            assert_eq!(
+                response.headers().contains_key(WWW_AUTHENTICATE),
+                status == 401
+            );
+        }
+    }
+}

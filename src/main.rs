@@ -1,0 +1,210 @@
+//! The `livy-gateway` command: parses the command line and calls the library.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use livy_gateway::config::{Config, LogConfig};
+use livy_gateway::demo::{self, DemoOptions};
+use livy_gateway::error::StartupError;
+use livy_gateway::server::{self, Prepared};
+use livy_gateway::sim::model::LivyVersion;
+use livy_gateway::sim::SimConfig;
+use livy_gateway::{certgen, logging};
+
+/// An authenticating TLS gateway for Apache Livy.
+///
+/// Checks HTTP Basic credentials against an htpasswd file, issues a session cookie,
+/// and forwards /gateway/<topology>/livy/v1/... to Livy.
+#[derive(Parser)]
+#[command(name = "livy-gateway", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file (TOML); see config/gateway.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file and everything it names (certificate, key, htpasswd).
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Read a password from standard input and print its bcrypt hash.
+    HashPassword {
+        /// Print an htpasswd line `NAME:HASH` instead of the bare hash.
+        #[arg(long)]
+        user: Option<String>,
+        /// bcrypt cost (4-31).
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
+        cost: u32,
+    },
+    /// Write a development CA and a server certificate signed by it.
+    GenCert {
+        /// Output directory: ca.crt, ca.key, gateway.crt, gateway.key.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Subject alternative name (DNS name or IP); repeatable. Default: localhost, 127.0.0.1, ::1.
+        #[arg(long = "san")]
+        sans: Vec<String>,
+    },
+    /// Run the gateway in front of a built-in Livy simulator, with a demo user.
+    Demo {
+        /// Address of the gateway's TLS listener.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Where the demo keeps its certificates, user and config.
+        #[arg(long, default_value = ".livy-gateway-demo")]
+        state_dir: PathBuf,
+        /// Livy release whose views the simulator imitates: 0.5, 0.7 or 0.8.
+        #[arg(long, default_value = "0.8")]
+        livy_version: String,
+        /// Make simulated jobs progress this many times faster.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, StartupError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartupError::Other(format!("cannot start the runtime: {e}")))
+}
+
+fn run(command: Command) -> Result<(), StartupError> {
+    match command {
+        Command::Serve { config } => {
+            let config = Config::load(&config)?;
+            logging::init(&config.log);
+            runtime()?.block_on(server::serve(&config, shutdown_signal()))
+        }
+        Command::CheckConfig { config: path } => {
+            let config = Config::load(&path)?;
+            let _runtime = runtime()?.enter();
+            Prepared::from_config(&config)?;
+            println!("{}: OK", path.display());
+            println!("  listen:        {}", config.server.listen);
+            println!("  topology:      /gateway/{}/livy/v1/", config.gateway.topology);
+            println!("  upstreams:     {}", config.livy.upstreams.join(", "));
+            println!("  htpasswd:      {}", config.auth.htpasswd.display());
+            println!("  admins:        {}", config.auth.admins.join(", "));
+            println!(
+                "  sessions:      cookie {}, idle {}s, absolute {}s, at most {}",
+                config.session.cookie_name,
+                config.session.idle_timeout_secs,
+                config.session.absolute_timeout_secs,
+                config.session.max_sessions
+            );
+            println!(
+                "  timeouts:      handshake {}s, header read {}s, upstream connect {}s, upstream response {}s",
+                config.server.handshake_timeout_secs,
+                config.server.header_read_timeout_secs,
+                config.livy.connect_timeout_secs,
+                config.livy.response_timeout_secs
+            );
+            Ok(())
+        }
+        Command::HashPassword { user, cost } => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| StartupError::Other(format!("cannot read the password: {e}")))?;
+            let password = line.strip_suffix('\n').unwrap_or(&line);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            if password.is_empty() {
+                return Err(StartupError::Other("empty password on standard input".into()));
+            }
+            let hash = bcrypt::hash_with_result(password, cost)
+                .map_err(|e| StartupError::Other(format!("cannot hash: {e}")))?
+                .format_for_version(bcrypt::Version::TwoY);
+            match user {
+                Some(user) if user.is_empty() || user.contains(':') => {
+                    Err(StartupError::Other("--user must be non-empty and contain no ':'".into()))
+                }
+                Some(user) => {
+                    println!("{user}:{hash}");
+                    Ok(())
+                }
+                None => {
+                    println!("{hash}");
+                    Ok(())
+                }
+            }
+        }
+        Command::GenCert { dir, sans } => {
+            let sans = if sans.is_empty() {
+                certgen::DEFAULT_SANS.iter().map(|s| s.to_string()).collect()
+            } else {
+                sans
+            };
+            let files = certgen::write_to_dir(&dir, &sans)?;
+            println!("wrote {}", files.ca_cert.display());
+            println!("wrote {}", files.ca_key.display());
+            println!("wrote {} (SANs: {})", files.cert.display(), sans.join(", "));
+            println!("wrote {}", files.key.display());
+            Ok(())
+        }
+        Command::Demo {
+            listen,
+            state_dir,
+            livy_version,
+            speed,
+        } => {
+            logging::init(&LogConfig::default());
+            let version = LivyVersion::parse(&livy_version).ok_or_else(|| {
+                StartupError::Other(format!("--livy-version {livy_version:?}: use 0.5, 0.7 or 0.8"))
+            })?;
+            if !(speed.is_finite() && speed > 0.0) {
+                return Err(StartupError::Other("--speed must be a positive number".into()));
+            }
+            let options = DemoOptions {
+                listen,
+                state_dir,
+                sim: SimConfig {
+                    version,
+                    speed,
+                    ..SimConfig::default()
+                },
+            };
+            runtime()?.block_on(demo::run(options, shutdown_signal()))
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,211 @@
+//! Header rules for both directions of the proxy.
+//!
+//! Going up: hop-by-hop headers, `Host`, credentials and the gateway's own session
+//! cookie are removed; `X-Forwarded-*` are set by the gateway (client-sent values for
+//! them are replaced, except `X-Forwarded-For`, which is appended to). Coming back:
+//! hop-by-hop headers, `Set-Cookie` and `WWW-Authenticate` are removed, `Location` is
+//! turned into a gateway URL, and the gateway's security headers are added.
+
+use std::net::IpAddr;
+
+use http::header::{
+    HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, COOKIE, FORWARDED, HOST, LOCATION,
+    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE, WWW_AUTHENTICATE,
+};
+use http::HeaderMap;
+
+use crate::session;
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub const X_FORWARDED_CONTEXT: HeaderName = HeaderName::from_static("x-forwarded-context");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const HTTPS: HeaderValue = HeaderValue::from_static("https");
+
+/// Removes hop-by-hop headers: the fixed set and any named in `Connection`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+        PROXY_AUTHORIZATION,
+        PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// What the gateway tells Livy about the original request.
+pub struct Forwarded<'a> {
+    pub client_ip: IpAddr,
+    /// `Host` (HTTP/1) or `:authority` (HTTP/2) the client used.
+    pub host: Option<&'a str>,
+    /// Port of the gateway's listener the request came in on.
+    pub port: &'a HeaderValue,
+    /// `/gateway/<topology>/livy`.
+    pub context: &'a HeaderValue,
+    /// Name of the gateway's session cookie, which must not reach Livy.
+    pub cookie_name: &'a str,
+}
+
+/// Rewrites request headers for the trip to Livy.
+pub fn to_upstream(headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
+    remove_hop_by_hop(headers);
+    headers.remove(HOST);
+    headers.remove(AUTHORIZATION);
+    headers.remove(FORWARDED);
+    match session::strip_cookie(headers, fwd.cookie_name) {
+        Some(rest) => {
+            headers.insert(COOKIE, rest);
+        }
+        None => {
+            headers.remove(COOKIE);
+        }
+    }
+
+    let prior: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client = fwd.client_ip.to_string();
+    let chain = if prior.is_empty() {
+        client
+    } else {
+        format!("{}, {client}", prior.join(", "))
+    };
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    headers.insert(X_FORWARDED_PROTO, HTTPS);
+    headers.remove(X_FORWARDED_HOST);
+    if let Some(value) = fwd.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        headers.insert(X_FORWARDED_HOST, value);
+    }
+    headers.insert(X_FORWARDED_PORT, fwd.port.clone());
+    headers.insert(X_FORWARDED_CONTEXT, fwd.context.clone());
+}
+
+/// Rewrites Livy's response headers for the client. `public_prefix` is where Livy's
+/// root appears on the gateway (`/gateway/<topology>/livy/v1`); `upstream_origins`
+/// are Livy's own `http://host:port` origins, stripped from absolute `Location`s.
+pub fn from_upstream(headers: &mut HeaderMap, public_prefix: &str, upstream_origins: &[String]) {
+    remove_hop_by_hop(headers);
+    headers.remove(SET_COOKIE);
+    headers.remove(WWW_AUTHENTICATE);
+    if let Some(location) = headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
+        if let Some(rewritten) = rewrite_location(location, public_prefix, upstream_origins) {
+            headers.insert(LOCATION, rewritten);
+        }
+    }
+}
+
+/// `/batches/34` → `<public_prefix>/batches/34`; `http://livy:8998/batches/34` (one of
+/// Livy's own origins) likewise. Other locations are left alone.
+fn rewrite_location(
+    location: &str,
+    public_prefix: &str,
+    upstream_origins: &[String],
+) -> Option<HeaderValue> {
+    let path = if location.starts_with('/') && !location.starts_with("//") {
+        location
+    } else {
+        let rest = upstream_origins
+            .iter()
+            .find_map(|origin| location.strip_prefix(origin.as_str()))?;
+        match rest {
+            "" => "/",
+            r if r.starts_with('/') => r,
+            _ => return None,
+        }
+    };
+    HeaderValue::from_str(&format!("{public_prefix}{path}")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_headers_lose_credentials_and_hop_by_hop() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("gw.example:8443"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic YTpi"));
+        h.insert(CONNECTION, HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert(COOKIE, HeaderValue::from_static("JSESSIONID=abc; other=1"));
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        h.insert(FORWARDED, HeaderValue::from_static("for=1.2.3.4"));
+        let port = HeaderValue::from_static("8443");
+        let context = HeaderValue::from_static("/gateway/default/livy");
+        to_upstream(
+            &mut h,
+            &Forwarded {
+                client_ip: "127.0.0.1".parse().unwrap(),
+                host: Some("gw.example:8443"),
+                port: &port,
+                context: &context,
+                cookie_name: "JSESSIONID",
+            },
+        );
+        for gone in [HOST, AUTHORIZATION, CONNECTION, TE, FORWARDED] {
+            assert!(!h.contains_key(&gone), "{gone}");
+        }
+        assert!(!h.contains_key("x-secret"));
+        assert_eq!(h[COOKIE], "other=1");
+        assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h[X_FORWARDED_PROTO], "https");
+        assert_eq!(h[X_FORWARDED_HOST], "gw.example:8443");
+        assert_eq!(h[X_FORWARDED_PORT], "8443");
+        assert_eq!(h[X_FORWARDED_CONTEXT], "/gateway/default/livy");
+    }
+
+    #[test]
+    fn locations_become_gateway_urls() {
+        let origins = vec!["http://127.0.0.1:8998".to_string()];
+        let p = "/gateway/default/livy/v1";
+        let r = |l| rewrite_location(l, p, &origins).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(r("/batches/34").as_deref(), Some("/gateway/default/livy/v1/batches/34"));
+        assert_eq!(
+            r("http://127.0.0.1:8998/sessions/2/statements/0").as_deref(),
+            Some("/gateway/default/livy/v1/sessions/2/statements/0")
+        );
+        assert_eq!(r("http://127.0.0.1:89980/x"), None);
+        assert_eq!(r("https://elsewhere/x"), None);
+        assert_eq!(r("//elsewhere/x"), None);
+    }
+
+    #[test]
+    fn response_headers_lose_cookies_and_challenges() {
+        let mut h = HeaderMap::new();
+        h.insert(SET_COOKIE, HeaderValue::from_static("livy=1"));
+        h.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
+        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(LOCATION, HeaderValue::from_static("/batches/1"));
+        from_upstream(&mut h, "/gateway/default/livy/v1", &[]);
+        assert!(!h.contains_key(SET_COOKIE));
+        assert!(!h.contains_key(WWW_AUTHENTICATE));
+        assert!(!h.contains_key(TRANSFER_ENCODING));
+        assert_eq!(h[LOCATION], "/gateway/default/livy/v1/batches/1");
+    }
+}

@@ -1,0 +1,189 @@
+//! Which Livy URL a gateway URL stands for, and which URLs are refused outright.
+//!
+//! `/gateway/<topology>/livy/v1/<path>?<query>` and `/gateway/<topology>/livy/<path>?<query>`
+//! both map to `<livy>/<path>?<query>` (Livy itself has no `/v1`). The path is checked
+//! as received, before any decoding: dot segments, percent-encoded `/`, `\` or `.`,
+//! backslashes, empty segments and control characters (raw or encoded) are refused
+//! with 400, so Livy and the gateway can never disagree about which resource a path
+//! names. Everything else outside the prefix is 404.
+
+use http::Method;
+
+use crate::error::RequestError;
+
+/// A request's destination inside Livy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Path on the Livy server, starting with `/`, still percent-encoded as received.
+    pub path: String,
+    /// Query string as received, without `?`.
+    pub query: Option<String>,
+}
+
+impl Route {
+    /// `path?query` as it goes to Livy.
+    pub fn path_and_query(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{}", self.path, q),
+            None => self.path.clone(),
+        }
+    }
+}
+
+/// Maps a request to its Livy route. `prefix` is `/gateway/<topology>`.
+pub fn resolve(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    prefix: &str,
+) -> Result<Route, RequestError> {
+    check_path(path)?;
+    let rest = path
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix("/livy/"))
+        .ok_or(RequestError::NotFound)?;
+    let rest = match rest.strip_prefix("v1") {
+        Some("") => "",
+        Some(r) if r.starts_with('/') => &r[1..],
+        _ => rest,
+    };
+    if rest.is_empty() {
+        return Err(RequestError::NotFound);
+    }
+    if !matches!(*method, Method::GET | Method::POST | Method::DELETE) {
+        return Err(RequestError::MethodNotAllowed);
+    }
+    Ok(Route {
+        path: format!("/{rest}"),
+        query: query.map(str::to_owned),
+    })
+}
+
+/// Refuses paths whose meaning could differ between the gateway and Livy.
+fn check_path(path: &str) -> Result<(), RequestError> {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => return Err(RequestError::BadPath("backslash in path")),
+            b if b < 0x20 || b == 0x7f => {
+                return Err(RequestError::BadPath("control character in path"))
+            }
+            b'%' => {
+                let decoded = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or(RequestError::BadPath("malformed percent-encoding in path"))?;
+                match decoded {
+                    b'/' | b'\\' | b'.' => {
+                        return Err(RequestError::BadPath(
+                            "percent-encoded '/', '\\' or '.' in path",
+                        ))
+                    }
+                    b if b < 0x20 || b == 0x7f => {
+                        return Err(RequestError::BadPath("control character in path"))
+                    }
+                    _ => {}
+                }
+                i += 3;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (index, segment) in segments.iter().enumerate() {
+        if *segment == "." || *segment == ".." {
+            return Err(RequestError::BadPath("dot segment in path"));
+        }
+        if segment.is_empty() && index + 1 != segments.len() {
+            return Err(RequestError::BadPath("empty segment in path"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "/gateway/default";
+
+    fn ok(path: &str) -> String {
+        resolve(&Method::GET, path, None, P).unwrap().path
+    }
+
+    #[test]
+    fn both_prefixes_map_to_livy_paths() {
+        assert_eq!(ok("/gateway/default/livy/v1/batches"), "/batches");
+        assert_eq!(ok("/gateway/default/livy/v1/batches/"), "/batches/");
+        assert_eq!(ok("/gateway/default/livy/batches/34/log"), "/batches/34/log");
+        assert_eq!(ok("/gateway/default/livy/v1/sessions/1/statements"), "/sessions/1/statements");
+        assert_eq!(ok("/gateway/default/livy/v1/batches/my%20job"), "/batches/my%20job");
+        assert_eq!(ok("/gateway/default/livy/v1x"), "/v1x");
+        let r = resolve(&Method::GET, "/gateway/default/livy/v1/batches/34/log", Some("from=0&size=10"), P)
+            .unwrap();
+        assert_eq!(r.path_and_query(), "/batches/34/log?from=0&size=10");
+    }
+
+    #[test]
+    fn other_paths_are_not_found() {
+        for path in [
+            "/",
+            "/livy/v1/batches",
+            "/gateway/other/livy/v1/batches",
+            "/gateway/default/livy",
+            "/gateway/default/livy/",
+            "/gateway/default/livy/v1",
+            "/gateway/default/livy/v1/",
+            "/gateway/defaultx/livy/v1/batches",
+            "/gateway/default/hdfs/v1/x",
+        ] {
+            assert!(
+                matches!(resolve(&Method::GET, path, None, P), Err(RequestError::NotFound)),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_paths_are_bad_requests() {
+        for path in [
+            "/gateway/default/livy/v1/../../admin",
+            "/gateway/default/livy/v1/./batches",
+            "/gateway/default/livy/v1/batches/..",
+            "/gateway/default/livy/v1/batches%2F34",
+            "/gateway/default/livy/v1/batches%2f34",
+            "/gateway/default/livy/v1/%2e%2e/x",
+            "/gateway/default/livy/v1/batches%5C34",
+            "/gateway/default/livy/v1/batches\\34",
+            "/gateway/default/livy/v1/batches%00",
+            "/gateway/default/livy/v1/batches%0a",
+            "/gateway/default/livy/v1/batches\u{1}",
+            "/gateway/default/livy/v1/batches%zz",
+            "/gateway/default/livy/v1/batches%4",
+            "/gateway/default/livy/v1//batches",
+            "/gateway/default/../default/livy/v1/batches",
+        ] {
+            assert!(
+                matches!(resolve(&Method::GET, path, None, P), Err(RequestError::BadPath(_))),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_livys_methods_are_allowed() {
+        for m in [Method::GET, Method::POST, Method::DELETE] {
+            assert!(resolve(&m, "/gateway/default/livy/v1/batches", None, P).is_ok());
+        }
+        for m in [Method::PUT, Method::PATCH, Method::OPTIONS, Method::TRACE, Method::HEAD] {
+            assert!(matches!(
+                resolve(&m, "/gateway/default/livy/v1/batches", None, P),
+                Err(RequestError::MethodNotAllowed)
+            ));
+        }
+    }
+}

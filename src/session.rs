@@ -1,0 +1,265 @@
+//! Login sessions: the `JSESSIONID` cookie that stands in for credentials after a
+//! successful Basic login.
+//!
+//! Session ids are 256 random bits, URL-safe base64, minted only by the gateway: an id
+//! a client makes up is never adopted, it simply finds nothing. A session ends when
+//! unused for the idle timeout or, however busy, at the absolute timeout. The
+//! [`SessionStore`] trait keeps the storage replaceable (a store shared by several
+//! gateway instances comes later); [`MemorySessionStore`] is the in-process one,
+//! bounded in size.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use http::header::{HeaderValue, COOKIE};
+use http::HeaderMap;
+use rand::RngCore;
+use tokio::time::Instant;
+
+/// Length of a session id: 32 bytes in unpadded URL-safe base64.
+pub const SESSION_ID_LEN: usize = 43;
+
+/// Where login sessions live.
+pub trait SessionStore: Send + Sync {
+    /// Starts a session for `user` and returns its new id.
+    fn create(&self, user: &str) -> String;
+    /// The user of a live session, marking it used; `None` if unknown or expired.
+    fn touch(&self, id: &str) -> Option<Arc<str>>;
+    /// Ends one session.
+    fn remove(&self, id: &str);
+    /// Ends every session of `user`.
+    fn remove_user(&self, user: &str);
+    /// Drops expired sessions.
+    fn sweep(&self);
+    /// Number of stored sessions (live or not yet swept).
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct Record {
+    user: Arc<str>,
+    created: Instant,
+    last_used: Instant,
+}
+
+/// An in-memory [`SessionStore`].
+pub struct MemorySessionStore {
+    idle: Duration,
+    absolute: Duration,
+    /// Past this many sessions the least recently used one is evicted.
+    max_sessions: usize,
+    sessions: Mutex<HashMap<String, Record>>,
+}
+
+impl MemorySessionStore {
+    pub fn new(idle: Duration, absolute: Duration, max_sessions: usize) -> Self {
+        Self {
+            idle,
+            absolute,
+            max_sessions: max_sessions.max(1),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn expired(&self, record: &Record, now: Instant) -> bool {
+        now.duration_since(record.last_used) >= self.idle
+            || now.duration_since(record.created) >= self.absolute
+    }
+}
+
+impl SessionStore for MemorySessionStore {
+    fn create(&self, user: &str) -> String {
+        let id = new_session_id();
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock().expect("session lock");
+        if sessions.len() >= self.max_sessions {
+            sessions.retain(|_, r| !self.expired(r, now));
+        }
+        if sessions.len() >= self.max_sessions {
+            let oldest = sessions
+                .iter()
+                .min_by_key(|(_, r)| r.last_used)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(
+            id.clone(),
+            Record {
+                user: Arc::from(user),
+                created: now,
+                last_used: now,
+            },
+        );
+        id
+    }
+
+    fn touch(&self, id: &str) -> Option<Arc<str>> {
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock().expect("session lock");
+        let record = sessions.get_mut(id)?;
+        if self.expired(record, now) {
+            sessions.remove(id);
+            return None;
+        }
+        record.last_used = now;
+        Some(record.user.clone())
+    }
+
+    fn remove(&self, id: &str) {
+        self.sessions.lock().expect("session lock").remove(id);
+    }
+
+    fn remove_user(&self, user: &str) {
+        self.sessions
+            .lock()
+            .expect("session lock")
+            .retain(|_, r| &*r.user != user);
+    }
+
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.sessions
+            .lock()
+            .expect("session lock")
+            .retain(|_, r| !self.expired(r, now));
+    }
+
+    fn len(&self) -> usize {
+        self.sessions.lock().expect("session lock").len()
+    }
+}
+
+/// A fresh session id: 256 bits from the OS-seeded CSPRNG.
+pub fn new_session_id() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `value` has the shape of an id this gateway mints.
+fn is_well_formed_id(value: &str) -> bool {
+    value.len() == SESSION_ID_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The values of every cookie named `name` in the request, in order, keeping only
+/// those shaped like our ids.
+pub fn session_ids<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(move |pair| {
+            let (n, v) = pair.trim().split_once('=')?;
+            (n == name).then_some(v.trim_matches('"'))
+        })
+        .filter(|v| is_well_formed_id(v))
+}
+
+/// The `Cookie` header value without the cookie named `name`; `None` when nothing
+/// else is left. Used so the gateway's session cookie never reaches Livy.
+pub fn strip_cookie(headers: &HeaderMap, name: &str) -> Option<HeaderValue> {
+    let kept: Vec<&str> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| pair.split_once('=').map_or(*pair, |(n, _)| n) != name)
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&kept.join("; ")).ok()
+}
+
+/// The `Set-Cookie` value for a new session.
+pub fn set_cookie_value(name: &str, id: &str, path: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}={id}; Path={path}; Secure; HttpOnly; SameSite=Strict"
+    ))
+    .expect("cookie name, id and path are validated tokens")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> MemorySessionStore {
+        MemorySessionStore::new(Duration::from_secs(60), Duration::from_secs(300), 3)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_timeout_ends_an_unused_session() {
+        let s = store();
+        let id = s.create("alice");
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(s.touch(&id).as_deref(), Some("alice"));
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(s.touch(&id).as_deref(), Some("alice"), "use refreshes idle time");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(s.touch(&id), None);
+        assert_eq!(s.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absolute_timeout_ends_a_busy_session() {
+        let s = store();
+        let id = s.create("alice");
+        for _ in 0..9 {
+            tokio::time::advance(Duration::from_secs(30)).await;
+            assert!(s.touch(&id).is_some());
+        }
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(s.touch(&id), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounded_by_evicting_least_recently_used() {
+        let s = store();
+        let a = s.create("a");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let b = s.create("b");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let c = s.create("c");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        s.touch(&a);
+        let d = s.create("d");
+        assert_eq!(s.len(), 3);
+        assert!(s.touch(&b).is_none());
+        for id in [a, c, d] {
+            assert!(s.touch(&id).is_some());
+        }
+    }
+
+    #[test]
+    fn ids_are_random_and_well_formed() {
+        let a = new_session_id();
+        assert_eq!(a.len(), SESSION_ID_LEN);
+        assert!(is_well_formed_id(&a));
+        assert_ne!(a, new_session_id());
+    }
+
+    #[test]
+    fn cookie_parsing_and_stripping() {
+        let id = new_session_id();
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_str(&format!("a=1; JSESSIONID={id}; b=2")).unwrap());
+        h.append(COOKIE, HeaderValue::from_static("JSESSIONID=forged"));
+        assert_eq!(session_ids(&h, "JSESSIONID").collect::<Vec<_>>(), vec![id.as_str()]);
+        assert_eq!(strip_cookie(&h, "JSESSIONID").unwrap(), "a=1; b=2");
+        let mut only = HeaderMap::new();
+        only.insert(COOKIE, HeaderValue::from_str(&format!("JSESSIONID={id}")).unwrap());
+        assert_eq!(strip_cookie(&only, "JSESSIONID"), None);
+    }
+}

@@ -1,0 +1,680 @@
+//! `livy-sim`: an in-memory imitation of Apache Livy's REST API, for trying and
+//! testing the gateway without a Spark cluster.
+//!
+//! It follows `docs/livy-api.md`: batches, sessions, statements, completion and
+//! `/version`, Livy's status codes and error bodies, its log paging defaults, its view
+//! shapes per release (`--livy-version`), `doAs`/`proxyUser` under impersonation,
+//! Scalatra's method override, and the CSRF check (`--csrf`). State transitions are
+//! derived from elapsed time ([`model`]); `--speed` makes them faster.
+
+pub mod logs;
+pub mod model;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, LOCATION};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::body::{self, Body};
+use crate::error::json_response;
+use model::{Batch, LivyVersion, Session, Timings};
+
+/// Largest request body the simulator reads.
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// How the simulator behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub version: LivyVersion,
+    /// Time runs this many times faster than Livy's (phases last `1/speed`).
+    pub speed: f64,
+    /// Like `livy.impersonation.enabled`: honour `doAs` (which wins) and `proxyUser`.
+    pub impersonation: bool,
+    /// Like `livy.server.csrf-protection.enabled`.
+    pub csrf: bool,
+    /// Log length of each batch.
+    pub log_lines: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            version: LivyVersion::V08,
+            speed: 1.0,
+            impersonation: true,
+            csrf: false,
+            log_lines: 32,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    batches: BTreeMap<u64, Batch>,
+    sessions: BTreeMap<u64, Session>,
+    next_batch: u64,
+    next_session: u64,
+}
+
+/// The simulated Livy server.
+pub struct Simulator {
+    config: SimConfig,
+    timings: Timings,
+    /// A monotonic instant and the wall-clock milliseconds it stands for.
+    epoch: (Instant, u64),
+    state: Mutex<State>,
+}
+
+/// Statement create body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatementRequest {
+    code: Option<String>,
+    #[allow(dead_code)]
+    kind: Option<String>,
+}
+
+/// Batch create body: every field Livy's `CreateBatchRequest` has.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct BatchRequest {
+    file: Option<String>,
+    proxy_user: Option<String>,
+    class_name: Option<String>,
+    args: Option<Vec<String>>,
+    jars: Option<Vec<String>>,
+    py_files: Option<Vec<String>>,
+    files: Option<Vec<String>>,
+    driver_memory: Option<String>,
+    driver_cores: Option<i32>,
+    executor_memory: Option<String>,
+    executor_cores: Option<i32>,
+    num_executors: Option<i32>,
+    archives: Option<Vec<String>>,
+    queue: Option<String>,
+    name: Option<String>,
+    conf: Option<BTreeMap<String, String>>,
+}
+
+/// Session create body: every field Livy's `CreateInteractiveRequest` has.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct SessionRequest {
+    kind: Option<String>,
+    proxy_user: Option<String>,
+    jars: Option<Vec<String>>,
+    py_files: Option<Vec<String>>,
+    files: Option<Vec<String>>,
+    driver_memory: Option<String>,
+    driver_cores: Option<i32>,
+    executor_memory: Option<String>,
+    executor_cores: Option<i32>,
+    num_executors: Option<i32>,
+    archives: Option<Vec<String>>,
+    queue: Option<String>,
+    name: Option<String>,
+    conf: Option<BTreeMap<String, String>>,
+    heartbeat_timeout_in_second: Option<i64>,
+    ttl: Option<String>,
+    idle_timeout: Option<String>,
+}
+
+/// A parsed request, as the handlers need it.
+struct Call {
+    method: Method,
+    segments: Vec<String>,
+    query: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Call {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn int_param(&self, name: &str) -> Result<Option<i64>, Response<Body>> {
+        self.param(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| msg(StatusCode::BAD_REQUEST, &format!("Invalid {name}: {v}")))
+            })
+            .transpose()
+    }
+}
+
+fn msg(status: StatusCode, text: &str) -> Response<Body> {
+    json_response(status, &json!({ "msg": text }))
+}
+
+fn not_found(id: &str) -> Response<Body> {
+    msg(StatusCode::NOT_FOUND, &format!("Session '{id}' not found."))
+}
+
+fn created(location: String, view: Value) -> Response<Body> {
+    let mut response = json_response(StatusCode::CREATED, &view);
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response<Body>> {
+    serde_json::from_slice(body).map_err(|e| {
+        msg(
+            StatusCode::BAD_REQUEST,
+            &format!("Rejected, Reason: cannot parse the request: {e}"),
+        )
+    })
+}
+
+/// Livy's query decoding: `+` is a space, `%XX` escapes.
+fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(pair), String::new()),
+        })
+        .collect()
+}
+
+/// Scalatra's method override: a POST may claim to be another method.
+fn effective_method(request: &Request<Incoming>, query: &[(String, String)]) -> Method {
+    if request.method() != Method::POST {
+        return request.method().clone();
+    }
+    let from_header = ["x-http-method-override", "x-http-method", "x-method-override"]
+        .iter()
+        .find_map(|h| request.headers().get(*h))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let from_query = query
+        .iter()
+        .find(|(k, _)| k == "_method")
+        .map(|(_, v)| v.clone());
+    from_header
+        .or(from_query)
+        .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
+        .unwrap_or(Method::POST)
+}
+
+const CSRF_PAGE: &str = "<html><head><title>Error 400 Missing Required Header for CSRF protection.</title></head>\
+<body><h2>HTTP ERROR 400</h2><p>Problem accessing the request. Reason:<pre>    Missing Required Header for CSRF protection.</pre></p></body></html>";
+
+impl Simulator {
+    pub fn new(config: SimConfig) -> Self {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64;
+        Self {
+            timings: Timings::at_speed(config.speed),
+            config,
+            epoch: (Instant::now(), wall),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        let query = parse_query(request.uri().query());
+        let method = effective_method(&request, &query);
+        let segments: Vec<String> = request
+            .uri()
+            .path()
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        if self.config.csrf
+            && matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+            && !request.headers().contains_key("x-requested-by")
+        {
+            let mut response = Response::new(body::full(CSRF_PAGE));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/html;charset=iso-8859-1"));
+            return response;
+        }
+        let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return msg(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
+        };
+        let call = Call {
+            method,
+            segments,
+            query,
+            body,
+        };
+        self.route(&call).unwrap_or_else(|error_response| error_response)
+    }
+
+    fn route(&self, call: &Call) -> Result<Response<Body>, Response<Body>> {
+        let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+        let m = &call.method;
+        match (m, segs.as_slice()) {
+            (&Method::GET, ["version"]) => Ok(self.version()),
+            (&Method::GET, ["batches"]) => self.list(call, false),
+            (&Method::POST, ["batches"]) => self.create_batch(call),
+            (&Method::GET, ["batches", id]) => self.with_batch(id, |b, now, s| {
+                Ok(json_response(StatusCode::OK, &b.view(now, &s.timings, s.config.version)))
+            }),
+            (&Method::GET, ["batches", id, "state"]) => self.with_batch(id, |b, now, s| {
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({ "id": b.id, "state": b.state(now, &s.timings) }),
+                ))
+            }),
+            (&Method::GET, ["batches", id, "log"]) => {
+                let from = call.int_param("from")?;
+                let size = call.int_param("size")?;
+                self.with_batch(id, |b, now, s| {
+                    let total = b.log_total(now, &s.timings);
+                    let (start, end) = logs::window(total, from, size);
+                    let mut response = Response::new(body::boxed(logs::LogBody::new(
+                        b.id,
+                        b.app_id(),
+                        start,
+                        end,
+                        total,
+                    )));
+                    response
+                        .headers_mut()
+                        .insert(CONTENT_TYPE, crate::error::JSON_CONTENT_TYPE);
+                    Ok(response)
+                })
+            }
+            (&Method::DELETE, ["batches", id]) => {
+                let mut state = self.state.lock().expect("sim lock");
+                let key = self.find_batch(&state, id)?;
+                state.batches.remove(&key);
+                Ok(msg(StatusCode::OK, "deleted"))
+            }
+            (&Method::GET, ["sessions"]) => self.list(call, true),
+            (&Method::POST, ["sessions"]) => self.create_session(call),
+            (&Method::GET, ["sessions", id]) => self.with_session(id, |s, now, sim| {
+                Ok(json_response(StatusCode::OK, &s.view(now, &sim.timings, sim.config.version)))
+            }),
+            (&Method::GET, ["sessions", id, "state"]) => self.with_session(id, |s, now, sim| {
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({ "id": s.id, "state": s.state(now, &sim.timings) }),
+                ))
+            }),
+            (&Method::GET, ["sessions", id, "log"]) => {
+                let from = call.int_param("from")?;
+                let size = call.int_param("size")?;
+                self.with_session(id, |s, now, sim| {
+                    let lines = s.log_lines(now, &sim.timings);
+                    let (start, end) = logs::window(lines.len(), from, size);
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &json!({ "id": s.id, "from": start, "total": lines.len(), "log": lines[start..end] }),
+                    ))
+                })
+            }
+            (&Method::DELETE, ["sessions", id]) => {
+                let mut state = self.state.lock().expect("sim lock");
+                let key = self.find_session(&state, id)?;
+                state.sessions.remove(&key);
+                Ok(msg(StatusCode::OK, "deleted"))
+            }
+            (&Method::GET, ["sessions", id, "statements"]) => {
+                let from = call.int_param("from")?.unwrap_or(0).max(0) as usize;
+                let size = call.int_param("size")?;
+                let desc = call.param("order") == Some("desc");
+                self.with_session(id, |s, now, sim| {
+                    let mut views: Vec<Value> =
+                        s.statements.iter().map(|st| st.view(now, sim.epoch)).collect();
+                    if desc {
+                        views.reverse();
+                    }
+                    let size = size.map_or(views.len(), |n| if n < 0 { views.len() } else { n as usize });
+                    let page: Vec<Value> = views.into_iter().skip(from).take(size).collect();
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &json!({ "total_statements": s.statements.len(), "statements": page }),
+                    ))
+                })
+            }
+            (&Method::POST, ["sessions", id, "statements"]) => {
+                let request: StatementRequest = parse_json(&call.body)?;
+                let code = request
+                    .code
+                    .ok_or_else(|| msg(StatusCode::BAD_REQUEST, "Rejected, Reason: code is required"))?;
+                let mut state = self.state.lock().expect("sim lock");
+                let key = self.find_session(&state, id)?;
+                let now = Instant::now();
+                let session = state.sessions.get_mut(&key).expect("found");
+                let statement = session.add_statement(code, now, &self.timings);
+                Ok(created(
+                    format!("/sessions/{key}/statements/{}", statement.id),
+                    statement.view(now, self.epoch),
+                ))
+            }
+            (&Method::GET, ["sessions", id, "statements", sid]) => {
+                let sid: Option<usize> = sid.parse().ok();
+                self.with_session(id, |s, now, sim| {
+                    sid.and_then(|i| s.statements.get(i))
+                        .map(|st| json_response(StatusCode::OK, &st.view(now, sim.epoch)))
+                        .ok_or_else(|| msg(StatusCode::NOT_FOUND, "Statement not found"))
+                })
+            }
+            (&Method::POST, ["sessions", id, "statements", sid, "cancel"]) => {
+                let sid: Option<usize> = sid.parse().ok();
+                let mut state = self.state.lock().expect("sim lock");
+                let key = self.find_session(&state, id)?;
+                let session = state.sessions.get_mut(&key).expect("found");
+                let statement = sid
+                    .and_then(|i| session.statements.get_mut(i))
+                    .ok_or_else(|| msg(StatusCode::NOT_FOUND, "Statement not found"))?;
+                if statement.state(Instant::now()) != "available" {
+                    statement.cancelled = true;
+                }
+                Ok(msg(StatusCode::OK, "canceled"))
+            }
+            (&Method::POST, ["sessions", id, "completion"]) => {
+                let request: Map<String, Value> = parse_json(&call.body)?;
+                let code = request.get("code").and_then(Value::as_str).unwrap_or("");
+                let cursor = request
+                    .get("cursor")
+                    .and_then(|c| c.as_u64().or_else(|| c.as_str()?.parse().ok()))
+                    .map_or(code.len(), |c| c as usize)
+                    .min(code.len());
+                let word = code
+                    .get(..cursor)
+                    .unwrap_or("")
+                    .rsplit(|c: char| !c.is_alphanumeric() && c != '_')
+                    .next()
+                    .unwrap_or("");
+                let candidates: Vec<&str> = ["spark", "sc", "sqlContext", "sqlContext.sql"]
+                    .into_iter()
+                    .filter(|c| !word.is_empty() && c.starts_with(word))
+                    .collect();
+                self.with_session(id, |_, _, _| {
+                    Ok(json_response(StatusCode::OK, &json!({ "candidates": candidates })))
+                })
+            }
+            (&Method::POST, ["sessions", id, "interrupt"]) => {
+                let mut state = self.state.lock().expect("sim lock");
+                let key = self.find_session(&state, id)?;
+                let now = Instant::now();
+                for st in &mut state.sessions.get_mut(&key).expect("found").statements {
+                    if matches!(st.state(now), "waiting" | "running") {
+                        st.cancelled = true;
+                    }
+                }
+                Ok(msg(StatusCode::OK, "interrupted"))
+            }
+            (_, ["batches", ..]) | (_, ["sessions", ..]) | (_, ["version"]) => Err(msg(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("Method {m} is not allowed here"),
+            )),
+            _ => Err(msg(StatusCode::NOT_FOUND, "Not Found")),
+        }
+    }
+
+    fn version(&self) -> Response<Body> {
+        json_response(
+            StatusCode::OK,
+            &json!({
+                "version": self.config.version.release(),
+                "user": "livy",
+                "revision": "livy-sim",
+                "branch": "livy-sim",
+                "date": "2026-01-01T00:00:00Z",
+                "url": "https://github.com/apache/incubator-livy",
+            }),
+        )
+    }
+
+    /// `GET /batches` or `GET /sessions`: `{"from","total","sessions":[…]}`.
+    fn list(&self, call: &Call, sessions: bool) -> Result<Response<Body>, Response<Body>> {
+        let from = call.int_param("from")?.unwrap_or(0).max(0) as usize;
+        let size = call.int_param("size")?.unwrap_or(100).max(0) as usize;
+        let state = self.state.lock().expect("sim lock");
+        let now = Instant::now();
+        let (total, views): (usize, Vec<Value>) = if sessions {
+            let views = state
+                .sessions
+                .values()
+                .skip(from)
+                .take(size)
+                .map(|s| s.view(now, &self.timings, self.config.version))
+                .collect();
+            (state.sessions.len(), views)
+        } else {
+            let views = state
+                .batches
+                .values()
+                .skip(from)
+                .take(size)
+                .map(|b| b.view(now, &self.timings, self.config.version))
+                .collect();
+            (state.batches.len(), views)
+        };
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({ "from": from, "total": total, "sessions": views }),
+        ))
+    }
+
+    /// The effective user of a create request: `doAs` wins under impersonation.
+    fn proxy_user(&self, call: &Call, body_proxy_user: Option<String>) -> Option<String> {
+        if self.config.impersonation {
+            call.param("doAs").map(str::to_owned).or(body_proxy_user)
+        } else {
+            body_proxy_user
+        }
+    }
+
+    fn check_name(&self, name: &Option<String>, taken: bool) -> Result<(), Response<Body>> {
+        if let Some(name) = name {
+            if self.config.version < LivyVersion::V07 {
+                return Ok(());
+            }
+            if name.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(msg(StatusCode::BAD_REQUEST, "Rejected, Reason: name must not be a number"));
+            }
+            if taken {
+                return Err(msg(StatusCode::BAD_REQUEST, &format!("Duplicate session name: {name}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn create_batch(&self, call: &Call) -> Result<Response<Body>, Response<Body>> {
+        let request: BatchRequest = parse_json(&call.body)?;
+        if request.file.as_deref().is_none_or(str::is_empty) {
+            return Err(msg(
+                StatusCode::BAD_REQUEST,
+                "Rejected, Reason: requirement failed: File is required.",
+            ));
+        }
+        let proxy_user = self.proxy_user(call, request.proxy_user);
+        let fail = request
+            .args
+            .as_ref()
+            .is_some_and(|args| args.iter().any(|a| a == "fail"));
+        let mut state = self.state.lock().expect("sim lock");
+        let taken = state.batches.values().any(|b| b.name == request.name);
+        self.check_name(&request.name, taken)?;
+        let id = state.next_batch;
+        state.next_batch += 1;
+        let now = Instant::now();
+        let batch = Batch {
+            id,
+            name: request.name,
+            owner: None,
+            proxy_user,
+            created: now,
+            fail,
+            log_lines: self.config.log_lines,
+        };
+        let view = batch.view(now, &self.timings, self.config.version);
+        state.batches.insert(id, batch);
+        Ok(created(format!("/batches/{id}"), view))
+    }
+
+    fn create_session(&self, call: &Call) -> Result<Response<Body>, Response<Body>> {
+        let raw: Map<String, Value> = parse_json(&call.body)?;
+        let request: SessionRequest = parse_json(&call.body)?;
+        let kind = match request.kind.as_deref().unwrap_or("shared") {
+            "spark" | "scala" => "spark",
+            "pyspark" | "python" => "pyspark",
+            "sparkr" | "r" => "sparkr",
+            "sql" => "sql",
+            "shared" => "shared",
+            other => {
+                return Err(msg(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Rejected, Reason: Invalid kind: {other}"),
+                ))
+            }
+        };
+        let resources: Map<String, Value> = raw
+            .into_iter()
+            .filter(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "driverMemory" | "driverCores" | "executorMemory" | "executorCores"
+                        | "numExecutors" | "queue" | "conf" | "jars" | "pyFiles" | "files"
+                        | "archives" | "heartbeatTimeoutInSecond" | "ttl"
+                )
+            })
+            .collect();
+        let proxy_user = self.proxy_user(call, request.proxy_user);
+        let mut state = self.state.lock().expect("sim lock");
+        let taken = state.sessions.values().any(|s| s.name == request.name);
+        self.check_name(&request.name, taken)?;
+        let id = state.next_session;
+        state.next_session += 1;
+        let now = Instant::now();
+        let session = Session {
+            id,
+            name: request.name,
+            owner: None,
+            proxy_user,
+            kind: kind.into(),
+            created: now,
+            resources,
+            statements: Vec::new(),
+        };
+        let view = session.view(now, &self.timings, self.config.version);
+        state.sessions.insert(id, session);
+        Ok(created(format!("/sessions/{id}"), view))
+    }
+
+    /// Looks an id up: all digits means by id, otherwise by name (0.7+).
+    fn find<T>(
+        &self,
+        items: &BTreeMap<u64, T>,
+        id: &str,
+        name_of: impl Fn(&T) -> Option<&str>,
+    ) -> Result<u64, Response<Body>> {
+        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+            let key = id.parse().map_err(|_| not_found(id))?;
+            return items.contains_key(&key).then_some(key).ok_or_else(|| not_found(id));
+        }
+        if self.config.version < LivyVersion::V07 {
+            return Err(not_found(id));
+        }
+        items
+            .iter()
+            .find(|(_, item)| name_of(item) == Some(id))
+            .map(|(key, _)| *key)
+            .ok_or_else(|| not_found(id))
+    }
+
+    fn find_batch(&self, state: &State, id: &str) -> Result<u64, Response<Body>> {
+        self.find(&state.batches, id, |b| b.name.as_deref())
+    }
+
+    fn find_session(&self, state: &State, id: &str) -> Result<u64, Response<Body>> {
+        self.find(&state.sessions, id, |s| s.name.as_deref())
+    }
+
+    fn with_batch(
+        &self,
+        id: &str,
+        f: impl FnOnce(&Batch, Instant, &Self) -> Result<Response<Body>, Response<Body>>,
+    ) -> Result<Response<Body>, Response<Body>> {
+        let state = self.state.lock().expect("sim lock");
+        let key = self.find_batch(&state, id)?;
+        f(&state.batches[&key], Instant::now(), self)
+    }
+
+    fn with_session(
+        &self,
+        id: &str,
+        f: impl FnOnce(&Session, Instant, &Self) -> Result<Response<Body>, Response<Body>>,
+    ) -> Result<Response<Body>, Response<Body>> {
+        let state = self.state.lock().expect("sim lock");
+        let key = self.find_session(&state, id)?;
+        f(&state.sessions[&key], Instant::now(), self)
+    }
+}
+
+/// Serves the simulator on `listener` (plain HTTP/1.1 and h2c) until `shutdown`.
+pub async fn run(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Future<Output = ()>) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "livy-sim: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let sim = sim.clone();
+        let service = service_fn(move |request| {
+            let sim = sim.clone();
+            async move { Ok::<_, Infallible>(sim.handle(request).await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = watched.await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
