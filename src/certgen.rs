@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 
 use crate::error::StartupError;
@@ -77,7 +77,8 @@ pub fn generate(sans: &[String]) -> Result<DevCerts, rcgen::Error> {
 /// Generates certificates and writes them into `dir` (created if missing). Keys are
 /// written readable by their owner only.
 pub fn write_to_dir(dir: &Path, sans: &[String]) -> Result<CertFiles, StartupError> {
-    let certs = generate(sans).map_err(|e| StartupError::Other(format!("cannot generate certificates: {e}")))?;
+    let certs = generate(sans)
+        .map_err(|e| StartupError::Other(format!("cannot generate certificates: {e}")))?;
     std::fs::create_dir_all(dir).map_err(|source| StartupError::Io {
         what: "certificate directory",
         path: dir.to_path_buf(),

@@ -308,13 +308,28 @@ impl Config {
             parse_upstream(url).map_err(|e| format!("key livy.upstreams: {url:?}: {e}"))?;
         }
         for (key, value) in [
-            ("server.handshake_timeout_secs", self.server.handshake_timeout_secs),
-            ("server.header_read_timeout_secs", self.server.header_read_timeout_secs),
+            (
+                "server.handshake_timeout_secs",
+                self.server.handshake_timeout_secs,
+            ),
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
             ("session.idle_timeout_secs", self.session.idle_timeout_secs),
-            ("session.absolute_timeout_secs", self.session.absolute_timeout_secs),
+            (
+                "session.absolute_timeout_secs",
+                self.session.absolute_timeout_secs,
+            ),
             ("livy.connect_timeout_secs", self.livy.connect_timeout_secs),
-            ("livy.response_timeout_secs", self.livy.response_timeout_secs),
-            ("server.h2_max_concurrent_streams", self.server.h2_max_concurrent_streams.into()),
+            (
+                "livy.response_timeout_secs",
+                self.livy.response_timeout_secs,
+            ),
+            (
+                "server.h2_max_concurrent_streams",
+                self.server.h2_max_concurrent_streams.into(),
+            ),
             ("session.max_sessions", self.session.max_sessions as u64),
         ] {
             if value == 0 {
@@ -391,14 +406,21 @@ upstreams = ["http://127.0.0.1:8998"]
 "#;
 
     fn parse(text: &str) -> Result<Config, StartupError> {
-        Config::from_toml(text, Path::new("/etc/lg/gateway.toml"), Path::new("/etc/lg"))
+        Config::from_toml(
+            text,
+            Path::new("/etc/lg/gateway.toml"),
+            Path::new("/etc/lg"),
+        )
     }
 
     #[test]
     fn minimal_config_gets_defaults_and_resolved_paths() {
         let c = parse(MINIMAL).unwrap();
         assert_eq!(c.server.listen, "0.0.0.0:8443".parse().unwrap());
-        assert_eq!(c.server.tls_cert, PathBuf::from("/etc/lg/certs/gateway.crt"));
+        assert_eq!(
+            c.server.tls_cert,
+            PathBuf::from("/etc/lg/certs/gateway.crt")
+        );
         assert_eq!(c.server.tls_key, PathBuf::from("/abs/gateway.key"));
         assert_eq!(c.auth.htpasswd, PathBuf::from("/etc/lg/users.htpasswd"));
         assert_eq!(c.gateway.topology, "default");
@@ -406,6 +428,14 @@ upstreams = ["http://127.0.0.1:8998"]
         assert_eq!(c.session.idle_timeout_secs, 1800);
         assert_eq!(c.auth.realm, "application");
         assert_eq!(c.gateway_path(), "/gateway/default");
+    }
+
+    #[test]
+    fn the_documented_example_config_is_valid() {
+        let text = include_str!("../config/gateway.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(c.auth.admins, vec!["admin".to_string()]);
+        assert_eq!(c.livy.upstreams, vec!["http://127.0.0.1:8998".to_string()]);
     }
 
     #[test]
@@ -444,12 +474,18 @@ upstreams = ["http://127.0.0.1:8998"]
     #[test]
     fn bad_topology_cookie_and_level_are_rejected() {
         let t = format!("{MINIMAL}\n[gateway]\ntopology = \"a/b\"\n");
-        assert!(parse(&t).unwrap_err().to_string().contains("gateway.topology"));
+        assert!(parse(&t)
+            .unwrap_err()
+            .to_string()
+            .contains("gateway.topology"));
         let t = format!("{MINIMAL}\n[session]\ncookie_name = \"a b\"\n");
         assert!(parse(&t).unwrap_err().to_string().contains("cookie_name"));
         let t = format!("{MINIMAL}\n[log]\nlevel = \"[[[\"\n");
         assert!(parse(&t).unwrap_err().to_string().contains("log.level"));
         let t = format!("{MINIMAL}\n[session]\nidle_timeout_secs = 0\n");
-        assert!(parse(&t).unwrap_err().to_string().contains("idle_timeout_secs"));
+        assert!(parse(&t)
+            .unwrap_err()
+            .to_string()
+            .contains("idle_timeout_secs"));
     }
 }

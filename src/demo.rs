@@ -38,7 +38,10 @@ pub struct Demo {
     pub sim_addr: SocketAddr,
 }
 
-fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StartupError + 'a {
+fn io_error<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StartupError + 'a {
     move |source| StartupError::Io {
         what,
         path: path.to_path_buf(),
@@ -66,7 +69,10 @@ pub fn prepare(options: &DemoOptions, sim_addr: SocketAddr) -> Result<Demo, Star
     std::fs::create_dir_all(dir).map_err(io_error("demo state directory", dir))?;
     let certs = CertFiles::in_dir(&dir.join("certs"));
     if !certs.cert.exists() || !certs.key.exists() || !certs.ca_cert.exists() {
-        let mut sans: Vec<String> = certgen::DEFAULT_SANS.iter().map(|s| s.to_string()).collect();
+        let mut sans: Vec<String> = certgen::DEFAULT_SANS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let ip = options.listen.ip();
         if !ip.is_unspecified() && !sans.contains(&ip.to_string()) {
             sans.push(ip.to_string());
@@ -135,25 +141,32 @@ pub fn curl_commands(host: &str, ca: &Path, password: &str, topology: &str) -> V
 }
 
 /// Runs the simulator and the gateway until `shutdown` completes.
-pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
-    let sim_listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|source| StartupError::Bind {
-            addr: "127.0.0.1:0".parse().expect("constant"),
-            source,
-        })?;
+pub async fn run(
+    options: DemoOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartupError> {
+    let sim_listener =
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: "127.0.0.1:0".parse().expect("constant"),
+                source,
+            })?;
     let sim_addr = sim_listener
         .local_addr()
         .map_err(|e| StartupError::Other(e.to_string()))?;
     let demo = prepare(&options, sim_addr)?;
     let prepared = Prepared::from_config(&demo.config)?;
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| StartupError::Bind {
-            addr: options.listen,
-            source,
-        })?;
-    let bound = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?;
+    let listener =
+        TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: options.listen,
+                source,
+            })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| StartupError::Other(e.to_string()))?;
 
     let (stop_sim, sim_stopped) = tokio::sync::oneshot::channel::<()>();
     let simulator = Arc::new(Simulator::new(options.sim.clone()));
@@ -163,15 +176,30 @@ pub async fn run(options: DemoOptions, shutdown: impl Future<Output = ()>) -> Re
 
     let host = display_host(bound);
     println!("livy-gateway demo is running.");
-    println!("  gateway:   https://{host}/gateway/{}/livy/v1/", demo.config.gateway.topology);
-    println!("  livy-sim:  http://{} (Livy {})", demo.sim_addr, options.sim.version.release());
+    println!(
+        "  gateway:   https://{host}/gateway/{}/livy/v1/",
+        demo.config.gateway.topology
+    );
+    println!(
+        "  livy-sim:  http://{} (Livy {})",
+        demo.sim_addr,
+        options.sim.version.release()
+    );
     println!("  user:      {DEMO_USER}");
     println!("  password:  {}", demo.password);
     println!("  CA:        {}", demo.ca_cert.display());
-    println!("  config:    {}", options.state_dir.join("gateway.toml").display());
+    println!(
+        "  config:    {}",
+        options.state_dir.join("gateway.toml").display()
+    );
     println!();
     println!("Try the seed document's requests (one per line):");
-    for command in curl_commands(&host, &demo.ca_cert, &demo.password, &demo.config.gateway.topology) {
+    for command in curl_commands(
+        &host,
+        &demo.ca_cert,
+        &demo.password,
+        &demo.config.gateway.topology,
+    ) {
         println!("{command}");
     }
     println!();

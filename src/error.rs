@@ -150,7 +150,8 @@ impl RequestError {
 }
 
 /// `application/json` content type as Livy sends it.
-pub const JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json;charset=utf-8");
+pub const JSON_CONTENT_TYPE: HeaderValue =
+    HeaderValue::from_static("application/json;charset=utf-8");
 
 /// A response with a JSON body.
 pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {

@@ -160,7 +160,12 @@ impl Gateway {
         ctx.user = Some(principal.user.clone());
 
         // route
-        let route = route::resolve(&parts.method, parts.uri.path(), parts.uri.query(), &self.prefix)?;
+        let route = route::resolve(
+            &parts.method,
+            parts.uri.path(),
+            parts.uri.query(),
+            &self.prefix,
+        )?;
 
         // rewrite
         let upstream_request = self.rewrite(parts, body::boxed(incoming), &route, conn)?;
@@ -187,8 +192,8 @@ impl Gateway {
         headers: &HeaderMap,
         ctx: &mut RequestContext,
     ) -> Result<Principal, RequestError> {
-        let session_user = session::session_ids(headers, &self.cookie_name)
-            .find_map(|id| self.sessions.touch(id));
+        let session_user =
+            session::session_ids(headers, &self.cookie_name).find_map(|id| self.sessions.touch(id));
         let credentials = basic::parse(headers).map_err(RequestError::Unauthenticated)?;
         let user: Arc<str> = match credentials {
             Some(credentials) => {

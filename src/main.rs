@@ -104,7 +104,10 @@ fn run(command: Command) -> Result<(), StartupError> {
             Prepared::from_config(&config)?;
             println!("{}: OK", path.display());
             println!("  listen:        {}", config.server.listen);
-            println!("  topology:      /gateway/{}/livy/v1/", config.gateway.topology);
+            println!(
+                "  topology:      /gateway/{}/livy/v1/",
+                config.gateway.topology
+            );
             println!("  upstreams:     {}", config.livy.upstreams.join(", "));
             println!("  htpasswd:      {}", config.auth.htpasswd.display());
             println!("  admins:        {}", config.auth.admins.join(", "));
@@ -133,15 +136,17 @@ fn run(command: Command) -> Result<(), StartupError> {
             let password = line.strip_suffix('\n').unwrap_or(&line);
             let password = password.strip_suffix('\r').unwrap_or(password);
             if password.is_empty() {
-                return Err(StartupError::Other("empty password on standard input".into()));
+                return Err(StartupError::Other(
+                    "empty password on standard input".into(),
+                ));
             }
             let hash = bcrypt::hash_with_result(password, cost)
                 .map_err(|e| StartupError::Other(format!("cannot hash: {e}")))?
                 .format_for_version(bcrypt::Version::TwoY);
             match user {
-                Some(user) if user.is_empty() || user.contains(':') => {
-                    Err(StartupError::Other("--user must be non-empty and contain no ':'".into()))
-                }
+                Some(user) if user.is_empty() || user.contains(':') => Err(StartupError::Other(
+                    "--user must be non-empty and contain no ':'".into(),
+                )),
                 Some(user) => {
                     println!("{user}:{hash}");
                     Ok(())
@@ -154,7 +159,10 @@ fn run(command: Command) -> Result<(), StartupError> {
         }
         Command::GenCert { dir, sans } => {
             let sans = if sans.is_empty() {
-                certgen::DEFAULT_SANS.iter().map(|s| s.to_string()).collect()
+                certgen::DEFAULT_SANS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
             } else {
                 sans
             };
@@ -173,10 +181,14 @@ fn run(command: Command) -> Result<(), StartupError> {
         } => {
             logging::init(&LogConfig::default());
             let version = LivyVersion::parse(&livy_version).ok_or_else(|| {
-                StartupError::Other(format!("--livy-version {livy_version:?}: use 0.5, 0.7 or 0.8"))
+                StartupError::Other(format!(
+                    "--livy-version {livy_version:?}: use 0.5, 0.7 or 0.8"
+                ))
             })?;
             if !(speed.is_finite() && speed > 0.0) {
-                return Err(StartupError::Other("--speed must be a positive number".into()));
+                return Err(StartupError::Other(
+                    "--speed must be a positive number".into(),
+                ));
             }
             let options = DemoOptions {
                 listen,

@@ -119,12 +119,26 @@ mod tests {
     fn both_prefixes_map_to_livy_paths() {
         assert_eq!(ok("/gateway/default/livy/v1/batches"), "/batches");
         assert_eq!(ok("/gateway/default/livy/v1/batches/"), "/batches/");
-        assert_eq!(ok("/gateway/default/livy/batches/34/log"), "/batches/34/log");
-        assert_eq!(ok("/gateway/default/livy/v1/sessions/1/statements"), "/sessions/1/statements");
-        assert_eq!(ok("/gateway/default/livy/v1/batches/my%20job"), "/batches/my%20job");
+        assert_eq!(
+            ok("/gateway/default/livy/batches/34/log"),
+            "/batches/34/log"
+        );
+        assert_eq!(
+            ok("/gateway/default/livy/v1/sessions/1/statements"),
+            "/sessions/1/statements"
+        );
+        assert_eq!(
+            ok("/gateway/default/livy/v1/batches/my%20job"),
+            "/batches/my%20job"
+        );
         assert_eq!(ok("/gateway/default/livy/v1x"), "/v1x");
-        let r = resolve(&Method::GET, "/gateway/default/livy/v1/batches/34/log", Some("from=0&size=10"), P)
-            .unwrap();
+        let r = resolve(
+            &Method::GET,
+            "/gateway/default/livy/v1/batches/34/log",
+            Some("from=0&size=10"),
+            P,
+        )
+        .unwrap();
         assert_eq!(r.path_and_query(), "/batches/34/log?from=0&size=10");
     }
 
@@ -142,7 +156,10 @@ mod tests {
             "/gateway/default/hdfs/v1/x",
         ] {
             assert!(
-                matches!(resolve(&Method::GET, path, None, P), Err(RequestError::NotFound)),
+                matches!(
+                    resolve(&Method::GET, path, None, P),
+                    Err(RequestError::NotFound)
+                ),
                 "{path}"
             );
         }
@@ -168,7 +185,10 @@ mod tests {
             "/gateway/default/../default/livy/v1/batches",
         ] {
             assert!(
-                matches!(resolve(&Method::GET, path, None, P), Err(RequestError::BadPath(_))),
+                matches!(
+                    resolve(&Method::GET, path, None, P),
+                    Err(RequestError::BadPath(_))
+                ),
                 "{path}"
             );
         }
@@ -179,7 +199,13 @@ mod tests {
         for m in [Method::GET, Method::POST, Method::DELETE] {
             assert!(resolve(&m, "/gateway/default/livy/v1/batches", None, P).is_ok());
         }
-        for m in [Method::PUT, Method::PATCH, Method::OPTIONS, Method::TRACE, Method::HEAD] {
+        for m in [
+            Method::PUT,
+            Method::PATCH,
+            Method::OPTIONS,
+            Method::TRACE,
+            Method::HEAD,
+        ] {
             assert!(matches!(
                 resolve(&m, "/gateway/default/livy/v1/batches", None, P),
                 Err(RequestError::MethodNotAllowed)

@@ -66,7 +66,10 @@ impl Prepared {
 }
 
 /// Binds the configured address and serves until `shutdown` completes.
-pub async fn serve(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
+pub async fn serve(
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartupError> {
     let prepared = Prepared::from_config(config)?;
     std::fs::create_dir_all(&config.server.data_dir).map_err(|source| StartupError::Io {
         what: "data directory",
@@ -153,7 +156,10 @@ pub async fn run(listener: TcpListener, prepared: Prepared, shutdown: impl Futur
     }
     drop(listener);
     sweeper.abort();
-    tracing::info!(connections = graceful.count(), "shutting down: draining connections");
+    tracing::info!(
+        connections = graceful.count(),
+        "shutting down: draining connections"
+    );
     if tokio::time::timeout(settings.shutdown_grace, graceful.shutdown())
         .await
         .is_err()

@@ -206,7 +206,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(59)).await;
         assert_eq!(s.touch(&id).as_deref(), Some("alice"));
         tokio::time::advance(Duration::from_secs(59)).await;
-        assert_eq!(s.touch(&id).as_deref(), Some("alice"), "use refreshes idle time");
+        assert_eq!(
+            s.touch(&id).as_deref(),
+            Some("alice"),
+            "use refreshes idle time"
+        );
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(s.touch(&id), None);
         assert_eq!(s.len(), 0);
@@ -254,12 +258,21 @@ mod tests {
     fn cookie_parsing_and_stripping() {
         let id = new_session_id();
         let mut h = HeaderMap::new();
-        h.append(COOKIE, HeaderValue::from_str(&format!("a=1; JSESSIONID={id}; b=2")).unwrap());
+        h.append(
+            COOKIE,
+            HeaderValue::from_str(&format!("a=1; JSESSIONID={id}; b=2")).unwrap(),
+        );
         h.append(COOKIE, HeaderValue::from_static("JSESSIONID=forged"));
-        assert_eq!(session_ids(&h, "JSESSIONID").collect::<Vec<_>>(), vec![id.as_str()]);
+        assert_eq!(
+            session_ids(&h, "JSESSIONID").collect::<Vec<_>>(),
+            vec![id.as_str()]
+        );
         assert_eq!(strip_cookie(&h, "JSESSIONID").unwrap(), "a=1; b=2");
         let mut only = HeaderMap::new();
-        only.insert(COOKIE, HeaderValue::from_str(&format!("JSESSIONID={id}")).unwrap());
+        only.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("JSESSIONID={id}")).unwrap(),
+        );
         assert_eq!(strip_cookie(&only, "JSESSIONID"), None);
     }
 }

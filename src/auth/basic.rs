@@ -41,10 +41,7 @@ pub fn parse(headers: &HeaderMap) -> Result<Option<Credentials>, AuthFailure> {
         return Err(AuthFailure::Malformed);
     }
     let value = value.to_str().map_err(|_| AuthFailure::Malformed)?;
-    let (scheme, encoded) = value
-        .trim()
-        .split_once(' ')
-        .ok_or(AuthFailure::Malformed)?;
+    let (scheme, encoded) = value.trim().split_once(' ').ok_or(AuthFailure::Malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(AuthFailure::Malformed);
     }

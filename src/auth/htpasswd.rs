@@ -54,7 +54,9 @@ pub struct Entry {
 
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry").field("scheme", &self.scheme).finish_non_exhaustive()
+        f.debug_struct("Entry")
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,11 +92,12 @@ impl Htpasswd {
             line: line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to()),
             message: "not valid UTF-8".into(),
         })?;
-        let (file, warnings) = Self::parse(&text).map_err(|(line, message)| StartupError::Htpasswd {
-            path: path.to_path_buf(),
-            line,
-            message,
-        })?;
+        let (file, warnings) =
+            Self::parse(&text).map_err(|(line, message)| StartupError::Htpasswd {
+                path: path.to_path_buf(),
+                line,
+                message,
+            })?;
         for warning in warnings {
             tracing::warn!(file = %path.display(), "{warning}");
         }
@@ -194,14 +197,22 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated)] // making weak hashes on purpose, to check they still verify
     fn weaker_schemes_load_with_a_warning_and_verify() {
-        let sha512 = crypt3_rs::crypt::sha512::hash("secret").unwrap().to_string();
-        let sha256 = crypt3_rs::crypt::sha256::hash("secret").unwrap().to_string();
+        let sha512 = crypt3_rs::crypt::sha512::hash("secret")
+            .unwrap()
+            .to_string();
+        let sha256 = crypt3_rs::crypt::sha256::hash("secret")
+            .unwrap()
+            .to_string();
         let apr1 = crypt3_rs::crypt::apr1::hash("secret").unwrap().to_string();
         let text = format!("a:{sha512}\nb:{sha256}\nc:{apr1}\n");
         let (file, warnings) = Htpasswd::parse(&text).unwrap();
         assert_eq!(warnings.len(), 3);
-        assert!(!warnings.iter().any(|w| w.contains('$')), "hashes must not be logged");
+        assert!(
+            !warnings.iter().any(|w| w.contains('$')),
+            "hashes must not be logged"
+        );
         for user in ["a", "b", "c"] {
             assert!(file.get(user).unwrap().verify("secret"), "{user}");
             assert!(!file.get(user).unwrap().verify("wrong"), "{user}");
@@ -218,7 +229,11 @@ mod tests {
     #[test]
     fn plaintext_and_unsalted_hashes_are_refused_with_the_line_number() {
         let bcrypt = bcrypt::hash("x", 4).unwrap();
-        for bad in ["bob:secret", "bob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", "bob:abJnggxhB/yWI"] {
+        for bad in [
+            "bob:secret",
+            "bob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=",
+            "bob:abJnggxhB/yWI",
+        ] {
             let text = format!("# users\nalice:{bcrypt}\n\n{bad}\n");
             let (line, message) = Htpasswd::parse(&text).unwrap_err();
             assert_eq!(line, 4, "{bad}");

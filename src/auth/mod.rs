@@ -90,7 +90,11 @@ impl Authenticator {
         {
             return Ok(Verified::Cached);
         }
-        let _slot = self.slots.acquire().await.map_err(|_| AuthFailure::BadCredentials)?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| AuthFailure::BadCredentials)?;
         let password = credentials.password.clone();
         let hash = entry.hash.clone();
         let matches = tokio::task::spawn_blocking(move || entry.verify(&password))
@@ -153,8 +157,14 @@ mod tests {
     #[tokio::test]
     async fn verifies_then_serves_from_cache() {
         let auth = authenticator();
-        assert_eq!(auth.verify(&creds("alice", "pw")).await, Ok(Verified::Computed));
-        assert_eq!(auth.verify(&creds("alice", "pw")).await, Ok(Verified::Cached));
+        assert_eq!(
+            auth.verify(&creds("alice", "pw")).await,
+            Ok(Verified::Computed)
+        );
+        assert_eq!(
+            auth.verify(&creds("alice", "pw")).await,
+            Ok(Verified::Cached)
+        );
         assert_eq!(
             auth.verify(&creds("alice", "nope")).await,
             Err(AuthFailure::BadCredentials)

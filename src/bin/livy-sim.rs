@@ -38,7 +38,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(&LogConfig::default());
     let Some(version) = LivyVersion::parse(&cli.livy_version) else {
-        eprintln!("error: --livy-version {:?}: use 0.5, 0.7 or 0.8", cli.livy_version);
+        eprintln!(
+            "error: --livy-version {:?}: use 0.5, 0.7 or 0.8",
+            cli.livy_version
+        );
         return ExitCode::FAILURE;
     };
     if !(cli.speed.is_finite() && cli.speed > 0.0) {

@@ -10,8 +10,8 @@ use std::net::IpAddr;
 
 use http::header::{
     HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, COOKIE, FORWARDED, HOST, LOCATION,
-    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING,
-    UPGRADE, WWW_AUTHENTICATE,
+    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    WWW_AUTHENTICATE,
 };
 use http::HeaderMap;
 
@@ -185,7 +185,10 @@ mod tests {
         let origins = vec!["http://127.0.0.1:8998".to_string()];
         let p = "/gateway/default/livy/v1";
         let r = |l| rewrite_location(l, p, &origins).map(|v| v.to_str().unwrap().to_string());
-        assert_eq!(r("/batches/34").as_deref(), Some("/gateway/default/livy/v1/batches/34"));
+        assert_eq!(
+            r("/batches/34").as_deref(),
+            Some("/gateway/default/livy/v1/batches/34")
+        );
         assert_eq!(
             r("http://127.0.0.1:8998/sessions/2/statements/0").as_deref(),
             Some("/gateway/default/livy/v1/sessions/2/statements/0")

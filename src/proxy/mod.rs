@@ -52,7 +52,9 @@ impl Upstream {
             .map(|u| {
                 (
                     u.scheme().cloned().unwrap_or(Scheme::HTTP),
-                    u.authority().cloned().expect("validated upstream has a host"),
+                    u.authority()
+                        .cloned()
+                        .expect("validated upstream has a host"),
                 )
             })
             .collect();
@@ -94,7 +96,8 @@ impl Upstream {
                 .path_and_query(path_and_query.clone())
                 .build()
                 .map_err(|_| RequestError::Internal)?;
-            let mut request = Request::from_parts(parts.clone_head(), body.take().unwrap_or_else(body::empty));
+            let mut request =
+                Request::from_parts(parts.clone_head(), body.take().unwrap_or_else(body::empty));
             *request.uri_mut() = uri;
             match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
                 Err(_) => {

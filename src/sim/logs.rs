@@ -29,7 +29,8 @@ pub fn line(app_id: &str, index: usize, total: usize) -> String {
     ];
     let tail = [
         "\t client token: N/A".to_string(),
-        "\t diagnostics: Application is Activated, waiting for resources to be assigned for AM.".to_string(),
+        "\t diagnostics: Application is Activated, waiting for resources to be assigned for AM."
+            .to_string(),
         "\t ApplicationMaster host: N/A".to_string(),
         "\t ApplicationMaster RPC port: -1".to_string(),
         "\t queue: default".to_string(),
@@ -183,8 +184,15 @@ mod tests {
         assert_eq!(v["from"], 2);
         assert_eq!(v["total"], 40);
         assert_eq!(v["log"].as_array().unwrap().len(), 38);
-        assert!(v["log"][39 - 2].as_str().unwrap().contains("Deleting directory"));
-        let empty = LogBody::new(1, "a".into(), 5, 5, 5).collect().await.unwrap().to_bytes();
+        assert!(v["log"][39 - 2]
+            .as_str()
+            .unwrap()
+            .contains("Deleting directory"));
+        let empty = LogBody::new(1, "a".into(), 5, 5, 5)
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&empty).unwrap();
         assert_eq!(v["log"], serde_json::json!([]));
     }

@@ -152,11 +152,11 @@ impl Call {
             .map(|(_, v)| v.as_str())
     }
 
-    fn int_param(&self, name: &str) -> Result<Option<i64>, Response<Body>> {
+    fn int_param(&self, name: &str) -> Result<Option<i64>, LivyError> {
         self.param(name)
             .map(|v| {
                 v.parse()
-                    .map_err(|_| msg(StatusCode::BAD_REQUEST, &format!("Invalid {name}: {v}")))
+                    .map_err(|_| fail(StatusCode::BAD_REQUEST, &format!("Invalid {name}: {v}")))
             })
             .transpose()
     }
@@ -166,8 +166,28 @@ fn msg(status: StatusCode, text: &str) -> Response<Body> {
     json_response(status, &json!({ "msg": text }))
 }
 
-fn not_found(id: &str) -> Response<Body> {
-    msg(StatusCode::NOT_FOUND, &format!("Session '{id}' not found."))
+/// An error answer in Livy's form: a status and `{"msg": …}`.
+#[derive(Debug)]
+pub struct LivyError {
+    status: StatusCode,
+    msg: String,
+}
+
+impl LivyError {
+    fn into_response(self) -> Response<Body> {
+        msg(self.status, &self.msg)
+    }
+}
+
+fn fail(status: StatusCode, text: &str) -> LivyError {
+    LivyError {
+        status,
+        msg: text.to_owned(),
+    }
+}
+
+fn not_found(id: &str) -> LivyError {
+    fail(StatusCode::NOT_FOUND, &format!("Session '{id}' not found."))
 }
 
 fn created(location: String, view: Value) -> Response<Body> {
@@ -178,9 +198,9 @@ fn created(location: String, view: Value) -> Response<Body> {
     response
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response<Body>> {
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, LivyError> {
     serde_json::from_slice(body).map_err(|e| {
-        msg(
+        fail(
             StatusCode::BAD_REQUEST,
             &format!("Rejected, Reason: cannot parse the request: {e}"),
         )
@@ -206,15 +226,19 @@ fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// Scalatra's method override: a POST may claim to be another method.
-fn effective_method(request: &Request<Incoming>, query: &[(String, String)]) -> Method {
+fn effective_method<B>(request: &Request<B>, query: &[(String, String)]) -> Method {
     if request.method() != Method::POST {
         return request.method().clone();
     }
-    let from_header = ["x-http-method-override", "x-http-method", "x-method-override"]
-        .iter()
-        .find_map(|h| request.headers().get(*h))
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let from_header = [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ]
+    .iter()
+    .find_map(|h| request.headers().get(*h))
+    .and_then(|v| v.to_str().ok())
+    .map(str::to_owned);
     let from_query = query
         .iter()
         .find(|(k, _)| k == "_method")
@@ -243,7 +267,11 @@ impl Simulator {
     }
 
     /// Answers one request.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<crate::body::BoxError>,
+    {
         let query = parse_query(request.uri().query());
         let method = effective_method(&request, &query);
         let segments: Vec<String> = request
@@ -252,22 +280,33 @@ impl Simulator {
             .trim_matches('/')
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
             .collect();
         if self.config.csrf
-            && matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+            && matches!(
+                method,
+                Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+            )
             && !request.headers().contains_key("x-requested-by")
         {
             let mut response = Response::new(body::full(CSRF_PAGE));
             *response.status_mut() = StatusCode::BAD_REQUEST;
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("text/html;charset=iso-8859-1"));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html;charset=iso-8859-1"),
+            );
             return response;
         }
         let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(_) => return msg(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
+            Err(_) => {
+                return fail(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+                    .into_response()
+            }
         };
         let call = Call {
             method,
@@ -275,10 +314,10 @@ impl Simulator {
             query,
             body,
         };
-        self.route(&call).unwrap_or_else(|error_response| error_response)
+        self.route(&call).unwrap_or_else(LivyError::into_response)
     }
 
-    fn route(&self, call: &Call) -> Result<Response<Body>, Response<Body>> {
+    fn route(&self, call: &Call) -> Result<Response<Body>, LivyError> {
         let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
         let m = &call.method;
         match (m, segs.as_slice()) {
@@ -286,7 +325,10 @@ impl Simulator {
             (&Method::GET, ["batches"]) => self.list(call, false),
             (&Method::POST, ["batches"]) => self.create_batch(call),
             (&Method::GET, ["batches", id]) => self.with_batch(id, |b, now, s| {
-                Ok(json_response(StatusCode::OK, &b.view(now, &s.timings, s.config.version)))
+                Ok(json_response(
+                    StatusCode::OK,
+                    &b.view(now, &s.timings, s.config.version),
+                ))
             }),
             (&Method::GET, ["batches", id, "state"]) => self.with_batch(id, |b, now, s| {
                 Ok(json_response(
@@ -322,7 +364,10 @@ impl Simulator {
             (&Method::GET, ["sessions"]) => self.list(call, true),
             (&Method::POST, ["sessions"]) => self.create_session(call),
             (&Method::GET, ["sessions", id]) => self.with_session(id, |s, now, sim| {
-                Ok(json_response(StatusCode::OK, &s.view(now, &sim.timings, sim.config.version)))
+                Ok(json_response(
+                    StatusCode::OK,
+                    &s.view(now, &sim.timings, sim.config.version),
+                ))
             }),
             (&Method::GET, ["sessions", id, "state"]) => self.with_session(id, |s, now, sim| {
                 Ok(json_response(
@@ -353,12 +398,19 @@ impl Simulator {
                 let size = call.int_param("size")?;
                 let desc = call.param("order") == Some("desc");
                 self.with_session(id, |s, now, sim| {
-                    let mut views: Vec<Value> =
-                        s.statements.iter().map(|st| st.view(now, sim.epoch)).collect();
+                    let mut views: Vec<Value> = s
+                        .statements
+                        .iter()
+                        .map(|st| st.view(now, sim.epoch))
+                        .collect();
                     if desc {
                         views.reverse();
                     }
-                    let size = size.map_or(views.len(), |n| if n < 0 { views.len() } else { n as usize });
+                    let size =
+                        size.map_or(
+                            views.len(),
+                            |n| if n < 0 { views.len() } else { n as usize },
+                        );
                     let page: Vec<Value> = views.into_iter().skip(from).take(size).collect();
                     Ok(json_response(
                         StatusCode::OK,
@@ -368,9 +420,12 @@ impl Simulator {
             }
             (&Method::POST, ["sessions", id, "statements"]) => {
                 let request: StatementRequest = parse_json(&call.body)?;
-                let code = request
-                    .code
-                    .ok_or_else(|| msg(StatusCode::BAD_REQUEST, "Rejected, Reason: code is required"))?;
+                let code = request.code.ok_or_else(|| {
+                    fail(
+                        StatusCode::BAD_REQUEST,
+                        "Rejected, Reason: code is required",
+                    )
+                })?;
                 let mut state = self.state.lock().expect("sim lock");
                 let key = self.find_session(&state, id)?;
                 let now = Instant::now();
@@ -386,7 +441,7 @@ impl Simulator {
                 self.with_session(id, |s, now, sim| {
                     sid.and_then(|i| s.statements.get(i))
                         .map(|st| json_response(StatusCode::OK, &st.view(now, sim.epoch)))
-                        .ok_or_else(|| msg(StatusCode::NOT_FOUND, "Statement not found"))
+                        .ok_or_else(|| fail(StatusCode::NOT_FOUND, "Statement not found"))
                 })
             }
             (&Method::POST, ["sessions", id, "statements", sid, "cancel"]) => {
@@ -396,7 +451,7 @@ impl Simulator {
                 let session = state.sessions.get_mut(&key).expect("found");
                 let statement = sid
                     .and_then(|i| session.statements.get_mut(i))
-                    .ok_or_else(|| msg(StatusCode::NOT_FOUND, "Statement not found"))?;
+                    .ok_or_else(|| fail(StatusCode::NOT_FOUND, "Statement not found"))?;
                 if statement.state(Instant::now()) != "available" {
                     statement.cancelled = true;
                 }
@@ -421,7 +476,10 @@ impl Simulator {
                     .filter(|c| !word.is_empty() && c.starts_with(word))
                     .collect();
                 self.with_session(id, |_, _, _| {
-                    Ok(json_response(StatusCode::OK, &json!({ "candidates": candidates })))
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &json!({ "candidates": candidates }),
+                    ))
                 })
             }
             (&Method::POST, ["sessions", id, "interrupt"]) => {
@@ -435,11 +493,11 @@ impl Simulator {
                 }
                 Ok(msg(StatusCode::OK, "interrupted"))
             }
-            (_, ["batches", ..]) | (_, ["sessions", ..]) | (_, ["version"]) => Err(msg(
+            (_, ["batches", ..]) | (_, ["sessions", ..]) | (_, ["version"]) => Err(fail(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &format!("Method {m} is not allowed here"),
             )),
-            _ => Err(msg(StatusCode::NOT_FOUND, "Not Found")),
+            _ => Err(fail(StatusCode::NOT_FOUND, "Not Found")),
         }
     }
 
@@ -458,7 +516,7 @@ impl Simulator {
     }
 
     /// `GET /batches` or `GET /sessions`: `{"from","total","sessions":[…]}`.
-    fn list(&self, call: &Call, sessions: bool) -> Result<Response<Body>, Response<Body>> {
+    fn list(&self, call: &Call, sessions: bool) -> Result<Response<Body>, LivyError> {
         let from = call.int_param("from")?.unwrap_or(0).max(0) as usize;
         let size = call.int_param("size")?.unwrap_or(100).max(0) as usize;
         let state = self.state.lock().expect("sim lock");
@@ -497,25 +555,31 @@ impl Simulator {
         }
     }
 
-    fn check_name(&self, name: &Option<String>, taken: bool) -> Result<(), Response<Body>> {
+    fn check_name(&self, name: &Option<String>, taken: bool) -> Result<(), LivyError> {
         if let Some(name) = name {
             if self.config.version < LivyVersion::V07 {
                 return Ok(());
             }
             if name.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(msg(StatusCode::BAD_REQUEST, "Rejected, Reason: name must not be a number"));
+                return Err(fail(
+                    StatusCode::BAD_REQUEST,
+                    "Rejected, Reason: name must not be a number",
+                ));
             }
             if taken {
-                return Err(msg(StatusCode::BAD_REQUEST, &format!("Duplicate session name: {name}")));
+                return Err(fail(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Duplicate session name: {name}"),
+                ));
             }
         }
         Ok(())
     }
 
-    fn create_batch(&self, call: &Call) -> Result<Response<Body>, Response<Body>> {
+    fn create_batch(&self, call: &Call) -> Result<Response<Body>, LivyError> {
         let request: BatchRequest = parse_json(&call.body)?;
         if request.file.as_deref().is_none_or(str::is_empty) {
-            return Err(msg(
+            return Err(fail(
                 StatusCode::BAD_REQUEST,
                 "Rejected, Reason: requirement failed: File is required.",
             ));
@@ -545,7 +609,7 @@ impl Simulator {
         Ok(created(format!("/batches/{id}"), view))
     }
 
-    fn create_session(&self, call: &Call) -> Result<Response<Body>, Response<Body>> {
+    fn create_session(&self, call: &Call) -> Result<Response<Body>, LivyError> {
         let raw: Map<String, Value> = parse_json(&call.body)?;
         let request: SessionRequest = parse_json(&call.body)?;
         let kind = match request.kind.as_deref().unwrap_or("shared") {
@@ -555,7 +619,7 @@ impl Simulator {
             "sql" => "sql",
             "shared" => "shared",
             other => {
-                return Err(msg(
+                return Err(fail(
                     StatusCode::BAD_REQUEST,
                     &format!("Rejected, Reason: Invalid kind: {other}"),
                 ))
@@ -566,9 +630,19 @@ impl Simulator {
             .filter(|(k, _)| {
                 matches!(
                     k.as_str(),
-                    "driverMemory" | "driverCores" | "executorMemory" | "executorCores"
-                        | "numExecutors" | "queue" | "conf" | "jars" | "pyFiles" | "files"
-                        | "archives" | "heartbeatTimeoutInSecond" | "ttl"
+                    "driverMemory"
+                        | "driverCores"
+                        | "executorMemory"
+                        | "executorCores"
+                        | "numExecutors"
+                        | "queue"
+                        | "conf"
+                        | "jars"
+                        | "pyFiles"
+                        | "files"
+                        | "archives"
+                        | "heartbeatTimeoutInSecond"
+                        | "ttl"
                 )
             })
             .collect();
@@ -600,10 +674,13 @@ impl Simulator {
         items: &BTreeMap<u64, T>,
         id: &str,
         name_of: impl Fn(&T) -> Option<&str>,
-    ) -> Result<u64, Response<Body>> {
+    ) -> Result<u64, LivyError> {
         if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
             let key = id.parse().map_err(|_| not_found(id))?;
-            return items.contains_key(&key).then_some(key).ok_or_else(|| not_found(id));
+            return items
+                .contains_key(&key)
+                .then_some(key)
+                .ok_or_else(|| not_found(id));
         }
         if self.config.version < LivyVersion::V07 {
             return Err(not_found(id));
@@ -615,19 +692,19 @@ impl Simulator {
             .ok_or_else(|| not_found(id))
     }
 
-    fn find_batch(&self, state: &State, id: &str) -> Result<u64, Response<Body>> {
+    fn find_batch(&self, state: &State, id: &str) -> Result<u64, LivyError> {
         self.find(&state.batches, id, |b| b.name.as_deref())
     }
 
-    fn find_session(&self, state: &State, id: &str) -> Result<u64, Response<Body>> {
+    fn find_session(&self, state: &State, id: &str) -> Result<u64, LivyError> {
         self.find(&state.sessions, id, |s| s.name.as_deref())
     }
 
     fn with_batch(
         &self,
         id: &str,
-        f: impl FnOnce(&Batch, Instant, &Self) -> Result<Response<Body>, Response<Body>>,
-    ) -> Result<Response<Body>, Response<Body>> {
+        f: impl FnOnce(&Batch, Instant, &Self) -> Result<Response<Body>, LivyError>,
+    ) -> Result<Response<Body>, LivyError> {
         let state = self.state.lock().expect("sim lock");
         let key = self.find_batch(&state, id)?;
         f(&state.batches[&key], Instant::now(), self)
@@ -636,8 +713,8 @@ impl Simulator {
     fn with_session(
         &self,
         id: &str,
-        f: impl FnOnce(&Session, Instant, &Self) -> Result<Response<Body>, Response<Body>>,
-    ) -> Result<Response<Body>, Response<Body>> {
+        f: impl FnOnce(&Session, Instant, &Self) -> Result<Response<Body>, LivyError>,
+    ) -> Result<Response<Body>, LivyError> {
         let state = self.state.lock().expect("sim lock");
         let key = self.find_session(&state, id)?;
         f(&state.sessions[&key], Instant::now(), self)
@@ -663,7 +740,7 @@ pub async fn run(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Futu
         };
         let _ = stream.set_nodelay(true);
         let sim = sim.clone();
-        let service = service_fn(move |request| {
+        let service = service_fn(move |request: Request<Incoming>| {
             let sim = sim.clone();
             async move { Ok::<_, Infallible>(sim.handle(request).await) }
         });

@@ -290,10 +290,16 @@ pub fn evaluate(code: &str) -> Result<String, (String, String)> {
         "sc" => return Ok("<SparkContext master=yarn appName=livy-session-0>".into()),
         _ => {}
     }
-    if let Some(inner) = code.strip_prefix("print(").and_then(|r| r.strip_suffix(')')) {
+    if let Some(inner) = code
+        .strip_prefix("print(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
         let inner = inner.trim();
         for quote in ['"', '\''] {
-            if let Some(text) = inner.strip_prefix(quote).and_then(|r| r.strip_suffix(quote)) {
+            if let Some(text) = inner
+                .strip_prefix(quote)
+                .and_then(|r| r.strip_suffix(quote))
+            {
                 return Ok(text.to_string());
             }
         }
@@ -315,7 +321,10 @@ type ArithResult = Option<Result<i64, ()>>;
 
 impl<'a> Arith<'a> {
     fn new(s: &'a str) -> Self {
-        Self { s: s.as_bytes(), i: 0 }
+        Self {
+            s: s.as_bytes(),
+            i: 0,
+        }
     }
 
     /// `None` if the text is not arithmetic; `Some(Err)` on division by zero.
@@ -416,7 +425,10 @@ mod tests {
         assert!(evaluate("1/0").is_err());
         assert_eq!(evaluate("print('hi')"), Ok("hi".into()));
         assert!(evaluate("spark").unwrap().contains("SparkSession"));
-        assert_eq!(evaluate("raise ValueError('x')").unwrap_err().0, "Exception");
+        assert_eq!(
+            evaluate("raise ValueError('x')").unwrap_err().0,
+            "Exception"
+        );
         assert_eq!(evaluate("df = spark.range(10)"), Ok(String::new()));
         assert_eq!(evaluate(&"(".repeat(500)), Ok(String::new()));
     }

@@ -1,0 +1,405 @@
+//! Shared test harness: a gateway on 127.0.0.1:0 with a freshly generated CA and
+//! certificate, users in an htpasswd file, and either the Livy simulator or a
+//! recording upstream behind it; plus a TLS client that trusts that CA and speaks
+//! HTTP/1.1 or HTTP/2.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use livy_gateway::certgen;
+use livy_gateway::config::Config;
+use livy_gateway::server::{self, Prepared};
+use livy_gateway::sim::{self, SimConfig, Simulator};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// Passwords of the test users (alice, bob, admin).
+pub const PASSWORD: &str = "s3cret-pw";
+pub const BASE: &str = "/gateway/default/livy/v1";
+
+/// What stands behind the gateway in a test.
+pub enum Backend {
+    /// The Livy simulator with this configuration.
+    Sim(SimConfig),
+    /// A recording upstream answering with `Responder`.
+    Recorder(Responder),
+    /// A URL where nothing listens.
+    Refusing,
+    /// These upstream URLs, as given.
+    Urls(Vec<String>),
+}
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: Method,
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// How the recording upstream answers.
+pub enum Reply {
+    Now(Response<Full<Bytes>>),
+    /// Answer after a delay (for requests in flight).
+    After(std::time::Duration, Response<Full<Bytes>>),
+    /// Never answer (for upstream timeouts).
+    Never,
+}
+
+pub type Responder = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
+
+/// A recording upstream that answers 200 `{"ok":true}` to everything.
+pub fn ok_responder() -> Responder {
+    Arc::new(|_| Reply::Now(json_reply(StatusCode::OK, r#"{"ok":true}"#)))
+}
+
+pub fn json_reply(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json;charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
+/// A running gateway and what it needs.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub ca_pem: String,
+    pub dir: tempfile::TempDir,
+    pub recorded: Arc<Mutex<Vec<Recorded>>>,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Extra TOML appended to the generated config (sections may repeat keys only once,
+/// so tests pass whole extra sections or use `with_config`).
+pub struct Options {
+    pub backend: Backend,
+    pub session: &'static str,
+    pub server_extra: &'static str,
+    pub livy_extra: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sim(SimConfig {
+                speed: 1000.0,
+                ..SimConfig::default()
+            }),
+            session: "",
+            server_extra: "",
+            livy_extra: "",
+        }
+    }
+}
+
+pub fn htpasswd_line(user: &str, password: &str) -> String {
+    format!("{user}:{}\n", bcrypt::hash(password, 4).unwrap())
+}
+
+impl TestGateway {
+    pub async fn start(options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sans: Vec<String> = certgen::DEFAULT_SANS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let files = certgen::write_to_dir(&dir.path().join("certs"), &sans).unwrap();
+        let users: String = ["alice", "bob", "admin"]
+            .iter()
+            .map(|u| htpasswd_line(u, PASSWORD))
+            .collect();
+        std::fs::write(dir.path().join("users.htpasswd"), users).unwrap();
+
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let upstream = match options.backend {
+            Backend::Sim(config) => {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                tokio::spawn(sim::run(
+                    listener,
+                    Arc::new(Simulator::new(config)),
+                    std::future::pending(),
+                ));
+                format!("http://{addr}")
+            }
+            Backend::Recorder(responder) => {
+                format!(
+                    "http://{}",
+                    start_recorder(responder, recorded.clone()).await
+                )
+            }
+            Backend::Refusing => refusing_url(),
+            Backend::Urls(urls) => urls.join("\", \""),
+        };
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"certs/gateway.crt\"\ntls_key = \"certs/gateway.key\"\ndata_dir = \"data\"\n{}\n\
+             [auth]\nhtpasswd = \"users.htpasswd\"\nadmins = [\"admin\"]\n\n\
+             [session]\n{}\n\
+             [livy]\nupstreams = [\"{upstream}\"]\n{}\n",
+            options.server_extra, options.session, options.livy_extra
+        );
+        let config_path = dir.path().join("gateway.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let config = Config::load(&config_path).unwrap();
+        let prepared = Prepared::from_config(&config).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(server::run(listener, prepared, async {
+            let _ = stopped.await;
+        }));
+        TestGateway {
+            addr,
+            ca_pem: std::fs::read_to_string(files.ca_cert).unwrap(),
+            dir,
+            recorded,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("certs/ca.crt")
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.addr, &self.ca_pem)
+    }
+
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.recorded.lock().unwrap().clone()
+    }
+
+    /// Stops accepting and waits for the drain to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            done.await.unwrap();
+        }
+    }
+}
+
+/// `http://127.0.0.1:<port>` where nothing listens.
+pub fn refusing_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// Starts a recording upstream; what it sees is pushed to `recorded`.
+pub async fn start_recorder(
+    responder: Responder,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let responder = responder.clone();
+            let recorded = recorded.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let responder = responder.clone();
+                    let recorded = recorded.clone();
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let rec = Recorded {
+                            method: parts.method,
+                            uri: parts.uri.to_string(),
+                            headers: parts.headers,
+                            body,
+                        };
+                        recorded.lock().unwrap().push(rec.clone());
+                        match responder(&rec) {
+                            Reply::Now(response) => Ok::<_, hyper::Error>(response),
+                            Reply::After(delay, response) => {
+                                tokio::time::sleep(delay).await;
+                                Ok(response)
+                            }
+                            Reply::Never => std::future::pending().await,
+                        }
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// HTTP version the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    H1,
+    H2,
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub version: http::Version,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The session id from `Set-Cookie`, if one was issued.
+    pub fn session_cookie(&self) -> Option<String> {
+        let value = self.header("set-cookie")?;
+        let first = value.split(';').next()?;
+        Some(first.strip_prefix("JSESSIONID=")?.to_string())
+    }
+}
+
+/// A TLS client trusting the test CA; one connection per request.
+#[derive(Clone)]
+pub struct Client {
+    addr: SocketAddr,
+    roots: Arc<rustls::RootCertStore>,
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr, ca_pem: &str) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        Self {
+            addr,
+            roots: Arc::new(roots),
+        }
+    }
+
+    pub async fn tls(&self, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(self.roots.clone())
+        .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap()
+    }
+
+    /// Sends one request with the given headers (`(name, value bytes)`).
+    pub async fn send(
+        &self,
+        proto: Proto,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: &str,
+    ) -> Answer {
+        let uri = match proto {
+            Proto::H1 => path.to_string(),
+            Proto::H2 => format!("https://localhost:{}{path}", self.addr.port()),
+        };
+        let mut builder = Request::builder().method(method).uri(uri);
+        if proto == Proto::H1 {
+            builder = builder.header("host", format!("localhost:{}", self.addr.port()));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let response = match proto {
+            Proto::H1 => {
+                let tls = self.tls(&[b"http/1.1"]).await;
+                let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                sender.send_request(request).await.unwrap()
+            }
+            Proto::H2 => {
+                let tls = self.tls(&[b"h2"]).await;
+                assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+                let (mut sender, conn) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                sender.send_request(request).await.unwrap()
+            }
+        };
+        let (parts, body) = response.into_parts();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            version: parts.version,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
+    /// `method path` as `user` (password [`PASSWORD`]) over HTTP/1.1.
+    pub async fn as_user(&self, user: &str, method: Method, path: &str, body: &str) -> Answer {
+        let auth = basic(user, PASSWORD);
+        let mut headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
+        if !body.is_empty() {
+            headers.push(("content-type", b"application/json"));
+        }
+        self.send(Proto::H1, method, path, &headers, body).await
+    }
+
+    /// `GET path` with only a cookie.
+    pub async fn with_cookie(&self, cookie: &str, method: Method, path: &str) -> Answer {
+        let value = format!("JSESSIONID={cookie}");
+        self.send(Proto::H1, method, path, &[("cookie", value.as_bytes())], "")
+            .await
+    }
+}
