@@ -28,6 +28,8 @@ pub struct Config {
     pub livy: LivyConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 /// `[server]`: the public TLS listener.
@@ -127,6 +129,55 @@ pub struct LivyConfig {
     pub pool_idle_timeout_secs: u64,
     #[serde(default = "default_pool_max_idle")]
     pub pool_max_idle_per_host: usize,
+    /// How the caller's identity is asserted to Livy in the query string.
+    #[serde(default)]
+    pub identity: IdentityMode,
+    /// A header injected into state-changing requests that lack it, for a Livy with
+    /// CSRF protection on (e.g. `X-Requested-By`). Unset: nothing is injected.
+    #[serde(default)]
+    pub csrf_header: Option<String>,
+    /// The value of the injected CSRF header.
+    #[serde(default = "default_csrf_value")]
+    pub csrf_value: String,
+    /// Largest accepted body of `POST …/batches` and `POST …/sessions`.
+    #[serde(default = "default_max_create_body")]
+    pub max_create_body_bytes: usize,
+    /// Largest Livy answer the gateway reads in full to apply its policy (listings it
+    /// narrows per user, creation answers it takes ids from). Other answers stream.
+    #[serde(default = "default_max_buffered_response")]
+    pub max_buffered_response_bytes: usize,
+}
+
+/// How the gateway tells Livy who a request runs as.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityMode {
+    /// Append `doAs=<effective user>` to every request (for a Livy with
+    /// `livy.impersonation.enabled`).
+    #[default]
+    Doas,
+    /// Add nothing (client identity parameters are still removed).
+    None,
+}
+
+/// `[audit]`: the per-request audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// JSON-lines file; default `<server.data_dir>/audit.log`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: None,
+        }
+    }
 }
 
 /// `[log]`: diagnostics.
@@ -206,6 +257,18 @@ fn default_pool_idle() -> u64 {
 fn default_pool_max_idle() -> usize {
     32
 }
+fn default_csrf_value() -> String {
+    "livy-gateway".into()
+}
+fn default_max_create_body() -> usize {
+    1024 * 1024
+}
+fn default_max_buffered_response() -> usize {
+    64 * 1024 * 1024
+}
+fn default_true() -> bool {
+    true
+}
 fn default_log_level() -> String {
     "info".into()
 }
@@ -279,6 +342,11 @@ impl Config {
                 *path = base.join(&*path);
             }
         }
+        match &mut self.audit.path {
+            Some(path) if path.is_relative() => *path = base.join(&*path),
+            Some(_) => {}
+            None => self.audit.path = Some(self.server.data_dir.join("audit.log")),
+        }
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -331,6 +399,26 @@ impl Config {
                 self.server.h2_max_concurrent_streams.into(),
             ),
             ("session.max_sessions", self.session.max_sessions as u64),
+        ] {
+            if value == 0 {
+                return Err(format!("key {key}: must be greater than 0"));
+            }
+        }
+        if let Some(name) = &self.livy.csrf_header {
+            http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("key livy.csrf_header: {name:?} is not a header name"))?;
+        }
+        http::HeaderValue::from_str(&self.livy.csrf_value)
+            .map_err(|_| "key livy.csrf_value: not a valid header value".to_string())?;
+        for (key, value) in [
+            (
+                "livy.max_create_body_bytes",
+                self.livy.max_create_body_bytes,
+            ),
+            (
+                "livy.max_buffered_response_bytes",
+                self.livy.max_buffered_response_bytes,
+            ),
         ] {
             if value == 0 {
                 return Err(format!("key {key}: must be greater than 0"));
@@ -428,6 +516,12 @@ upstreams = ["http://127.0.0.1:8998"]
         assert_eq!(c.session.idle_timeout_secs, 1800);
         assert_eq!(c.auth.realm, "application");
         assert_eq!(c.gateway_path(), "/gateway/default");
+        assert_eq!(c.livy.identity, IdentityMode::Doas);
+        assert_eq!(c.livy.csrf_header, None);
+        assert_eq!(
+            c.audit.path,
+            Some(PathBuf::from("/etc/lg/../data/audit.log"))
+        );
     }
 
     #[test]

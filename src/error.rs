@@ -3,7 +3,7 @@
 //! [`StartupError`]s stop the process before it serves anything (bad config,
 //! unreadable certificate, bad htpasswd line, port in use) and are printed for an
 //! operator. [`RequestError`]s end one request: [`RequestError::status`] and
-//! [`RequestError::into_response`] are the one place where every status the gateway
+//! [`RequestError::to_response`] are the one place where every status the gateway
 //! itself emits is chosen, always with a JSON body `{"error": code, "msg": text}`.
 //! Their messages never name upstream hosts or echo credentials.
 
@@ -81,6 +81,20 @@ pub enum RequestError {
     BadPath(&'static str),
     #[error("not found")]
     NotFound,
+    /// A Livy resource the caller may not see: answered exactly as Livy answers for an
+    /// id that does not exist, so its existence is not revealed.
+    #[error("Session '{0}' not found.")]
+    Hidden(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadBody(String),
+    #[error("{0}")]
+    BadQuery(String),
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("form-encoded bodies are not accepted; send JSON")]
+    UnsupportedMediaType,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the Livy service is unreachable")]
@@ -89,6 +103,8 @@ pub enum RequestError {
     UpstreamTimeout,
     #[error("the Livy service failed to answer")]
     UpstreamFailed,
+    #[error("the Livy service's answer was too large")]
+    UpstreamTooLarge,
     #[error("internal error")]
     Internal,
 }
@@ -101,12 +117,17 @@ impl RequestError {
     pub fn status(&self) -> StatusCode {
         match self {
             RequestError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            RequestError::BadPath(_) => StatusCode::BAD_REQUEST,
-            RequestError::NotFound => StatusCode::NOT_FOUND,
-            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            RequestError::UpstreamUnavailable | RequestError::UpstreamFailed => {
-                StatusCode::BAD_GATEWAY
+            RequestError::BadPath(_) | RequestError::BadBody(_) | RequestError::BadQuery(_) => {
+                StatusCode::BAD_REQUEST
             }
+            RequestError::NotFound | RequestError::Hidden(_) => StatusCode::NOT_FOUND,
+            RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
+            RequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::UpstreamUnavailable
+            | RequestError::UpstreamFailed
+            | RequestError::UpstreamTooLarge => StatusCode::BAD_GATEWAY,
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             RequestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -117,7 +138,13 @@ impl RequestError {
         match self {
             RequestError::Unauthenticated(_) => "unauthorized",
             RequestError::BadPath(_) => "bad_path",
-            RequestError::NotFound => "not_found",
+            RequestError::NotFound | RequestError::Hidden(_) => "not_found",
+            RequestError::Forbidden(_) => "forbidden",
+            RequestError::BadBody(_) => "bad_body",
+            RequestError::BadQuery(_) => "bad_query",
+            RequestError::PayloadTooLarge => "payload_too_large",
+            RequestError::UnsupportedMediaType => "unsupported_media_type",
+            RequestError::UpstreamTooLarge => "upstream_response_too_large",
             RequestError::MethodNotAllowed => "method_not_allowed",
             RequestError::UpstreamUnavailable => "upstream_unavailable",
             RequestError::UpstreamTimeout => "upstream_timeout",
@@ -126,11 +153,27 @@ impl RequestError {
         }
     }
 
+    /// Whether the gateway refused the request (as opposed to failing to serve it).
+    pub fn is_denial(&self) -> bool {
+        !matches!(
+            self,
+            RequestError::UpstreamUnavailable
+                | RequestError::UpstreamTimeout
+                | RequestError::UpstreamFailed
+                | RequestError::UpstreamTooLarge
+                | RequestError::Internal
+        )
+    }
+
     /// The response for this error. `challenge` is the `WWW-Authenticate` value sent
     /// with a 401.
-    pub fn into_response(self, challenge: &HeaderValue) -> Response<Body> {
+    pub fn to_response(&self, challenge: &HeaderValue) -> Response<Body> {
         let status = self.status();
-        let body = serde_json::json!({ "error": self.code(), "msg": self.to_string() });
+        let body = match self {
+            // Exactly Livy's body for a missing id.
+            RequestError::Hidden(_) => serde_json::json!({ "msg": self.to_string() }),
+            _ => serde_json::json!({ "error": self.code(), "msg": self.to_string() }),
+        };
         let mut response = json_response(status, &body);
         match self {
             RequestError::Unauthenticated(_) => {
@@ -174,6 +217,13 @@ mod tests {
             (RequestError::Unauthenticated(AuthFailure::Missing), 401),
             (RequestError::BadPath("dot segment"), 400),
             (RequestError::NotFound, 404),
+            (RequestError::Hidden("7".into()), 404),
+            (RequestError::Forbidden("no".into()), 403),
+            (RequestError::BadBody("no".into()), 400),
+            (RequestError::BadQuery("no".into()), 400),
+            (RequestError::PayloadTooLarge, 413),
+            (RequestError::UnsupportedMediaType, 415),
+            (RequestError::UpstreamTooLarge, 502),
             (RequestError::MethodNotAllowed, 405),
             (RequestError::UpstreamUnavailable, 502),
             (RequestError::UpstreamFailed, 502),
@@ -181,7 +231,7 @@ mod tests {
             (RequestError::Internal, 500),
         ];
         for (error, status) in cases {
-            let response = error.into_response(&challenge);
+            let response = error.to_response(&challenge);
             assert_eq!(response.status().as_u16(), status);
             assert_eq!(response.headers()[CONTENT_TYPE], JSON_CONTENT_TYPE);
             assert_eq!(
@@ -189,5 +239,14 @@ mod tests {
                 status == 401
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_hidden_resource_looks_like_a_missing_one_in_livy() {
+        use http_body_util::BodyExt;
+        let challenge = HeaderValue::from_static("BASIC realm=\"application\"");
+        let response = RequestError::Hidden("7".into()).to_response(&challenge);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], br#"{"msg":"Session '7' not found."}"#);
     }
 }

@@ -1,33 +1,40 @@
 //! The life of one request, as a fixed sequence of named phases:
-//! authenticate → route → rewrite → forward → filter response → log.
+//! authenticate → route → authorize (Livy policy) → rewrite → forward →
+//! filter response → log and audit.
 //!
 //! [`Gateway::handle`] is the only entry point. Each phase either passes the request
 //! on or ends it with a [`RequestError`], which becomes a response in one place
-//! ([`RequestError::into_response`]). Nothing reaches Livy before authentication and
-//! routing have both succeeded.
+//! ([`RequestError::to_response`]). Nothing reaches Livy before authentication,
+//! routing and authorization have all succeeded, and every request is asserted to
+//! Livy as the identity the gateway decided on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderValue, HOST, SET_COOKIE};
-use http::{HeaderMap, Request, Response};
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, SET_COOKIE};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::audit::{self, AuditEvent, AuditLog};
 use crate::auth::basic;
 use crate::auth::{Authenticator, Principal, Verified};
-use crate::body::{self, Body};
-use crate::config::Config;
+use crate::body::{self, Body, CollectError};
+use crate::config::{Config, IdentityMode};
 use crate::error::{AuthFailure, RequestError, StartupError};
-use crate::proxy::headers::{self, Forwarded};
+use crate::livy::{self, listing, query, Operation, Scope};
+use crate::ownership::{self, Change, Kind, OwnershipStore, Record, RedbOwnershipStore};
+use crate::proxy::headers::{self, Forwarded, X_REQUEST_ID};
 use crate::proxy::Upstream;
 use crate::route::{self, Route};
 use crate::session::{self, MemorySessionStore, SessionStore};
 
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
-const X_CONTENT_TYPE_OPTIONS: http::HeaderName =
-    http::HeaderName::from_static("x-content-type-options");
+const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// What the gateway knows about the connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -37,21 +44,56 @@ pub struct ConnInfo {
     pub local_port: HeaderValue,
 }
 
-/// Everything a request learns on its way through the phases, for the access log and
-/// for the final response.
+/// Everything a request learns on its way through the phases, for the final
+/// response, the access log and the audit log.
 #[derive(Debug, Default)]
 struct RequestContext {
+    request_id: String,
     user: Option<Arc<str>>,
+    /// Who Livy is told the request runs as.
+    effective_user: Option<String>,
     /// Set when this request logged in without a valid session: its id goes back in
     /// `Set-Cookie`.
     new_session: Option<String>,
     auth_cached: bool,
     auth_failure: Option<AuthFailure>,
+    action: Option<&'static str>,
+    /// The batch or session id the request names.
+    resource: Option<String>,
+    upstream_status: Option<u16>,
     upstream_time: Option<Duration>,
-    error: Option<&'static str>,
+    /// Identity parameters a client tried to pass, removed.
+    removed_params: Vec<String>,
+    error: Option<RequestError>,
 }
 
-/// The gateway: shared, immutable per-process state plus the session store.
+/// What the authorize phase decided to do with a request.
+#[derive(Debug)]
+enum Plan {
+    /// Forward as is (open endpoints; administrators' listings and other paths).
+    Pass,
+    /// A creation: assert `proxyUser` in the body, record the owner from the 201.
+    Create(Kind),
+    /// A listing narrowed to the caller's own resources.
+    List(Kind, listing::Page),
+    /// Access to one resource the caller may use. `path` replaces the Livy path when
+    /// a name was resolved to an id.
+    Item {
+        kind: Kind,
+        id: u64,
+        path: Option<String>,
+    },
+}
+
+/// Policy settings for Livy.
+struct LivyPolicy {
+    identity: IdentityMode,
+    csrf: Option<(HeaderName, HeaderValue)>,
+    max_create_body: usize,
+    max_buffered_response: usize,
+}
+
+/// The gateway: shared per-process state.
 pub struct Gateway {
     /// `/gateway/<topology>`.
     prefix: String,
@@ -66,25 +108,31 @@ pub struct Gateway {
     hsts: Option<HeaderValue>,
     auth: Authenticator,
     sessions: Arc<dyn SessionStore>,
+    ownership: Arc<dyn OwnershipStore>,
     upstream: Upstream,
+    policy: LivyPolicy,
+    audit: Option<AuditLog>,
 }
 
 impl Gateway {
-    /// Builds the gateway from a validated config: loads users, prepares the upstream
-    /// client and an in-memory session store.
+    /// Builds the gateway from a validated config: loads users, opens the ownership
+    /// store and the audit log, prepares the upstream client and an in-memory session
+    /// store.
     pub fn from_config(config: &Config) -> Result<Self, StartupError> {
         let sessions = Arc::new(MemorySessionStore::new(
             config.idle_timeout(),
             config.absolute_timeout(),
             config.session.max_sessions,
         ));
-        Self::with_sessions(config, sessions)
+        let ownership = Arc::new(RedbOwnershipStore::open(&config.server.data_dir)?);
+        Self::with_stores(config, sessions, ownership)
     }
 
-    /// As [`Gateway::from_config`], with a given session store.
-    pub fn with_sessions(
+    /// As [`Gateway::from_config`], with given session and ownership stores.
+    pub fn with_stores(
         config: &Config,
         sessions: Arc<dyn SessionStore>,
+        ownership: Arc<dyn OwnershipStore>,
     ) -> Result<Self, StartupError> {
         let prefix = config.gateway_path();
         let challenge = HeaderValue::from_str(&format!("BASIC realm=\"{}\"", config.auth.realm))
@@ -93,6 +141,19 @@ impl Gateway {
             HeaderValue::from_str(&format!("max-age={}", config.server.hsts_max_age_secs))
                 .expect("digits")
         });
+        let csrf = match &config.livy.csrf_header {
+            Some(name) => Some((
+                HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| StartupError::Other("livy.csrf_header is invalid".into()))?,
+                HeaderValue::from_str(&config.livy.csrf_value)
+                    .map_err(|_| StartupError::Other("livy.csrf_value is invalid".into()))?,
+            )),
+            None => None,
+        };
+        let audit = match (&config.audit.path, config.audit.enabled) {
+            (Some(path), true) => Some(AuditLog::open(path)?),
+            _ => None,
+        };
         Ok(Self {
             public_livy_root: format!("{prefix}/livy/v1"),
             context: HeaderValue::from_str(&format!("{prefix}/livy")).expect("validated topology"),
@@ -102,7 +163,15 @@ impl Gateway {
             hsts,
             auth: Authenticator::load(&config.auth)?,
             sessions,
+            ownership,
             upstream: Upstream::new(&config.upstream_uris(), &config.livy),
+            policy: LivyPolicy {
+                identity: config.livy.identity,
+                csrf,
+                max_create_body: config.livy.max_create_body_bytes,
+                max_buffered_response: config.livy.max_buffered_response_bytes,
+            },
+            audit,
         })
     }
 
@@ -111,38 +180,42 @@ impl Gateway {
         &self.sessions
     }
 
+    /// Reopens the audit log (after log rotation).
+    pub fn reopen_logs(&self) {
+        if let Some(audit) = &self.audit {
+            audit.reopen();
+        }
+    }
+
     /// Serves one request. Never fails: errors become JSON responses.
     pub async fn handle(&self, request: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let mut ctx = RequestContext::default();
+        let mut ctx = RequestContext {
+            request_id: request_id(request.headers()),
+            ..RequestContext::default()
+        };
 
         let mut response = match self.process(request, conn, &mut ctx).await {
             Ok(response) => response,
             Err(error) => {
-                ctx.error = Some(error.code());
                 if let RequestError::Unauthenticated(reason) = error {
                     ctx.auth_failure = Some(reason);
                 }
-                error.into_response(&self.challenge)
+                let response = error.to_response(&self.challenge);
+                ctx.error = Some(error);
+                response
             }
         };
         self.add_gateway_headers(response.headers_mut(), &ctx);
-
-        tracing::info!(
-            target: "livy_gateway::access",
-            client = %conn.peer.ip(),
-            %method,
-            path,
-            status = response.status().as_u16(),
-            user = ctx.user.as_deref().unwrap_or("-"),
-            auth_cached = ctx.auth_cached,
-            auth_failure = ctx.auth_failure.map(AuthFailure::as_str),
-            error = ctx.error,
-            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-            upstream_ms = ctx.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
-            "request"
+        self.log(
+            &ctx,
+            conn,
+            &method,
+            &path,
+            response.status(),
+            started.elapsed(),
         );
         response
     }
@@ -166,23 +239,34 @@ impl Gateway {
             parts.uri.query(),
             &self.prefix,
         )?;
+        if is_form(&parts.headers) {
+            // Livy's framework reads `_method` from form bodies too.
+            return Err(RequestError::UnsupportedMediaType);
+        }
+        let operation = livy::classify(&parts.method, &route.path);
+        ctx.action = Some(operation.action);
+
+        // authorize
+        let plan = self
+            .authorize(&principal, &operation, &route, conn, ctx)
+            .await?;
 
         // rewrite
-        let upstream_request = self.rewrite(parts, body::boxed(incoming), &route, conn)?;
+        let upstream_request = self
+            .rewrite(parts, incoming, &route, &plan, &principal, conn, ctx)
+            .await?;
+        let method = upstream_request.method().clone();
 
         // forward
         let upstream_started = Instant::now();
         let result = self.upstream.forward(upstream_request).await;
         ctx.upstream_time = Some(upstream_started.elapsed());
-        let mut response = result?;
+        let response = result?;
+        ctx.upstream_status = Some(response.status().as_u16());
 
         // filter response
-        headers::from_upstream(
-            response.headers_mut(),
-            &self.public_livy_root,
-            self.upstream.origins(),
-        );
-        Ok(response)
+        self.filter_response(response, &plan, &method, &principal, ctx)
+            .await
     }
 
     /// Who is asking: verified Basic credentials if present (they win), else a live
@@ -216,38 +300,304 @@ impl Gateway {
         })
     }
 
-    /// Builds the request Livy will see.
-    fn rewrite(
+    /// Decides what the caller may do: administrators anything; users only their own
+    /// batches and sessions. A resource the caller may not see is answered exactly as
+    /// a missing one, without reaching Livy.
+    async fn authorize(
         &self,
-        parts: http::request::Parts,
-        body: Body,
+        principal: &Principal,
+        operation: &Operation,
         route: &Route,
         conn: &ConnInfo,
+        ctx: &mut RequestContext,
+    ) -> Result<Plan, RequestError> {
+        match &operation.scope {
+            Scope::Open => Ok(Plan::Pass),
+            Scope::Other if principal.admin => Ok(Plan::Pass),
+            Scope::Other => Err(RequestError::NotFound),
+            Scope::Create(kind) => Ok(Plan::Create(*kind)),
+            Scope::List(_) if principal.admin => Ok(Plan::Pass),
+            Scope::List(kind) => Ok(Plan::List(*kind, listing::page(route.query.as_deref())?)),
+            Scope::Item { kind, id: segment } => {
+                let name = decode_segment(segment);
+                ctx.resource = Some(name.clone());
+                let numeric = livy::numeric_id(segment);
+                if principal.admin {
+                    return Ok(numeric.map_or(Plan::Pass, |id| Plan::Item {
+                        kind: *kind,
+                        id,
+                        path: None,
+                    }));
+                }
+                let known = match numeric {
+                    Some(id) => self.ownership.get(*kind, id).map(|r| (id, r.owner)),
+                    None => self
+                        .ownership
+                        .find_by_name(*kind, &name)
+                        .map(|(id, r)| (id, r.owner)),
+                };
+                let (id, owner) = match known {
+                    Some(known) => known,
+                    None => {
+                        self.discover_owner(*kind, segment, &name, principal, conn, ctx)
+                            .await?
+                    }
+                };
+                if owner != *principal.user {
+                    return Err(RequestError::Hidden(name));
+                }
+                let path = numeric
+                    .is_none()
+                    .then(|| replace_id_segment(&route.path, id));
+                Ok(Plan::Item {
+                    kind: *kind,
+                    id,
+                    path,
+                })
+            }
+        }
+    }
+
+    /// Asks Livy for a resource the gateway has no record of, to learn its id and
+    /// owner from the view (Livy 0.6+ reports `proxyUser`). Only on this uncommon
+    /// path does a request cost an extra round trip.
+    async fn discover_owner(
+        &self,
+        kind: Kind,
+        segment: &str,
+        name: &str,
+        principal: &Principal,
+        conn: &ConnInfo,
+        ctx: &RequestContext,
+    ) -> Result<(u64, String), RequestError> {
+        let collection = match kind {
+            Kind::Batch => "batches",
+            Kind::Session => "sessions",
+        };
+        let doas = (self.policy.identity == IdentityMode::Doas).then_some(&*principal.user);
+        let q = query::rewrite(None, doas, &[], &[]);
+        let path = match q.query {
+            Some(q) => format!("/{collection}/{segment}?{q}"),
+            None => format!("/{collection}/{segment}"),
+        };
+        let mut request = Request::get(path)
+            .body(body::empty())
+            .map_err(|_| RequestError::Internal)?;
+        self.upstream_headers(request.headers_mut(), None, conn, ctx);
+        let response = self.upstream.forward(request).await?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(RequestError::UpstreamFailed);
+        }
+        if status != StatusCode::OK {
+            return Err(RequestError::Hidden(name.to_owned()));
+        }
+        let view: Value = serde_json::from_slice(
+            &buffer(response.into_body(), self.policy.max_buffered_response).await?,
+        )
+        .map_err(|_| RequestError::UpstreamFailed)?;
+        let id = view
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or(RequestError::UpstreamFailed)?;
+        let owner = listing::view_owner(&view, None)
+            .ok_or_else(|| RequestError::Hidden(name.to_owned()))?;
+        if let Some((id, record)) = listing::learnt(&view, kind, self.ownership.as_ref()) {
+            ownership::persist(&self.ownership, Change::Put(kind, vec![(id, record)])).await;
+        }
+        Ok((id, owner))
+    }
+
+    /// Builds the request Livy will see: the create body with its asserted
+    /// `proxyUser`, the query with identity parameters removed and `doAs` appended,
+    /// and the upstream headers.
+    #[allow(clippy::too_many_arguments)]
+    async fn rewrite(
+        &self,
+        parts: http::request::Parts,
+        incoming: Incoming,
+        route: &Route,
+        plan: &Plan,
+        principal: &Principal,
+        conn: &ConnInfo,
+        ctx: &mut RequestContext,
     ) -> Result<Request<Body>, RequestError> {
-        let host = parts
-            .headers
+        let mut headers = parts.headers;
+        let host = headers
             .get(HOST)
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned)
             .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+
+        let (body, effective) = match plan {
+            Plan::Create(_) => {
+                let bytes = self.read_create_body(&headers, incoming).await?;
+                let mut object = livy::body::parse_object(&bytes)?;
+                let effective = livy::body::assert_proxy_user(&mut object, principal)?;
+                let bytes = Bytes::from(Value::Object(object).to_string());
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                headers.insert(CONTENT_TYPE, APPLICATION_JSON);
+                (body::full(bytes), effective)
+            }
+            _ => (body::boxed(incoming), principal.user.to_string()),
+        };
+
+        let (also_remove, extra): (&[&str], &[(&str, &str)]) = match plan {
+            Plan::List(..) => (
+                &["from", "size"],
+                &[("from", "0"), ("size", listing::FETCH_ALL)],
+            ),
+            _ => (&[], &[]),
+        };
+        let doas = (self.policy.identity == IdentityMode::Doas).then_some(effective.as_str());
+        let rewritten = query::rewrite(route.query.as_deref(), doas, also_remove, extra);
+        if !rewritten.removed.is_empty() {
+            tracing::warn!(
+                request_id = %ctx.request_id,
+                user = %principal.user,
+                removed = ?rewritten.removed,
+                "identity parameters removed from a request"
+            );
+            ctx.removed_params = rewritten.removed;
+        }
+        ctx.effective_user = Some(effective);
+
+        let path = match plan {
+            Plan::Item { path: Some(p), .. } => p.as_str(),
+            _ => route.path.as_str(),
+        };
+        let path_and_query = match &rewritten.query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        };
         let mut request = Request::new(body);
         *request.method_mut() = parts.method;
-        *request.uri_mut() = route
-            .path_and_query()
+        *request.uri_mut() = path_and_query
             .parse()
             .map_err(|_| RequestError::BadPath("unparsable path"))?;
-        *request.headers_mut() = parts.headers;
+        *request.headers_mut() = headers;
+        self.upstream_headers(request.headers_mut(), host.as_deref(), conn, ctx);
+        if let Some((name, value)) = &self.policy.csrf {
+            if request.method() != Method::GET && !request.headers().contains_key(name) {
+                request.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        Ok(request)
+    }
+
+    fn upstream_headers(
+        &self,
+        headers: &mut HeaderMap,
+        host: Option<&str>,
+        conn: &ConnInfo,
+        ctx: &RequestContext,
+    ) {
         headers::to_upstream(
-            request.headers_mut(),
+            headers,
             &Forwarded {
                 client_ip: conn.peer.ip(),
-                host: host.as_deref(),
+                host,
                 port: &conn.local_port,
                 context: &self.context,
                 cookie_name: &self.cookie_name,
             },
         );
-        Ok(request)
+        if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+            headers.insert(X_REQUEST_ID, id);
+        }
+    }
+
+    /// Reads a create body, refusing one over the configured size.
+    async fn read_create_body(
+        &self,
+        headers: &HeaderMap,
+        incoming: Incoming,
+    ) -> Result<Bytes, RequestError> {
+        let limit = self.policy.max_create_body;
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(RequestError::PayloadTooLarge);
+        }
+        match body::collect_limited(incoming, limit).await {
+            Ok(bytes) => Ok(bytes),
+            Err(CollectError::TooLarge) => Err(RequestError::PayloadTooLarge),
+            Err(CollectError::Failed(_)) => Err(RequestError::BadBody(
+                "the request body could not be read".into(),
+            )),
+        }
+    }
+
+    /// Turns Livy's answer into the client's: headers filtered, and per plan the
+    /// owner of a new resource recorded, a listing narrowed, a deleted resource
+    /// forgotten.
+    async fn filter_response(
+        &self,
+        response: Response<Body>,
+        plan: &Plan,
+        method: &Method,
+        principal: &Principal,
+        ctx: &mut RequestContext,
+    ) -> Result<Response<Body>, RequestError> {
+        let (mut parts, body) = response.into_parts();
+        headers::from_upstream(
+            &mut parts.headers,
+            &self.public_livy_root,
+            self.upstream.origins(),
+        );
+        let body = match plan {
+            Plan::Create(kind) if parts.status == StatusCode::CREATED => {
+                let bytes = buffer(body, self.policy.max_buffered_response).await?;
+                let view: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                match view.get("id").and_then(Value::as_u64) {
+                    Some(id) => {
+                        let kind = *kind;
+                        ctx.resource = Some(id.to_string());
+                        let record = Record {
+                            owner: ctx
+                                .effective_user
+                                .clone()
+                                .unwrap_or_else(|| principal.user.to_string()),
+                            name: view.get("name").and_then(Value::as_str).map(str::to_owned),
+                        };
+                        ownership::persist(&self.ownership, Change::Put(kind, vec![(id, record)]))
+                            .await;
+                    }
+                    None => {
+                        tracing::warn!(request_id = %ctx.request_id, "Livy's creation answer has no id; owner not recorded")
+                    }
+                }
+                body::full(bytes)
+            }
+            Plan::List(kind, page) if parts.status == StatusCode::OK => {
+                let bytes = buffer(body, self.policy.max_buffered_response).await?;
+                let listing::Narrowed {
+                    body: narrowed,
+                    learned,
+                } = listing::narrow(
+                    &bytes,
+                    &principal.user,
+                    *kind,
+                    self.ownership.as_ref(),
+                    *page,
+                )?;
+                if !learned.is_empty() {
+                    ownership::persist(&self.ownership, Change::Put(*kind, learned)).await;
+                }
+                parts.headers.remove(CONTENT_LENGTH);
+                body::full(narrowed)
+            }
+            Plan::Item { kind, id, .. }
+                if *method == Method::DELETE && parts.status.is_success() =>
+            {
+                ownership::persist(&self.ownership, Change::Remove(*kind, *id)).await;
+                body
+            }
+            _ => body,
+        };
+        Ok(Response::from_parts(parts, body))
     }
 
     fn add_gateway_headers(&self, headers: &mut HeaderMap, ctx: &RequestContext) {
@@ -261,5 +611,148 @@ impl Gateway {
             headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         headers.insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+        if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+            headers.insert(X_REQUEST_ID, id);
+        }
+    }
+
+    /// One access line, and one audit line.
+    fn log(
+        &self,
+        ctx: &RequestContext,
+        conn: &ConnInfo,
+        method: &Method,
+        path: &str,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        let error_code = ctx.error.as_ref().map(RequestError::code);
+        tracing::info!(
+            target: "livy_gateway::access",
+            request_id = %ctx.request_id,
+            client = %conn.peer.ip(),
+            %method,
+            path,
+            status = status.as_u16(),
+            user = ctx.user.as_deref().unwrap_or("-"),
+            action = ctx.action,
+            auth_cached = ctx.auth_cached,
+            auth_failure = ctx.auth_failure.map(AuthFailure::as_str),
+            error = error_code,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            upstream_ms = ctx.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
+            "request"
+        );
+        let Some(audit) = &self.audit else { return };
+        let (outcome, reason) = match &ctx.error {
+            None if ctx.removed_params.is_empty() => ("allowed", None),
+            None => (
+                "allowed",
+                Some(format!(
+                    "identity parameters removed: {}",
+                    ctx.removed_params.join(", ")
+                )),
+            ),
+            Some(e) => {
+                let detail = match e {
+                    RequestError::Unauthenticated(f) => f.as_str().to_string(),
+                    RequestError::Hidden(_) => "not the caller's resource, or none such".into(),
+                    other => other.to_string(),
+                };
+                let outcome = if e.is_denial() { "denied" } else { "error" };
+                (outcome, Some(format!("{}: {detail}", e.code())))
+            }
+        };
+        let method = method.as_str();
+        audit.record(&AuditEvent {
+            time: audit::now_rfc3339(),
+            request_id: &ctx.request_id,
+            client: conn.peer.ip().to_string(),
+            user: ctx.user.as_deref(),
+            effective_user: ctx.effective_user.as_deref(),
+            method,
+            path,
+            action: ctx.action,
+            resource: ctx.resource.as_deref(),
+            status: status.as_u16(),
+            upstream_status: ctx.upstream_status,
+            outcome,
+            reason,
+        });
+    }
+}
+
+/// The request's id: a valid incoming `X-Request-Id`, or a new random one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
+}
+
+/// Whether the body is form-encoded.
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+/// A path segment, percent-decoded (names may be encoded).
+fn decode_segment(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// `/batches/nightly/log` with id 7 → `/batches/7/log`.
+fn replace_id_segment(path: &str, id: u64) -> String {
+    let mut segments: Vec<String> = path.split('/').map(str::to_owned).collect();
+    if segments.len() > 2 {
+        segments[2] = id.to_string();
+    }
+    segments.join("/")
+}
+
+/// Reads a whole body, at most `limit` bytes.
+async fn buffer(body: Body, limit: usize) -> Result<Bytes, RequestError> {
+    match body::collect_limited(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(CollectError::TooLarge) => Err(RequestError::UpstreamTooLarge),
+        Err(CollectError::Failed(_)) => Err(RequestError::UpstreamFailed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_kept_when_sane() {
+        let mut h = HeaderMap::new();
+        h.insert(X_REQUEST_ID, HeaderValue::from_static("abc-123.x:y"));
+        assert_eq!(request_id(&h), "abc-123.x:y");
+        h.insert(X_REQUEST_ID, HeaderValue::from_static("has space"));
+        assert_eq!(request_id(&h).len(), 16);
+        assert_eq!(request_id(&HeaderMap::new()).len(), 16);
+    }
+
+    #[test]
+    fn names_become_ids_in_paths() {
+        assert_eq!(
+            replace_id_segment("/batches/nightly/log", 7),
+            "/batches/7/log"
+        );
+        assert_eq!(replace_id_segment("/sessions/a%20b", 3), "/sessions/3");
     }
 }

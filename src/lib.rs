@@ -4,6 +4,7 @@
 //! command lines. Request flow lives in [`gateway`]; connection handling in
 //! [`server`]; everything a deployment configures in [`config`].
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod certgen;
@@ -11,7 +12,9 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod gateway;
+pub mod livy;
 pub mod logging;
+pub mod ownership;
 pub mod proxy;
 pub mod route;
 pub mod server;

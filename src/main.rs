@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use livy_gateway::config::{Config, LogConfig};
 use livy_gateway::demo::{self, DemoOptions};
 use livy_gateway::error::StartupError;
-use livy_gateway::server::{self, Prepared};
+use livy_gateway::server;
 use livy_gateway::sim::model::LivyVersion;
 use livy_gateway::sim::SimConfig;
 use livy_gateway::{certgen, logging};
@@ -100,8 +100,9 @@ fn run(command: Command) -> Result<(), StartupError> {
         }
         Command::CheckConfig { config: path } => {
             let config = Config::load(&path)?;
-            let _runtime = runtime()?.enter();
-            Prepared::from_config(&config)?;
+            let runtime = runtime()?;
+            let _guard = runtime.enter();
+            server::check(&config)?;
             println!("{}: OK", path.display());
             println!("  listen:        {}", config.server.listen);
             println!(
@@ -118,6 +119,28 @@ fn run(command: Command) -> Result<(), StartupError> {
                 config.session.absolute_timeout_secs,
                 config.session.max_sessions
             );
+            println!(
+                "  identity:      {}",
+                match config.livy.identity {
+                    livy_gateway::config::IdentityMode::Doas =>
+                        "doAs=<user> appended to every request",
+                    livy_gateway::config::IdentityMode::None =>
+                        "none asserted (client identity parameters still removed)",
+                }
+            );
+            println!(
+                "  csrf header:   {}",
+                config
+                    .livy
+                    .csrf_header
+                    .as_deref()
+                    .unwrap_or("(not injected)")
+            );
+            println!("  data dir:      {}", config.server.data_dir.display());
+            match (&config.audit.path, config.audit.enabled) {
+                (Some(path), true) => println!("  audit log:     {}", path.display()),
+                _ => println!("  audit log:     off"),
+            }
             println!(
                 "  timeouts:      handshake {}s, header read {}s, upstream connect {}s, upstream response {}s",
                 config.server.handshake_timeout_secs,

@@ -65,6 +65,16 @@ impl Prepared {
     }
 }
 
+/// Checks everything a config names (certificate, key, users, upstream URLs) without
+/// binding ports or opening the state the running gateway holds (the ownership store
+/// is locked while it runs), for `check-config`.
+pub fn check(config: &Config) -> Result<(), StartupError> {
+    crate::tls::server_config(&config.server.tls_cert, &config.server.tls_key)?;
+    crate::auth::Authenticator::load(&config.auth)?;
+    config.upstream_uris();
+    Ok(())
+}
+
 /// Binds the configured address and serves until `shutdown` completes.
 pub async fn serve(
     config: &Config,
@@ -88,8 +98,23 @@ pub async fn serve(
         upstreams = ?config.livy.upstreams,
         "livy-gateway listening"
     );
+    let hangups = tokio::spawn(reopen_logs_on_sighup(prepared.gateway.clone()));
     run(listener, prepared, shutdown).await;
+    hangups.abort();
     Ok(())
+}
+
+/// SIGHUP reopens the audit log, so logrotate can move it away.
+async fn reopen_logs_on_sighup(gateway: Arc<Gateway>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the audit log will not be reopened");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reopening the audit log");
+        gateway.reopen_logs();
+    }
 }
 
 /// Serves connections from `listener` until `shutdown` completes, then drains.

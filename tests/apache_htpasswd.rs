@@ -41,16 +41,8 @@ async fn a_file_written_by_apache_htpasswd_logs_users_in() {
     );
 
     // A gateway started on that file.
-    let config = livy_gateway::config::Config::load(&gw.dir.path().join("gateway.toml")).unwrap();
-    let prepared = livy_gateway::server::Prepared::from_config(&config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(livy_gateway::server::run(
-        listener,
-        prepared,
-        std::future::pending(),
-    ));
-    let c = Client::new(addr, &gw.ca_pem);
+    let gw = gw.restart().await;
+    let c = gw.client();
     for user in ["carol", "dave", "erin", "frank"] {
         let auth = basic(user, "apache-pw");
         let r = c

@@ -229,3 +229,83 @@ fn serve_exits_cleanly_on_sigterm() {
     });
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn sighup_reopens_the_audit_log() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &format!("127.0.0.1:{port}"), "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ca = dir.path().join("certs/ca.crt");
+    let url = format!("https://localhost:{port}/gateway/default/livy/v1/batches");
+    let request = || {
+        Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "--cacert",
+                ca.to_str().unwrap(),
+                &url,
+            ])
+            .status()
+            .unwrap();
+    };
+    let audit = dir.path().join("data/audit.log");
+    let wait_for = |file: &Path, lines: usize| {
+        for _ in 0..400 {
+            let n = std::fs::read_to_string(file)
+                .map(|t| t.lines().count())
+                .unwrap_or(0);
+            if n >= lines {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    };
+    let mut up = false;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(up);
+    request();
+    assert!(wait_for(&audit, 1), "first audit line");
+    std::fs::rename(&audit, dir.path().join("data/audit.log.1")).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    // The reopen is asynchronous: keep requesting until a new file appears.
+    let mut reopened = false;
+    for _ in 0..5 {
+        request();
+        if wait_for(&audit, 1) {
+            reopened = true;
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(reopened, "no new audit.log after SIGHUP");
+    assert!(
+        std::fs::read_to_string(dir.path().join("data/audit.log.1"))
+            .unwrap()
+            .lines()
+            .count()
+            >= 1
+    );
+}

@@ -18,31 +18,32 @@ fn recorder(responder: Responder) -> Options {
 
 #[tokio::test]
 async fn both_prefixes_reach_livys_paths_with_the_query() {
+    // As an administrator, so listings pass through unfiltered to the recorder.
     let gw = TestGateway::start(recorder(ok_responder())).await;
     let c = gw.client();
     for (path, upstream) in [
-        ("/gateway/default/livy/v1/batches", "/batches"),
-        ("/gateway/default/livy/v1/batches/", "/batches/"),
+        ("/gateway/default/livy/v1/batches", "/batches?doAs=admin"),
+        ("/gateway/default/livy/v1/batches/", "/batches/?doAs=admin"),
         (
             "/gateway/default/livy/batches/7/log?from=10&size=5",
-            "/batches/7/log?from=10&size=5",
+            "/batches/7/log?from=10&size=5&doAs=admin",
         ),
         (
             "/gateway/default/livy/v1/sessions/3/statements/1",
-            "/sessions/3/statements/1",
+            "/sessions/3/statements/1?doAs=admin",
         ),
         (
             "/gateway/default/livy/v1/batches/my%20job",
-            "/batches/my%20job",
+            "/batches/my%20job?doAs=admin",
         ),
     ] {
-        let r = c.as_user("alice", Method::GET, path, "").await;
+        let r = c.as_user("admin", Method::GET, path, "").await;
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(gw.recorded().last().unwrap().uri, upstream, "{path}");
     }
     let r = c
         .as_user(
-            "alice",
+            "admin",
             Method::DELETE,
             "/gateway/default/livy/v1/batches/1",
             "",
@@ -121,6 +122,7 @@ async fn livy_sees_no_credentials_and_gets_forwarding_headers() {
     let auth = basic("alice", PASSWORD);
     let cookie = format!("other=1; JSESSIONID={id}; theme=dark");
     let body = r#"{"file":"x.jar"}"#;
+    let asserted = r#"{"file":"x.jar","proxyUser":"alice"}"#;
     let r = c
         .send(
             Proto::H1,
@@ -143,8 +145,12 @@ async fn livy_sees_no_credentials_and_gets_forwarding_headers() {
     assert_eq!(r.status, 200);
     let seen = gw.recorded().pop().unwrap();
     assert_eq!(seen.method, Method::POST);
-    assert_eq!(seen.uri, "/batches?from=0");
-    assert_eq!(seen.body, body.as_bytes());
+    assert_eq!(seen.uri, "/batches?from=0&doAs=alice");
+    assert_eq!(seen.body, asserted.as_bytes());
+    assert_eq!(
+        seen.headers["content-length"],
+        asserted.len().to_string().as_str()
+    );
     let h = &seen.headers;
     assert!(!h.contains_key("authorization"));
     assert!(!h.contains_key("proxy-authorization"));
@@ -258,7 +264,7 @@ async fn a_second_upstream_takes_over_when_the_first_is_down() {
     let c = gw.client();
     for _ in 0..2 {
         let r = c
-            .as_user("alice", Method::GET, "/gateway/default/livy/v1/batches", "")
+            .as_user("admin", Method::GET, "/gateway/default/livy/v1/batches", "")
             .await;
         assert_eq!(r.status, 200, "{:?}", r.body);
     }

@@ -163,7 +163,7 @@ async fn shutdown_finishes_in_flight_requests() {
     .await;
     let c = gw.client();
     let in_flight = tokio::spawn(async move {
-        c.as_user("alice", Method::GET, "/gateway/default/livy/v1/batches", "")
+        c.as_user("admin", Method::GET, "/gateway/default/livy/v1/batches", "")
             .await
     });
     // Wait until the request has reached the upstream, then shut down.

@@ -1,8 +1,10 @@
 //! Header rules for both directions of the proxy.
 //!
-//! Going up: hop-by-hop headers, `Host`, credentials and the gateway's own session
-//! cookie are removed; `X-Forwarded-*` are set by the gateway (client-sent values for
-//! them are replaced, except `X-Forwarded-For`, which is appended to). Coming back:
+//! Going up: hop-by-hop headers, `Host`, credentials, the gateway's own session
+//! cookie, method-override headers (Livy's framework would honour them) and identity
+//! headers a client might forge are removed; `X-Forwarded-*` are set by the gateway
+//! (client-sent values for them are replaced, except `X-Forwarded-For`, which is
+//! appended to). Coming back:
 //! hop-by-hop headers, `Set-Cookie` and `WWW-Authenticate` are removed, `Location` is
 //! turned into a gateway URL, and the gateway's security headers are added.
 
@@ -24,7 +26,31 @@ pub const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-po
 pub const X_FORWARDED_CONTEXT: HeaderName = HeaderName::from_static("x-forwarded-context");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const HTTPS: HeaderValue = HeaderValue::from_static("https");
+
+/// Headers that would make Livy's framework route a POST as another method.
+const METHOD_OVERRIDE: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Headers some services take as an already-authenticated user; never from a client.
+const IDENTITY: [&str; 12] = [
+    "remote-user",
+    "x-remote-user",
+    "x-forwarded-user",
+    "x-forwarded-preferred-username",
+    "x-forwarded-email",
+    "x-authenticated-user",
+    "x-auth-request-user",
+    "x-auth-user",
+    "x-user",
+    "x-webauth-user",
+    "x-proxy-user",
+    "x-doas",
+];
 
 /// Removes hop-by-hop headers: the fixed set and any named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
@@ -72,6 +98,9 @@ pub fn to_upstream(headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
     headers.remove(HOST);
     headers.remove(AUTHORIZATION);
     headers.remove(FORWARDED);
+    for name in METHOD_OVERRIDE.iter().chain(IDENTITY.iter()) {
+        headers.remove(*name);
+    }
     match session::strip_cookie(headers, fwd.cookie_name) {
         Some(rest) => {
             headers.insert(COOKIE, rest);
@@ -156,6 +185,9 @@ mod tests {
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         h.insert(FORWARDED, HeaderValue::from_static("for=1.2.3.4"));
+        h.insert("x-http-method-override", HeaderValue::from_static("DELETE"));
+        h.insert("X-Forwarded-User", HeaderValue::from_static("admin"));
+        h.insert("remote-user", HeaderValue::from_static("admin"));
         let port = HeaderValue::from_static("8443");
         let context = HeaderValue::from_static("/gateway/default/livy");
         to_upstream(
@@ -172,6 +204,9 @@ mod tests {
             assert!(!h.contains_key(&gone), "{gone}");
         }
         assert!(!h.contains_key("x-secret"));
+        for forged in ["x-http-method-override", "x-forwarded-user", "remote-user"] {
+            assert!(!h.contains_key(forged), "{forged}");
+        }
         assert_eq!(h[COOKIE], "other=1");
         assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(h[X_FORWARDED_PROTO], "https");

@@ -79,6 +79,8 @@ pub struct TestGateway {
     pub ca_pem: String,
     pub dir: tempfile::TempDir,
     pub recorded: Arc<Mutex<Vec<Recorded>>>,
+    /// The upstream URL(s) as written in the config.
+    pub upstream: String,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -152,10 +154,34 @@ impl TestGateway {
              [livy]\nupstreams = [\"{upstream}\"]\n{}\n",
             options.server_extra, options.session, options.livy_extra
         );
-        let config_path = dir.path().join("gateway.toml");
-        std::fs::write(&config_path, text).unwrap();
-        let config = Config::load(&config_path).unwrap();
-        let prepared = Prepared::from_config(&config).unwrap();
+        std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
+        let ca_pem = std::fs::read_to_string(files.ca_cert).unwrap();
+        Self::serve(dir, ca_pem, recorded, upstream).await
+    }
+
+    /// Starts a gateway from the config file in `dir`.
+    async fn serve(
+        dir: tempfile::TempDir,
+        ca_pem: String,
+        recorded: Arc<Mutex<Vec<Recorded>>>,
+        upstream: String,
+    ) -> Self {
+        let config = Config::load(&dir.path().join("gateway.toml")).unwrap();
+        // A previous gateway on this directory may still be releasing its stores.
+        let mut prepared = None;
+        for _ in 0..200 {
+            match Prepared::from_config(&config) {
+                Ok(p) => {
+                    prepared = Some(p);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+        let prepared = match prepared {
+            Some(p) => p,
+            None => Prepared::from_config(&config).unwrap(),
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -164,12 +190,42 @@ impl TestGateway {
         }));
         TestGateway {
             addr,
-            ca_pem: std::fs::read_to_string(files.ca_cert).unwrap(),
+            ca_pem,
             dir,
             recorded,
+            upstream,
             stop: Some(stop),
             done: Some(done),
         }
+    }
+
+    /// Stops this gateway and starts a new one from the same directory (config,
+    /// users, certificates and data), on a new port, with the same upstream.
+    pub async fn restart(mut self) -> Self {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            done.await.unwrap();
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::serve(
+            dir,
+            self.ca_pem.clone(),
+            self.recorded.clone(),
+            self.upstream.clone(),
+        )
+        .await
+    }
+
+    /// The audit log's lines, parsed.
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        let path = self.dir.path().join("data/audit.log");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     pub fn ca_path(&self) -> PathBuf {

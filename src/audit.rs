@@ -1,0 +1,213 @@
+//! The audit log: one JSON line per request, to a file, for security review.
+//!
+//! Each line says who asked (user, client address), as whom it ran (effective user),
+//! what it was (method, path, Livy action, resource id), what Livy answered and
+//! whether the gateway allowed, denied or failed it, with the reason for a denial.
+//! Secrets never appear: no passwords, Authorization values, cookies or bodies.
+//!
+//! Lines are handed to a writer thread through a bounded queue, so a slow disk never
+//! stalls a request; if the queue is full the line is dropped and counted in the
+//! diagnostic log. [`AuditLog::reopen`] (wired to SIGHUP) reopens the file, so
+//! logrotate can move it away.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::error::StartupError;
+
+/// Lines waiting for the writer before new ones are dropped.
+const QUEUE: usize = 65_536;
+
+/// One audit line.
+#[derive(Debug, Serialize)]
+pub struct AuditEvent<'a> {
+    pub time: String,
+    pub request_id: &'a str,
+    pub client: String,
+    pub user: Option<&'a str>,
+    pub effective_user: Option<&'a str>,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub action: Option<&'a str>,
+    pub resource: Option<&'a str>,
+    pub status: u16,
+    pub upstream_status: Option<u16>,
+    /// `allowed`, `denied` or `error`.
+    pub outcome: &'static str,
+    pub reason: Option<String>,
+}
+
+enum Message {
+    Line(String),
+    Reopen,
+}
+
+/// Handle to the audit writer; cheap to share.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: SyncSender<Message>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AuditLog {
+    /// Opens (appending) or creates the file and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Self, StartupError> {
+        let file = open_append(path)?;
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer(path, file, rx))
+            .map_err(|e| StartupError::Other(format!("cannot start the audit writer: {e}")))?;
+        Ok(Self {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Queues one event.
+    pub fn record(&self, event: &AuditEvent<'_>) {
+        let line = match serde_json::to_string(event) {
+            Ok(line) => line,
+            Err(error) => {
+                tracing::error!(%error, "cannot serialise an audit event");
+                return;
+            }
+        };
+        match self.tx.try_send(Message::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::error!(dropped = n, "audit queue full: audit lines dropped");
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!("audit writer has stopped; audit line lost");
+            }
+        }
+    }
+
+    /// Closes and reopens the file (after logrotate moved it).
+    pub fn reopen(&self) {
+        let _ = self.tx.send(Message::Reopen);
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, StartupError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| StartupError::Io {
+            what: "audit log directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| StartupError::Io {
+            what: "audit log",
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn writer(path: PathBuf, file: File, rx: Receiver<Message>) {
+    let mut out = BufWriter::new(file);
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        // Drain what is queued, then flush once.
+        while let Some(message) = next.take() {
+            match message {
+                Message::Line(line) => {
+                    if let Err(error) = writeln!(out, "{line}") {
+                        tracing::error!(%error, file = %path.display(), "cannot write the audit log");
+                    }
+                }
+                Message::Reopen => {
+                    let _ = out.flush();
+                    match open_append(&path) {
+                        Ok(file) => out = BufWriter::new(file),
+                        Err(error) => {
+                            tracing::error!(%error, "cannot reopen the audit log; keeping the old file")
+                        }
+                    }
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Err(error) = out.flush() {
+            tracing::error!(%error, file = %path.display(), "cannot flush the audit log");
+        }
+    }
+    let _ = out.flush();
+}
+
+/// The current time as RFC 3339 with milliseconds, UTC.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str) -> AuditEvent<'_> {
+        AuditEvent {
+            time: now_rfc3339(),
+            request_id: id,
+            client: "127.0.0.1".into(),
+            user: Some("alice"),
+            effective_user: Some("alice"),
+            method: "GET",
+            path: "/gateway/default/livy/v1/batches",
+            action: Some("batch.list"),
+            resource: None,
+            status: 200,
+            upstream_status: Some(200),
+            outcome: "allowed",
+            reason: None,
+        }
+    }
+
+    fn wait_for_lines(path: &Path, n: usize) -> Vec<String> {
+        for _ in 0..500 {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            if lines.len() >= n {
+                return lines;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("audit lines did not appear in {}", path.display());
+    }
+
+    #[test]
+    fn lines_are_json_and_reopen_follows_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path).unwrap();
+        log.record(&event("r1"));
+        let lines = wait_for_lines(&path, 1);
+        let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(v["request_id"], "r1");
+        assert_eq!(v["outcome"], "allowed");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
+
+        // logrotate: move the file away, then SIGHUP → reopen.
+        std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+        log.reopen();
+        log.record(&event("r2"));
+        let lines = wait_for_lines(&path, 1);
+        assert!(lines[0].contains("\"r2\""));
+        let old = std::fs::read_to_string(dir.path().join("audit.log.1")).unwrap();
+        assert_eq!(old.lines().count(), 1);
+    }
+}

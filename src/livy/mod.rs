@@ -1,0 +1,148 @@
+//! The Livy-specific policy: what each Livy request is, who may make it, and how the
+//! caller's identity is asserted to Livy.
+//!
+//! [`classify`] names the operation (for the audit log and for the rules);
+//! [`body`] parses and rewrites create bodies; [`query`] strips identity parameters
+//! and appends the asserted `doAs`; [`listing`] filters collection listings down to
+//! the caller's own resources.
+
+pub mod body;
+pub mod listing;
+pub mod query;
+
+use http::Method;
+
+use crate::ownership::Kind;
+
+/// What a request does, in Livy's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// Audit name: `batch.create`, `session.statement`, `livy.version`, …
+    pub action: &'static str,
+    pub scope: Scope,
+}
+
+/// Which resources an operation touches, which decides the rules applied to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Information about Livy itself (`/version`): open to every user.
+    Open,
+    /// `GET /batches` or `GET /sessions`.
+    List(Kind),
+    /// `POST /batches` or `POST /sessions`.
+    Create(Kind),
+    /// Anything under `/batches/{id}` or `/sessions/{id}`; `id` is the raw path
+    /// segment (digits, or a name).
+    Item { kind: Kind, id: String },
+    /// Any other Livy path (its UI, metrics, …): administrators only.
+    Other,
+}
+
+/// Names the operation for a Livy path (as routed, e.g. `/batches/3/log`).
+pub fn classify(method: &Method, path: &str) -> Operation {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let get = *method == Method::GET;
+    let post = *method == Method::POST;
+    let delete = *method == Method::DELETE;
+    let op = |action, scope| Operation { action, scope };
+    let item = |kind, id: &str| Scope::Item {
+        kind,
+        id: id.to_owned(),
+    };
+    match segments.as_slice() {
+        ["version"] if get => op("livy.version", Scope::Open),
+        ["batches"] if get => op("batch.list", Scope::List(Kind::Batch)),
+        ["batches"] if post => op("batch.create", Scope::Create(Kind::Batch)),
+        ["sessions"] if get => op("session.list", Scope::List(Kind::Session)),
+        ["sessions"] if post => op("session.create", Scope::Create(Kind::Session)),
+        ["batches", id, rest @ ..] => {
+            let action = match (rest, method) {
+                ([], _) if get => "batch.get",
+                ([], _) if delete => "batch.kill",
+                (["state"], _) if get => "batch.state",
+                (["log"], _) if get => "batch.log",
+                _ => "batch.other",
+            };
+            op(action, item(Kind::Batch, id))
+        }
+        ["sessions", id, rest @ ..] => {
+            let action = match rest {
+                [] if get => "session.get",
+                [] if delete => "session.kill",
+                ["state"] if get => "session.state",
+                ["log"] if get => "session.log",
+                ["statements"] if get => "session.statements",
+                ["statements"] if post => "session.statement",
+                ["statements", _] if get => "session.statement.get",
+                ["statements", _, "cancel"] if post => "session.statement.cancel",
+                ["completion"] if post => "session.completion",
+                ["interrupt"] if post => "session.interrupt",
+                [upload] if post && upload.starts_with("upload-") => "session.upload",
+                [add] if post && add.starts_with("add-") => "session.upload",
+                _ => "session.other",
+            };
+            op(action, item(Kind::Session, id))
+        }
+        _ => op("livy.other", Scope::Other),
+    }
+}
+
+/// The numeric id in an item segment, if it is one (Livy treats all-digit ids as ids
+/// and anything else as a name).
+pub fn numeric_id(segment: &str) -> Option<u64> {
+    if segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    segment.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(m: Method, p: &str) -> &'static str {
+        classify(&m, p).action
+    }
+
+    #[test]
+    fn operations_are_named() {
+        assert_eq!(action(Method::GET, "/batches/"), "batch.list");
+        assert_eq!(action(Method::POST, "/batches"), "batch.create");
+        assert_eq!(action(Method::DELETE, "/batches/3"), "batch.kill");
+        assert_eq!(action(Method::GET, "/batches/3/log"), "batch.log");
+        assert_eq!(
+            action(Method::POST, "/sessions/3/statements"),
+            "session.statement"
+        );
+        assert_eq!(
+            action(Method::POST, "/sessions/3/statements/1/cancel"),
+            "session.statement.cancel"
+        );
+        assert_eq!(
+            action(Method::POST, "/sessions/3/completion"),
+            "session.completion"
+        );
+        assert_eq!(
+            action(Method::POST, "/sessions/3/upload-jar"),
+            "session.upload"
+        );
+        assert_eq!(action(Method::GET, "/version"), "livy.version");
+        assert_eq!(classify(&Method::GET, "/ui").scope, Scope::Other);
+        assert_eq!(classify(&Method::DELETE, "/batches").scope, Scope::Other);
+        assert_eq!(
+            classify(&Method::GET, "/sessions/nightly/state").scope,
+            Scope::Item {
+                kind: Kind::Session,
+                id: "nightly".into()
+            }
+        );
+    }
+
+    #[test]
+    fn numeric_ids() {
+        assert_eq!(numeric_id("42"), Some(42));
+        assert_eq!(numeric_id("nightly"), None);
+        assert_eq!(numeric_id("-1"), None);
+        assert_eq!(numeric_id("99999999999999999999999"), None);
+    }
+}

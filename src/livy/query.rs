@@ -1,0 +1,120 @@
+//! Query strings going to Livy: identity and method-override parameters removed, the
+//! asserted `doAs` appended.
+//!
+//! Livy takes the effective user from `doAs` (impersonation on) and its framework
+//! routes a POST by `_method`. A client must not be able to set either, so `doAs`,
+//! `proxyUser`, `user.name` and `_method` are removed however they are spelt: in any
+//! case, repeated, or with percent-encoded names.
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// Parameter names (lower case, decoded) that never reach Livy from a client.
+const REMOVED: [&str; 4] = ["doas", "proxyuser", "user.name", "_method"];
+
+/// Characters left unescaped in a user name put into the query.
+const USER: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A parameter's name as Livy's server would read it: `+` as space, `%XX` decoded.
+fn decoded_name(pair: &str) -> String {
+    let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+    percent_decode_str(&name.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The result of rewriting a query.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rewritten {
+    /// The new query, without `?`; `None` when empty.
+    pub query: Option<String>,
+    /// Names of the identity/override parameters that were removed, as sent.
+    pub removed: Vec<String>,
+}
+
+/// Removes identity and override parameters and parameters named in `also_remove`
+/// (decoded, case-sensitive), then appends `doAs=<user>` when `assert_user` is set and
+/// `extra` pairs as given.
+pub fn rewrite(
+    query: Option<&str>,
+    assert_user: Option<&str>,
+    also_remove: &[&str],
+    extra: &[(&str, &str)],
+) -> Rewritten {
+    let mut kept: Vec<String> = Vec::new();
+    let mut removed = Vec::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let name = decoded_name(pair);
+        if REMOVED.contains(&name.to_ascii_lowercase().as_str()) {
+            removed.push(name);
+        } else if !also_remove.contains(&name.as_str()) {
+            kept.push(pair.to_owned());
+        }
+    }
+    for (name, value) in extra {
+        kept.push(format!("{name}={}", utf8_percent_encode(value, USER)));
+    }
+    if let Some(user) = assert_user {
+        kept.push(format!("doAs={}", utf8_percent_encode(user, USER)));
+    }
+    Rewritten {
+        query: (!kept.is_empty()).then(|| kept.join("&")),
+        removed,
+    }
+}
+
+/// The value of parameter `name` (exact, decoded), if present.
+pub fn param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .find(|pair| decoded_name(pair) == name)
+        .map(|pair| {
+            let value = pair.split_once('=').map_or("", |(_, v)| v);
+            percent_decode_str(&value.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_parameters_go_in_every_spelling() {
+        let r = rewrite(
+            Some("from=0&doAs=bob&DoAs=bob&DOAS=x&%64oAs=eve&doas&proxyUser=m&PROXYUSER=n&user.name=x&user%2Ename=y&_method=DELETE&_METHOD=GET&size=10"),
+            Some("alice"),
+            &[],
+            &[],
+        );
+        assert_eq!(r.query.as_deref(), Some("from=0&size=10&doAs=alice"));
+        assert_eq!(r.removed.len(), 11);
+    }
+
+    #[test]
+    fn user_names_are_encoded_and_empty_queries_stay_empty() {
+        let r = rewrite(None, Some("a b&c=d"), &[], &[]);
+        assert_eq!(r.query.as_deref(), Some("doAs=a%20b%26c%3Dd"));
+        assert_eq!(rewrite(Some("doAs=x"), None, &[], &[]).query, None);
+        let r = rewrite(
+            Some("from=5&size=2&order=desc"),
+            Some("u"),
+            &["from", "size"],
+            &[("from", "0")],
+        );
+        assert_eq!(r.query.as_deref(), Some("order=desc&from=0&doAs=u"));
+    }
+
+    #[test]
+    fn params_are_read_decoded() {
+        assert_eq!(
+            param(Some("a=1&from=%31%30"), "from").as_deref(),
+            Some("10")
+        );
+        assert_eq!(param(Some("a=1"), "from"), None);
+    }
+}
