@@ -4,6 +4,11 @@
 //! Proxied bodies are streamed frame by frame; only small synthetic bodies (JSON
 //! errors, simulator views) are built in memory.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use bytes::{Bytes, BytesMut};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 
@@ -32,6 +37,63 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed()
+}
+
+/// A streamed body that fails once more than a set number of bytes went through,
+/// noting it in a shared flag so the caller can answer 413 rather than 502.
+pub struct Capped<B> {
+    inner: B,
+    remaining: usize,
+    exceeded: Arc<AtomicBool>,
+}
+
+impl<B> Capped<B> {
+    /// Wraps `inner`; `exceeded` is set if it turns out longer than `limit`.
+    pub fn new(inner: B, limit: usize, exceeded: Arc<AtomicBool>) -> Self {
+        Self {
+            inner,
+            remaining: limit,
+            exceeded,
+        }
+    }
+}
+
+impl<B> http_body::Body for Capped<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, Bytes::len);
+                if len > this.remaining {
+                    this.exceeded.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Some(Err("request body too large".into())));
+                }
+                this.remaining -= len;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Why [`collect_limited`] stopped.
@@ -65,6 +127,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn capped_bodies_flag_overruns() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let ok = Capped::new(full("abc"), 3, flag.clone());
+        assert_eq!(&ok.collect().await.unwrap().to_bytes()[..], b"abc");
+        assert!(!flag.load(Ordering::Relaxed));
+        let over = Capped::new(full("abcd"), 3, flag.clone());
+        assert!(over.collect().await.is_err());
+        assert!(flag.load(Ordering::Relaxed));
+    }
 
     #[tokio::test]
     async fn collect_stops_at_the_limit() {

@@ -30,6 +30,10 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    #[serde(default)]
+    pub login: LoginConfig,
 }
 
 /// `[server]`: the public TLS listener.
@@ -61,6 +65,19 @@ pub struct ServerConfig {
     /// Concurrent HTTP/2 streams per connection.
     #[serde(default = "default_h2_streams")]
     pub h2_max_concurrent_streams: u32,
+    /// Open client connections at most; further ones are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A connection with no request in flight and no bytes moving for this long is
+    /// closed (idle keep-alive).
+    #[serde(default = "default_conn_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Largest total size of a request's headers (names and values); beyond → 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Most headers a request may have; beyond → 431.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
 }
 
 /// `[gateway]`: how the gateway's URLs look.
@@ -142,6 +159,12 @@ pub struct LivyConfig {
     /// Largest accepted body of `POST …/batches` and `POST …/sessions`.
     #[serde(default = "default_max_create_body")]
     pub max_create_body_bytes: usize,
+    /// Largest body of any other request (statements, completion, …).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Largest body of the job API's upload endpoints (`…/upload-jar` and the like).
+    #[serde(default = "default_max_upload")]
+    pub max_upload_bytes: usize,
     /// Largest Livy answer the gateway reads in full to apply its policy (listings it
     /// narrows per user, creation answers it takes ids from). Other answers stream.
     #[serde(default = "default_max_buffered_response")]
@@ -158,6 +181,98 @@ pub enum IdentityMode {
     Doas,
     /// Add nothing (client identity parameters are still removed).
     None,
+}
+
+/// `[rate_limit]`: request rates. A rate of 0 (or a burst of 0) disables a limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second per client address, counted before authentication.
+    #[serde(default = "default_per_ip_rps")]
+    pub per_ip_rps: f64,
+    #[serde(default = "default_per_ip_burst")]
+    pub per_ip_burst: u32,
+    /// Requests per second per authenticated user.
+    #[serde(default = "default_per_user_rps")]
+    pub per_user_rps: f64,
+    #[serde(default = "default_per_user_burst")]
+    pub per_user_burst: u32,
+    /// Batches and sessions a user may create per minute (also the burst).
+    #[serde(default = "default_creates_per_min")]
+    pub create_per_user_per_min: u32,
+    /// Keys (addresses, users) a limiter tracks before it is reset.
+    #[serde(default = "default_max_tracked")]
+    pub max_tracked_keys: usize,
+    /// Per-user rates replacing the per-user limit (service accounts).
+    #[serde(default)]
+    pub overrides: std::collections::HashMap<String, RateSpec>,
+}
+
+/// A rate and burst for one user.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSpec {
+    pub rps: f64,
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_ip_rps: default_per_ip_rps(),
+            per_ip_burst: default_per_ip_burst(),
+            per_user_rps: default_per_user_rps(),
+            per_user_burst: default_per_user_burst(),
+            create_per_user_per_min: default_creates_per_min(),
+            max_tracked_keys: default_max_tracked(),
+            overrides: Default::default(),
+        }
+    }
+}
+
+/// `[login]`: failed-login throttling (see `auth::throttle` for the policy).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    /// Failures of one user from one address before that pair is locked; 0 = off.
+    #[serde(default = "default_fail_pair")]
+    pub max_failures_per_pair: u32,
+    /// Failures from one address (any users) before it is locked; 0 = off.
+    #[serde(default = "default_fail_address")]
+    pub max_failures_per_address: u32,
+    /// Failures of one user from anywhere before the user is locked on addresses
+    /// without a recent successful login; 0 = off.
+    #[serde(default = "default_fail_user")]
+    pub max_failures_per_user: u32,
+    /// Failures older than this are forgotten.
+    #[serde(default = "default_fail_window")]
+    pub failure_window_secs: u64,
+    /// First lockout; each further one doubles, up to `max_lockout_secs`.
+    #[serde(default = "default_lockout")]
+    pub lockout_secs: u64,
+    #[serde(default = "default_max_lockout")]
+    pub max_lockout_secs: u64,
+    /// An address where a user logged in successfully stays exempt from that user's
+    /// global lockout this long.
+    #[serde(default = "default_trusted")]
+    pub trusted_address_secs: u64,
+    #[serde(default = "default_max_tracked")]
+    pub max_tracked_keys: usize,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            max_failures_per_pair: default_fail_pair(),
+            max_failures_per_address: default_fail_address(),
+            max_failures_per_user: default_fail_user(),
+            failure_window_secs: default_fail_window(),
+            lockout_secs: default_lockout(),
+            max_lockout_secs: default_max_lockout(),
+            trusted_address_secs: default_trusted(),
+            max_tracked_keys: default_max_tracked(),
+        }
+    }
 }
 
 /// `[audit]`: the per-request audit trail.
@@ -256,6 +371,63 @@ fn default_pool_idle() -> u64 {
 }
 fn default_pool_max_idle() -> usize {
     32
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_conn_idle_timeout() -> u64 {
+    120
+}
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+fn default_max_headers() -> usize {
+    100
+}
+fn default_max_body() -> usize {
+    10 * 1024 * 1024
+}
+fn default_max_upload() -> usize {
+    1024 * 1024 * 1024
+}
+fn default_per_ip_rps() -> f64 {
+    100.0
+}
+fn default_per_ip_burst() -> u32 {
+    200
+}
+fn default_per_user_rps() -> f64 {
+    20.0
+}
+fn default_per_user_burst() -> u32 {
+    40
+}
+fn default_creates_per_min() -> u32 {
+    30
+}
+fn default_max_tracked() -> usize {
+    100_000
+}
+fn default_fail_pair() -> u32 {
+    5
+}
+fn default_fail_address() -> u32 {
+    20
+}
+fn default_fail_user() -> u32 {
+    50
+}
+fn default_fail_window() -> u64 {
+    900
+}
+fn default_lockout() -> u64 {
+    60
+}
+fn default_max_lockout() -> u64 {
+    3600
+}
+fn default_trusted() -> u64 {
+    86_400
 }
 fn default_csrf_value() -> String {
     "livy-gateway".into()
@@ -422,6 +594,27 @@ impl Config {
         ] {
             if value == 0 {
                 return Err(format!("key {key}: must be greater than 0"));
+            }
+        }
+        let rates = std::iter::once((
+            "rate_limit.per_ip_rps".to_string(),
+            self.rate_limit.per_ip_rps,
+        ))
+        .chain(std::iter::once((
+            "rate_limit.per_user_rps".to_string(),
+            self.rate_limit.per_user_rps,
+        )))
+        .chain(
+            self.rate_limit
+                .overrides
+                .iter()
+                .map(|(u, r)| (format!("rate_limit.overrides.{u}.rps"), r.rps)),
+        );
+        for (key, rate) in rates {
+            if !rate.is_finite() || rate < 0.0 || (rate > 0.0 && rate < 1e-6) {
+                return Err(format!(
+                    "key {key}: {rate} must be 0 (off) or a positive rate"
+                ));
             }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)

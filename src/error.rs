@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 
 use crate::body::{self, Body};
@@ -72,6 +72,24 @@ impl AuthFailure {
     }
 }
 
+/// Which rate limit refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Address = 0,
+    User = 1,
+    Create = 2,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Address => "address",
+            Limit::User => "user",
+            Limit::Create => "create",
+        }
+    }
+}
+
 /// Everything that can end a request with a response the gateway makes itself.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
@@ -95,6 +113,12 @@ pub enum RequestError {
     PayloadTooLarge,
     #[error("form-encoded bodies are not accepted; send JSON")]
     UnsupportedMediaType,
+    #[error("too many requests ({} limit); retry in {retry_after_secs} s", limit.as_str())]
+    RateLimited { limit: Limit, retry_after_secs: u64 },
+    #[error("too many failed logins; retry in {retry_after_secs} s")]
+    LockedOut { retry_after_secs: u64 },
+    #[error("request headers too large")]
+    HeadersTooLarge,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the Livy service is unreachable")]
@@ -124,6 +148,10 @@ impl RequestError {
             RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
             RequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RequestError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestError::RateLimited { .. } | RequestError::LockedOut { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            RequestError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::UpstreamUnavailable
             | RequestError::UpstreamFailed
@@ -144,6 +172,9 @@ impl RequestError {
             RequestError::BadQuery(_) => "bad_query",
             RequestError::PayloadTooLarge => "payload_too_large",
             RequestError::UnsupportedMediaType => "unsupported_media_type",
+            RequestError::RateLimited { .. } => "rate_limited",
+            RequestError::LockedOut { .. } => "locked_out",
+            RequestError::HeadersTooLarge => "headers_too_large",
             RequestError::UpstreamTooLarge => "upstream_response_too_large",
             RequestError::MethodNotAllowed => "method_not_allowed",
             RequestError::UpstreamUnavailable => "upstream_unavailable",
@@ -186,6 +217,14 @@ impl RequestError {
                     .headers_mut()
                     .insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
             }
+            RequestError::RateLimited {
+                retry_after_secs, ..
+            }
+            | RequestError::LockedOut { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
             _ => {}
         }
         response
@@ -224,6 +263,20 @@ mod tests {
             (RequestError::PayloadTooLarge, 413),
             (RequestError::UnsupportedMediaType, 415),
             (RequestError::UpstreamTooLarge, 502),
+            (
+                RequestError::RateLimited {
+                    limit: Limit::User,
+                    retry_after_secs: 3,
+                },
+                429,
+            ),
+            (
+                RequestError::LockedOut {
+                    retry_after_secs: 60,
+                },
+                429,
+            ),
+            (RequestError::HeadersTooLarge, 431),
             (RequestError::MethodNotAllowed, 405),
             (RequestError::UpstreamUnavailable, 502),
             (RequestError::UpstreamFailed, 502),
@@ -238,6 +291,7 @@ mod tests {
                 response.headers().contains_key(WWW_AUTHENTICATE),
                 status == 401
             );
+            assert_eq!(response.headers().contains_key(RETRY_AFTER), status == 429);
         }
     }
 

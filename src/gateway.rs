@@ -1,5 +1,5 @@
 //! The life of one request, as a fixed sequence of named phases:
-//! authenticate → route → authorize (Livy policy) → rewrite → forward →
+//! limit → authenticate → route → authorize (Livy policy) → rewrite → forward →
 //! filter response → log and audit.
 //!
 //! [`Gateway::handle`] is the only entry point. Each phase either passes the request
@@ -29,6 +29,7 @@ use crate::livy::{self, listing, query, Operation, Scope};
 use crate::ownership::{self, Change, Kind, OwnershipStore, Record, RedbOwnershipStore};
 use crate::proxy::headers::{self, Forwarded, X_REQUEST_ID};
 use crate::proxy::Upstream;
+use crate::ratelimit::RateLimits;
 use crate::route::{self, Route};
 use crate::session::{self, MemorySessionStore, SessionStore};
 
@@ -64,6 +65,8 @@ struct RequestContext {
     upstream_time: Option<Duration>,
     /// Identity parameters a client tried to pass, removed.
     removed_params: Vec<String>,
+    /// Set when a streamed request body overran its limit.
+    body_too_large: Arc<std::sync::atomic::AtomicBool>,
     error: Option<RequestError>,
 }
 
@@ -90,6 +93,8 @@ struct LivyPolicy {
     identity: IdentityMode,
     csrf: Option<(HeaderName, HeaderValue)>,
     max_create_body: usize,
+    max_body: usize,
+    max_upload: usize,
     max_buffered_response: usize,
 }
 
@@ -107,6 +112,9 @@ pub struct Gateway {
     /// `Strict-Transport-Security` value, if enabled.
     hsts: Option<HeaderValue>,
     auth: Authenticator,
+    limits: RateLimits,
+    max_headers: usize,
+    max_header_bytes: usize,
     sessions: Arc<dyn SessionStore>,
     ownership: Arc<dyn OwnershipStore>,
     upstream: Upstream,
@@ -161,7 +169,10 @@ impl Gateway {
             cookie_name: config.session.cookie_name.clone(),
             challenge,
             hsts,
-            auth: Authenticator::load(&config.auth)?,
+            auth: Authenticator::load(&config.auth, &config.login)?,
+            limits: RateLimits::new(&config.rate_limit),
+            max_headers: config.server.max_headers,
+            max_header_bytes: config.server.max_header_bytes,
             sessions,
             ownership,
             upstream: Upstream::new(&config.upstream_uris(), &config.livy),
@@ -169,15 +180,24 @@ impl Gateway {
                 identity: config.livy.identity,
                 csrf,
                 max_create_body: config.livy.max_create_body_bytes,
+                max_body: config.livy.max_body_bytes,
+                max_upload: config.livy.max_upload_bytes,
                 max_buffered_response: config.livy.max_buffered_response_bytes,
             },
             audit,
         })
     }
 
-    /// The session store, for housekeeping.
-    pub fn sessions(&self) -> &Arc<dyn SessionStore> {
-        &self.sessions
+    /// Periodic cleanup: expired sessions, idle rate-limit keys, old login failures.
+    pub fn housekeeping(&self) {
+        self.sessions.sweep();
+        self.limits.housekeeping();
+        self.auth.housekeeping();
+    }
+
+    /// The rate limiters, for metrics.
+    pub fn limits(&self) -> &RateLimits {
+        &self.limits
     }
 
     /// Reopens the audit log (after log rotation).
@@ -228,9 +248,14 @@ impl Gateway {
     ) -> Result<Response<Body>, RequestError> {
         let (parts, incoming) = request.into_parts();
 
+        // limit
+        self.check_header_size(&parts.headers)?;
+        self.limits.check_ip(conn.peer.ip())?;
+
         // authenticate
-        let principal = self.authenticate(&parts.headers, ctx).await?;
+        let principal = self.authenticate(&parts.headers, conn, ctx).await?;
         ctx.user = Some(principal.user.clone());
+        self.limits.check_user(&principal.user)?;
 
         // route
         let route = route::resolve(
@@ -261,6 +286,12 @@ impl Gateway {
         let upstream_started = Instant::now();
         let result = self.upstream.forward(upstream_request).await;
         ctx.upstream_time = Some(upstream_started.elapsed());
+        if ctx
+            .body_too_large
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(RequestError::PayloadTooLarge);
+        }
         let response = result?;
         ctx.upstream_status = Some(response.status().as_u16());
 
@@ -274,6 +305,7 @@ impl Gateway {
     async fn authenticate(
         &self,
         headers: &HeaderMap,
+        conn: &ConnInfo,
         ctx: &mut RequestContext,
     ) -> Result<Principal, RequestError> {
         let session_user =
@@ -281,11 +313,7 @@ impl Gateway {
         let credentials = basic::parse(headers).map_err(RequestError::Unauthenticated)?;
         let user: Arc<str> = match credentials {
             Some(credentials) => {
-                let verified = self
-                    .auth
-                    .verify(&credentials)
-                    .await
-                    .map_err(RequestError::Unauthenticated)?;
+                let verified = self.auth.login(&credentials, conn.peer.ip()).await?;
                 ctx.auth_cached = verified == Verified::Cached;
                 if session_user.as_deref() != Some(credentials.user.as_str()) {
                     ctx.new_session = Some(self.sessions.create(&credentials.user));
@@ -315,7 +343,10 @@ impl Gateway {
             Scope::Open => Ok(Plan::Pass),
             Scope::Other if principal.admin => Ok(Plan::Pass),
             Scope::Other => Err(RequestError::NotFound),
-            Scope::Create(kind) => Ok(Plan::Create(*kind)),
+            Scope::Create(kind) => {
+                self.limits.check_create(&principal.user)?;
+                Ok(Plan::Create(*kind))
+            }
             Scope::List(_) if principal.admin => Ok(Plan::Pass),
             Scope::List(kind) => Ok(Plan::List(*kind, listing::page(route.query.as_deref())?)),
             Scope::Item { kind, id: segment } => {
@@ -439,7 +470,18 @@ impl Gateway {
                 headers.insert(CONTENT_TYPE, APPLICATION_JSON);
                 (body::full(bytes), effective)
             }
-            _ => (body::boxed(incoming), principal.user.to_string()),
+            _ => {
+                let limit = if operation_is_upload(ctx.action) {
+                    self.policy.max_upload
+                } else {
+                    self.policy.max_body
+                };
+                if declared_length(&headers).is_some_and(|n| n > limit as u64) {
+                    return Err(RequestError::PayloadTooLarge);
+                }
+                let capped = body::Capped::new(incoming, limit, ctx.body_too_large.clone());
+                (body::boxed(capped), principal.user.to_string())
+            }
         };
 
         let (also_remove, extra): (&[&str], &[(&str, &str)]) = match plan {
@@ -514,11 +556,7 @@ impl Gateway {
         incoming: Incoming,
     ) -> Result<Bytes, RequestError> {
         let limit = self.policy.max_create_body;
-        let declared = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
+        if declared_length(headers).is_some_and(|n| n > limit as u64) {
             return Err(RequestError::PayloadTooLarge);
         }
         match body::collect_limited(incoming, limit).await {
@@ -680,6 +718,36 @@ impl Gateway {
             reason,
         });
     }
+}
+
+impl Gateway {
+    /// Refuses requests with too many or too large headers.
+    fn check_header_size(&self, headers: &HeaderMap) -> Result<(), RequestError> {
+        if headers.len() > self.max_headers {
+            return Err(RequestError::HeadersTooLarge);
+        }
+        let size: usize = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        if size > self.max_header_bytes {
+            return Err(RequestError::HeadersTooLarge);
+        }
+        Ok(())
+    }
+}
+
+/// The `Content-Length` a request declares, if any.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Whether an action is one of the job API's uploads, which may carry large bodies.
+fn operation_is_upload(action: Option<&str>) -> bool {
+    action == Some("session.upload")
 }
 
 /// The request's id: a valid incoming `X-Request-Id`, or a new random one.

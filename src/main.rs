@@ -142,11 +142,58 @@ fn run(command: Command) -> Result<(), StartupError> {
                 _ => println!("  audit log:     off"),
             }
             println!(
-                "  timeouts:      handshake {}s, header read {}s, upstream connect {}s, upstream response {}s",
+                "  timeouts:      handshake {}s, header read {}s, idle {}s, upstream connect {}s, upstream response {}s",
                 config.server.handshake_timeout_secs,
                 config.server.header_read_timeout_secs,
+                config.server.idle_timeout_secs,
                 config.livy.connect_timeout_secs,
                 config.livy.response_timeout_secs
+            );
+            let rate = |rps: f64, burst: u32| {
+                if rps > 0.0 && burst > 0 {
+                    format!("{rps}/s, burst {burst}")
+                } else {
+                    "off".to_string()
+                }
+            };
+            let r = &config.rate_limit;
+            println!(
+                "  rate limits:   per address {}",
+                rate(r.per_ip_rps, r.per_ip_burst)
+            );
+            println!(
+                "                 per user {}",
+                rate(r.per_user_rps, r.per_user_burst)
+            );
+            println!(
+                "                 creations per user {}/min",
+                r.create_per_user_per_min
+            );
+            let mut overrides: Vec<_> = r.overrides.iter().collect();
+            overrides.sort_by(|a, b| a.0.cmp(b.0));
+            for (user, spec) in overrides {
+                println!(
+                    "                 user {user}: {}",
+                    rate(spec.rps, spec.burst)
+                );
+            }
+            let l = &config.login;
+            println!(
+                "  login lockout: after {} failures per user+address, {} per address, {} per user (except trusted addresses); {}s doubling to {}s",
+                l.max_failures_per_pair,
+                l.max_failures_per_address,
+                l.max_failures_per_user,
+                l.lockout_secs,
+                l.max_lockout_secs
+            );
+            println!(
+                "  size limits:   {} connections, headers {} bytes / {} fields, bodies: create {} B, other {} B, upload {} B",
+                config.server.max_connections,
+                config.server.max_header_bytes,
+                config.server.max_headers,
+                config.livy.max_create_body_bytes,
+                config.livy.max_body_bytes,
+                config.livy.max_upload_bytes
             );
             Ok(())
         }

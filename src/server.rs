@@ -1,39 +1,45 @@
-//! The public listener: accepting TCP connections, the TLS handshake, serving HTTP/1.1
-//! and HTTP/2 on each connection, and graceful shutdown.
+//! The public listener: accepting TCP connections within the connection cap, handing
+//! each to [`connection::serve`], periodic housekeeping, and graceful shutdown.
 //!
-//! A handshake that does not finish within the configured time is dropped, and a
-//! failed handshake (plain HTTP sent to the TLS port, say) ends that connection only.
-//! On shutdown the listener stops accepting, every connection is asked to finish its
-//! in-flight requests, and the gateway waits at most the grace period for them.
+//! A connection beyond `server.max_connections` is closed at once, before any TLS
+//! work. On shutdown the listener stops accepting, every connection is asked to
+//! finish its in-flight requests and close, and the gateway waits at most the grace
+//! period for them.
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ServerConfig};
+use crate::connection::{self, ConnectionSettings};
 use crate::error::StartupError;
 use crate::gateway::{ConnInfo, Gateway};
 
-/// How often expired login sessions are swept from memory.
-const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How often expired sessions, idle rate-limit keys and old login failures are
+/// dropped from memory.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Connection-level settings taken from `[server]`.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub handshake_timeout: Duration,
     pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
     pub h2_max_concurrent_streams: u32,
+    pub max_connections: usize,
+    /// The gateway's own header limits (checked per request, with a JSON 431);
+    /// hyper's hard limits are set well above them.
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
 }
 
 impl From<&ServerConfig> for Settings {
@@ -41,13 +47,17 @@ impl From<&ServerConfig> for Settings {
         Self {
             handshake_timeout: Duration::from_secs(c.handshake_timeout_secs),
             header_read_timeout: Duration::from_secs(c.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(c.idle_timeout_secs),
             shutdown_grace: Duration::from_secs(c.shutdown_grace_secs),
             h2_max_concurrent_streams: c.h2_max_concurrent_streams,
+            max_connections: c.max_connections,
+            max_header_bytes: c.max_header_bytes,
+            max_headers: c.max_headers,
         }
     }
 }
 
-/// Everything needed to serve, built from a config: for `serve` and `check-config`.
+/// Everything needed to serve, built from a config.
 pub struct Prepared {
     pub gateway: Arc<Gateway>,
     pub tls: Arc<rustls::ServerConfig>,
@@ -55,7 +65,8 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Loads certificates and users and builds the gateway, without binding anything.
+    /// Loads certificates and users, opens the stores and builds the gateway, without
+    /// binding anything.
     pub fn from_config(config: &Config) -> Result<Self, StartupError> {
         Ok(Self {
             tls: crate::tls::server_config(&config.server.tls_cert, &config.server.tls_key)?,
@@ -70,7 +81,7 @@ impl Prepared {
 /// is locked while it runs), for `check-config`.
 pub fn check(config: &Config) -> Result<(), StartupError> {
     crate::tls::server_config(&config.server.tls_cert, &config.server.tls_key)?;
-    crate::auth::Authenticator::load(&config.auth)?;
+    crate::auth::Authenticator::load(&config.auth, &config.login)?;
     config.upstream_uris();
     Ok(())
 }
@@ -81,11 +92,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartupError> {
     let prepared = Prepared::from_config(config)?;
-    std::fs::create_dir_all(&config.server.data_dir).map_err(|source| StartupError::Io {
-        what: "data directory",
-        path: config.server.data_dir.clone(),
-        source,
-    })?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| StartupError::Bind {
@@ -117,6 +123,22 @@ async fn reopen_logs_on_sighup(gateway: Arc<Gateway>) {
     }
 }
 
+fn http_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size((settings.max_header_bytes * 4).max(64 * 1024))
+        .max_headers(settings.max_headers * 2 + 16);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.h2_max_concurrent_streams)
+        .max_header_list_size((settings.max_header_bytes * 4).max(64 * 1024) as u32);
+    builder
+}
+
 /// Serves connections from `listener` until `shutdown` completes, then drains.
 pub async fn run(listener: TcpListener, prepared: Prepared, shutdown: impl Future<Output = ()>) {
     let Prepared {
@@ -124,29 +146,28 @@ pub async fn run(listener: TcpListener, prepared: Prepared, shutdown: impl Futur
         tls,
         settings,
     } = prepared;
-    let acceptor = TlsAcceptor::from(tls);
     let local_port = listener
         .local_addr()
         .map(|a| HeaderValue::from(a.port()))
         .unwrap_or(HeaderValue::from_static("443"));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(settings.h2_max_concurrent_streams);
-    let graceful = GracefulShutdown::new();
+    let conn_settings = ConnectionSettings {
+        acceptor: TlsAcceptor::from(tls),
+        builder: http_builder(&settings),
+        handshake_timeout: settings.handshake_timeout,
+        idle_timeout: settings.idle_timeout,
+    };
+    // One permit per open connection: the cap, and what the drain waits for.
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let refused = AtomicU64::new(0);
+    let (closing, closing_rx) = watch::channel(false);
 
-    let sweeper = {
-        let sessions = gateway.sessions().clone();
+    let housekeeping = {
+        let gateway = gateway.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SESSION_SWEEP_INTERVAL);
+            let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
             loop {
                 tick.tick().await;
-                sessions.sweep();
+                gateway.housekeeping();
             }
         })
     };
@@ -165,63 +186,40 @@ pub async fn run(listener: TcpListener, prepared: Prepared, shutdown: impl Futur
                 }
             },
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            let n = refused.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(%peer, refused = n, max = settings.max_connections, "connection limit reached; refusing connections");
+            }
+            drop(stream);
+            continue;
+        };
         let conn = ConnInfo {
             peer,
             local_port: local_port.clone(),
         };
-        tokio::spawn(serve_connection(
+        let task = connection::serve(
             stream,
             conn,
-            acceptor.clone(),
-            builder.clone(),
             gateway.clone(),
-            settings.handshake_timeout,
-            graceful.watcher(),
-        ));
+            conn_settings.clone(),
+            closing_rx.clone(),
+        );
+        tokio::spawn(async move {
+            task.await;
+            drop(permit);
+        });
     }
     drop(listener);
-    sweeper.abort();
-    tracing::info!(
-        connections = graceful.count(),
-        "shutting down: draining connections"
-    );
-    if tokio::time::timeout(settings.shutdown_grace, graceful.shutdown())
+    housekeeping.abort();
+    let open = settings.max_connections - slots.available_permits();
+    tracing::info!(connections = open, "shutting down: draining connections");
+    let _ = closing.send(true);
+    let all = u32::try_from(settings.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(settings.shutdown_grace, slots.acquire_many(all))
         .await
         .is_err()
     {
         tracing::warn!(grace = ?settings.shutdown_grace, "connections still open after the grace period; closing them");
-    }
-}
-
-async fn serve_connection(
-    stream: TcpStream,
-    conn: ConnInfo,
-    acceptor: TlsAcceptor,
-    builder: auto::Builder<TokioExecutor>,
-    gateway: Arc<Gateway>,
-    handshake_timeout: Duration,
-    watcher: hyper_util::server::graceful::Watcher,
-) {
-    let _ = stream.set_nodelay(true);
-    let peer: SocketAddr = conn.peer;
-    let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(error)) => {
-            tracing::debug!(%peer, %error, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
-    };
-    let service = service_fn(move |request| {
-        let gateway = gateway.clone();
-        let conn = conn.clone();
-        async move { Ok::<_, Infallible>(gateway.handle(request, &conn).await) }
-    });
-    let connection = builder.serve_connection(TokioIo::new(tls_stream), service);
-    if let Err(error) = watcher.watch(connection.into_owned()).await {
-        tracing::debug!(%peer, error = %error, "connection ended with an error");
     }
 }

@@ -5,10 +5,14 @@
 //! burst of logins cannot starve the async workers. Successful verifications are
 //! remembered by the [`cache::CredentialCache`]. An unknown user is checked against a
 //! dummy hash of the same cost, so response time does not reveal which users exist.
+//! Repeated failures lock logins out for a while ([`throttle`]); a locked-out attempt
+//! is refused before any hash is computed (a remembered, already verified password
+//! is still accepted: it proves nothing new to a guesser).
 
 pub mod basic;
 pub mod cache;
 pub mod htpasswd;
+pub mod throttle;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,11 +21,14 @@ use std::time::Duration;
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::sync::Semaphore;
 
-use crate::config::AuthConfig;
-use crate::error::{AuthFailure, StartupError};
+use std::net::IpAddr;
+
+use crate::config::{AuthConfig, LoginConfig};
+use crate::error::{AuthFailure, RequestError, StartupError};
 use basic::Credentials;
 use cache::CredentialCache;
 use htpasswd::{Entry, Htpasswd, Scheme};
+use throttle::LoginThrottle;
 
 /// bcrypt cost of the dummy hash when the file has no bcrypt entry to copy.
 const DEFAULT_DUMMY_COST: u32 = 10;
@@ -44,20 +51,25 @@ pub struct Authenticator {
     /// Bounds concurrent hash computations to the number of cores.
     slots: Semaphore,
     admins: HashSet<String>,
+    throttle: LoginThrottle,
 }
 
 impl Authenticator {
     /// Loads the htpasswd file named in `config`.
-    pub fn load(config: &AuthConfig) -> Result<Self, StartupError> {
+    pub fn load(config: &AuthConfig, login: &LoginConfig) -> Result<Self, StartupError> {
         let users = Htpasswd::load(&config.htpasswd)?;
         if users.is_empty() {
             tracing::warn!(file = %config.htpasswd.display(), "htpasswd file has no users: every login will fail");
         }
-        Self::new(users, config)
+        Self::new(users, config, login)
     }
 
     /// Builds an authenticator over already-parsed users.
-    pub fn new(users: Htpasswd, config: &AuthConfig) -> Result<Self, StartupError> {
+    pub fn new(
+        users: Htpasswd,
+        config: &AuthConfig,
+        login: &LoginConfig,
+    ) -> Result<Self, StartupError> {
         let cost = users.bcrypt_cost().unwrap_or(DEFAULT_DUMMY_COST);
         let random = Alphanumeric.sample_string(&mut rand::rng(), 24);
         let dummy_hash = bcrypt::hash(random, cost)
@@ -75,7 +87,47 @@ impl Authenticator {
             ),
             slots: Semaphore::new(cores),
             admins: config.admins.iter().cloned().collect(),
+            throttle: LoginThrottle::new(login),
         })
+    }
+
+    /// A login attempt from `ip`: the credential cache, then the lockout check, then
+    /// the password hash. Failures count towards lockouts.
+    pub async fn login(
+        &self,
+        credentials: &Credentials,
+        ip: IpAddr,
+    ) -> Result<Verified, RequestError> {
+        if self.is_cached(credentials) {
+            return Ok(Verified::Cached);
+        }
+        if let Err(wait) = self.throttle.check(&credentials.user, ip) {
+            return Err(RequestError::LockedOut {
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            });
+        }
+        match self.verify(credentials).await {
+            Ok(verified) => {
+                self.throttle.succeeded(&credentials.user, ip);
+                Ok(verified)
+            }
+            Err(failure) => {
+                self.throttle.failed(&credentials.user, ip);
+                Err(RequestError::Unauthenticated(failure))
+            }
+        }
+    }
+
+    fn is_cached(&self, credentials: &Credentials) -> bool {
+        self.users.get(&credentials.user).is_some_and(|entry| {
+            self.cache
+                .contains(&credentials.user, &credentials.password, &entry.hash)
+        })
+    }
+
+    /// Drops throttle state that no longer matters.
+    pub fn housekeeping(&self) {
+        self.throttle.housekeeping();
     }
 
     /// Checks credentials. The error is always [`AuthFailure::BadCredentials`], whether
@@ -144,7 +196,11 @@ mod tests {
     fn authenticator() -> Authenticator {
         let hash = bcrypt::hash("pw", 4).unwrap();
         let (users, _) = Htpasswd::parse(&format!("alice:{hash}\nroot:{hash}\n")).unwrap();
-        Authenticator::new(users, &config()).unwrap()
+        let login = LoginConfig {
+            max_failures_per_pair: 2,
+            ..LoginConfig::default()
+        };
+        Authenticator::new(users, &config(), &login).unwrap()
     }
 
     fn creds(user: &str, password: &str) -> Credentials {
@@ -175,6 +231,32 @@ mod tests {
         );
         assert!(auth.is_admin("root"));
         assert!(!auth.is_admin("alice"));
+    }
+
+    #[tokio::test]
+    async fn failed_logins_lock_out_before_hashing() {
+        let auth = authenticator();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        for _ in 0..2 {
+            assert!(matches!(
+                auth.login(&creds("alice", "nope"), ip).await,
+                Err(RequestError::Unauthenticated(AuthFailure::BadCredentials))
+            ));
+        }
+        match auth.login(&creds("alice", "pw"), ip).await {
+            Err(RequestError::LockedOut { retry_after_secs }) => assert_eq!(retry_after_secs, 60),
+            other => panic!("{other:?}"),
+        }
+        let elsewhere: IpAddr = "192.0.2.8".parse().unwrap();
+        assert_eq!(
+            auth.login(&creds("alice", "pw"), elsewhere).await.unwrap(),
+            Verified::Computed
+        );
+        // A remembered, verified password passes even on the locked pair.
+        assert_eq!(
+            auth.login(&creds("alice", "pw"), ip).await.unwrap(),
+            Verified::Cached
+        );
     }
 
     #[test]

@@ -92,7 +92,14 @@ pub struct Options {
     pub session: &'static str,
     pub server_extra: &'static str,
     pub livy_extra: &'static str,
+    /// The `[rate_limit]` section's keys. Tests default to limits no test reaches.
+    pub rate_limit: &'static str,
+    /// The `[login]` section's keys.
+    pub login: &'static str,
 }
+
+/// Rate limits high enough that only tests about them ever hit them.
+pub const RELAXED_LIMITS: &str = "per_ip_rps = 100000.0\nper_ip_burst = 100000\nper_user_rps = 100000.0\nper_user_burst = 100000\ncreate_per_user_per_min = 100000\n";
 
 impl Default for Options {
     fn default() -> Self {
@@ -104,6 +111,8 @@ impl Default for Options {
             session: "",
             server_extra: "",
             livy_extra: "",
+            rate_limit: RELAXED_LIMITS,
+            login: "",
         }
     }
 }
@@ -151,8 +160,10 @@ impl TestGateway {
             "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"certs/gateway.crt\"\ntls_key = \"certs/gateway.key\"\ndata_dir = \"data\"\n{}\n\
              [auth]\nhtpasswd = \"users.htpasswd\"\nadmins = [\"admin\"]\n\n\
              [session]\n{}\n\
-             [livy]\nupstreams = [\"{upstream}\"]\n{}\n",
-            options.server_extra, options.session, options.livy_extra
+             [livy]\nupstreams = [\"{upstream}\"]\n{}\n\
+             [rate_limit]\n{}\n\
+             [login]\n{}\n",
+            options.server_extra, options.session, options.livy_extra, options.rate_limit, options.login
         );
         std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
         let ca_pem = std::fs::read_to_string(files.ca_cert).unwrap();
@@ -353,6 +364,9 @@ impl Answer {
 pub struct Client {
     addr: SocketAddr,
     roots: Arc<rustls::RootCertStore>,
+    /// Local address to connect from (another loopback address stands for another
+    /// client machine).
+    source: Option<std::net::IpAddr>,
 }
 
 pub fn basic(user: &str, password: &str) -> String {
@@ -371,10 +385,35 @@ impl Client {
         Self {
             addr,
             roots: Arc::new(roots),
+            source: None,
         }
     }
 
-    pub async fn tls(&self, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<TcpStream> {
+    /// The same client, connecting from `source` (a loopback address).
+    pub fn connecting_from(&self, source: &str) -> Self {
+        Self {
+            source: Some(source.parse().unwrap()),
+            ..self.clone()
+        }
+    }
+
+    /// A TCP connection to the gateway from this client's source address.
+    pub async fn tcp(&self) -> std::io::Result<TcpStream> {
+        match self.source {
+            None => TcpStream::connect(self.addr).await,
+            Some(ip) => {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::new(ip, 0))?;
+                socket.connect(self.addr).await
+            }
+        }
+    }
+
+    /// A TLS connection, or the error if the handshake fails.
+    pub async fn try_tls(
+        &self,
+        alpn: &[&[u8]],
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
         let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -383,11 +422,14 @@ impl Client {
         .with_root_certificates(self.roots.clone())
         .with_no_client_auth();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let tcp = self.tcp().await?;
         tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
-            .unwrap()
+    }
+
+    pub async fn tls(&self, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<TcpStream> {
+        self.try_tls(alpn).await.unwrap()
     }
 
     /// Sends one request with the given headers (`(name, value bytes)`).
