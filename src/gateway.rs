@@ -57,6 +57,8 @@ struct RequestContext {
     /// `Set-Cookie`.
     new_session: Option<String>,
     auth_cached: bool,
+    /// Whether the request carried a live session cookie.
+    session_cookie: bool,
     auth_failure: Option<AuthFailure>,
     action: Option<&'static str>,
     /// The batch or session id the request names.
@@ -310,6 +312,7 @@ impl Gateway {
     ) -> Result<Principal, RequestError> {
         let session_user =
             session::session_ids(headers, &self.cookie_name).find_map(|id| self.sessions.touch(id));
+        ctx.session_cookie = session_user.is_some();
         let credentials = basic::parse(headers).map_err(RequestError::Unauthenticated)?;
         let user: Arc<str> = match credentials {
             Some(credentials) => {
@@ -675,6 +678,7 @@ impl Gateway {
             user = ctx.user.as_deref().unwrap_or("-"),
             action = ctx.action,
             auth_cached = ctx.auth_cached,
+            session_cookie = ctx.session_cookie,
             auth_failure = ctx.auth_failure.map(AuthFailure::as_str),
             error = error_code,
             duration_ms = elapsed.as_secs_f64() * 1000.0,

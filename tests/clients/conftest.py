@@ -1,0 +1,170 @@
+"""Fixtures for the real-client suite: livy-sim and livy-gateway started as real
+processes on free loopback ports, with a generated CA and an htpasswd file, and
+helpers to read the gateway's JSON access log."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+GATEWAY = os.environ.get("LIVY_GATEWAY_BIN", "target/debug/livy-gateway")
+SIM = os.environ.get("LIVY_SIM_BIN", "target/debug/livy-sim")
+
+# One user per client (so the access log tells which client reused its cookie),
+# plus bob, who must never see anyone else's work.
+USERS = ["carl", "paula", "sam", "ava", "bob"]
+PASSWORD = "client-suite-pw"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, what: str) -> None:
+    for _ in range(400):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited early with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.025)
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+@dataclass
+class Gateway:
+    """A running gateway: where it is, how to trust it, and its log."""
+
+    port: int
+    ca: str
+    log_path: Path
+    audit_path: Path
+    procs: list = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}/gateway/default/livy/v1"
+
+    def access(self, user=None):
+        """Access-log entries (JSON lines on the gateway's stderr)."""
+        entries = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("target") == "livy_gateway::access" and (
+                user is None or entry.get("user") == user
+            ):
+                entries.append(entry)
+        return entries
+
+
+def start_stack(base: Path, name: str, sim_args, livy_extra: str = "") -> Gateway:
+    """livy-sim plus a gateway in front of it, under base/name."""
+    root = base / name
+    root.mkdir()
+    sim_port, gw_port = free_port(), free_port()
+    sim = subprocess.Popen(
+        [SIM, "--listen", f"127.0.0.1:{sim_port}", *sim_args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(sim_port, sim, "livy-sim")
+    log_path = root / "gateway.log"
+    (root / "gateway.toml").write_text(
+        f"""
+[server]
+listen = "127.0.0.1:{gw_port}"
+tls_cert = "../certs/gateway.crt"
+tls_key = "../certs/gateway.key"
+data_dir = "data"
+[auth]
+htpasswd = "../users.htpasswd"
+admins = ["admin"]
+[livy]
+upstreams = ["http://127.0.0.1:{sim_port}"]
+{livy_extra}
+[log]
+format = "json"
+level = "info"
+"""
+    )
+    gw = subprocess.Popen(
+        [GATEWAY, "serve", "--config", str(root / "gateway.toml")],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_path, "w"),
+    )
+    wait_for_port(gw_port, gw, "livy-gateway")
+    return Gateway(gw_port, str(base / "certs" / "ca.crt"), log_path, root / "data" / "audit.log", [gw, sim])
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    base = Path(tempfile.mkdtemp(prefix="livy-clients-"))
+    subprocess.run([GATEWAY, "gen-cert", "--dir", str(base / "certs")], check=True, stdout=subprocess.DEVNULL)
+    lines = []
+    for user in USERS + ["admin"]:
+        out = subprocess.run(
+            [GATEWAY, "hash-password", "--user", user, "--cost", "5"],
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        lines.append(out.stdout)
+    (base / "users.htpasswd").write_text("".join(lines))
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _stop(gw: Gateway):
+    for p in gw.procs:
+        p.terminate()
+    for p in gw.procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@pytest.fixture(scope="session")
+def gateway(workdir):
+    """The gateway in front of a Livy 0.7 simulator (fast timings)."""
+    gw = start_stack(workdir, "plain", ["--livy-version", "0.7", "--speed", "50"])
+    yield gw
+    _stop(gw)
+
+
+@pytest.fixture(scope="session")
+def seed_gateway(workdir):
+    """The gateway in front of a Livy 0.5 simulator, as in the seed document."""
+    gw = start_stack(workdir, "seed", ["--livy-version", "0.5", "--speed", "1000"])
+    yield gw
+    _stop(gw)
+
+
+@pytest.fixture(scope="session")
+def csrf_gateway(workdir):
+    """A CSRF-protected Livy behind a gateway that injects X-Requested-By."""
+    gw = start_stack(workdir, "csrf", ["--csrf", "--speed", "50"], 'csrf_header = "X-Requested-By"')
+    yield gw
+    _stop(gw)
+
+
+@pytest.fixture(scope="session")
+def csrf_gateway_without_injection(workdir):
+    """A CSRF-protected Livy behind a gateway that injects nothing (the control)."""
+    gw = start_stack(workdir, "csrf-bare", ["--csrf", "--speed", "50"])
+    yield gw
+    _stop(gw)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# End-to-end suite with real clients (curl, pylivy, sparkmagic, Airflow's LivyHook)
+# against the gateway in front of livy-sim. Installs what it needs: Debian's curl
+# and Kerberos headers (sparkmagic depends on requests-kerberos, whose gssapi
+# module compiles against them), and two virtualenvs with pinned client versions
+# under .venv/ (rebuilt when a requirements file changes).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v krb5-config >/dev/null 2>&1 || missing+=(libkrb5-dev)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+if ((${#missing[@]})); then
+  echo "installing client-suite prerequisites: ${missing[*]}"
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  "${as_root[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+python=${PYTHON:-python3}
+venv() { # venv DIR REQUIREMENTS
+  local dir=$1 req=$2 stamp
+  stamp=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
+    echo "creating $dir from $req"
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    "$dir/bin/pip" install --disable-pip-version-check -q --upgrade pip
+    "$dir/bin/pip" install --disable-pip-version-check -q -r "$req"
+    echo "$stamp" > "$dir/.stamp"
+  fi
+}
+venv "$root/.venv/clients" tests/clients/requirements.txt
+venv "$root/.venv/airflow" tests/clients/requirements-airflow.txt
+
+cargo build --locked --bins
+export LIVY_GATEWAY_BIN="$root/target/debug/livy-gateway"
+export LIVY_SIM_BIN="$root/target/debug/livy-sim"
+
+"$root/.venv/clients/bin/python" -m pytest -q -p no:cacheprovider tests/clients \
+  --ignore=tests/clients/test_airflow.py
+"$root/.venv/airflow/bin/python" -m pytest -q -p no:cacheprovider tests/clients/test_airflow.py

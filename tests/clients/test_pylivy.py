@@ -1,0 +1,66 @@
+"""pylivy (`livy` 0.8.0, unmodified) through the gateway."""
+
+import requests
+from livy import LivyBatch, LivySession, SessionKind, SessionState
+from livy.client import LivyClient
+
+from conftest import PASSWORD
+
+AUTH = ("paula", PASSWORD)
+
+
+def batch_flow(gw, session=None):
+    batch = LivyBatch.create(
+        gw.url,
+        file="local:/opt/spark/examples/jars/spark-examples.jar",
+        class_name="org.apache.spark.examples.SparkPi",
+        auth=AUTH,
+        verify=gw.ca,
+        requests_session=session,
+    )
+    assert batch.wait() == SessionState.SUCCESS
+    lines = batch.log()
+    assert len(lines) == 32 and "SparkPi" not in lines[0]
+    assert batch.log(from_=0, size=5) == lines[:5]
+    batch_id = batch.batch_id
+    batch.kill()
+    return batch_id
+
+
+def test_batch_lifecycle_without_a_shared_session(gateway):
+    batch_flow(gateway)
+
+
+def test_batch_lifecycle_with_a_shared_session(gateway):
+    with requests.Session() as session:
+        batch_flow(gateway, session)
+        assert "JSESSIONID" in session.cookies.get_dict()
+
+
+def test_listing_and_missing_batches(gateway):
+    client = LivyClient(gateway.url, auth=AUTH, verify=gateway.ca)
+    batch = client.create_batch("local:/x.jar", class_name="Main")
+    assert batch.batch_id in [b.batch_id for b in client.list_batches()]
+    assert client.get_batch(987654) is None
+    # Bob: sees none of it, and paula's batch is "missing" for him.
+    bob = LivyClient(gateway.url, auth=("bob", PASSWORD), verify=gateway.ca)
+    assert batch.batch_id not in [b.batch_id for b in bob.list_batches()]
+    assert bob.get_batch(batch.batch_id) is None
+    client.delete_batch(batch.batch_id)
+    client.close()
+    bob.close()
+
+
+def test_interactive_session(gateway):
+    with LivySession.create(gateway.url, auth=AUTH, verify=gateway.ca, kind=SessionKind.PYSPARK) as session:
+        output = session.run("1+1")
+        assert output.text == "2"
+        bob = LivyClient(gateway.url, auth=("bob", PASSWORD), verify=gateway.ca)
+        assert bob.get_session(session.session_id) is None
+        bob.close()
+
+
+def test_pylivy_reuses_the_cookie(gateway):
+    entries = gateway.access("paula")
+    assert entries
+    assert any(e["session_cookie"] for e in entries), "requests.Session keeps JSESSIONID"

@@ -1,0 +1,102 @@
+"""sparkmagic 0.23.0 (unmodified; no Jupyter needed) through the gateway: its
+session start sequence, a statement, logs, delete; against a CSRF-protected Livy
+with and without its own X-Requested-By header."""
+
+import os
+
+import pytest
+from requests.auth import HTTPBasicAuth
+
+import sparkmagic.utils.configuration as conf
+from sparkmagic.livyclientlib.command import Command
+from sparkmagic.livyclientlib.endpoint import Endpoint
+from sparkmagic.livyclientlib.exceptions import HttpClientException
+from sparkmagic.livyclientlib.livyreliablehttpclient import LivyReliableHttpClient
+from sparkmagic.livyclientlib.livysession import LivySession
+
+from conftest import PASSWORD
+
+
+class Display:
+    """What LivySession writes to a notebook; kept for assertions."""
+
+    def __init__(self):
+        self.lines = []
+
+    def writeln(self, text):
+        self.lines.append(text)
+
+    def write(self, text):
+        self.lines.append(text)
+
+    def html(self, _):
+        pass
+
+    def display(self, _):
+        pass
+
+    def send_error(self, text):
+        self.lines.append(text)
+
+
+@pytest.fixture(autouse=True)
+def trust_the_gateway(gateway):
+    # sparkmagic has no CA option; requests honours REQUESTS_CA_BUNDLE.
+    os.environ["REQUESTS_CA_BUNDLE"] = gateway.ca
+    conf.override(conf.custom_headers.__name__, {})
+    yield
+    os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    conf.override(conf.custom_headers.__name__, {})
+
+
+def client(gw, user="sam"):
+    return LivyReliableHttpClient.from_endpoint(Endpoint(gw.url, HTTPBasicAuth(user, PASSWORD)))
+
+
+def session_flow(gw):
+    http = client(gw)
+    display = Display()
+    session = LivySession(http, {"kind": "pyspark"}, display)
+    session.start()  # POST /sessions, wait for idle, run `spark`
+    assert session.status == "idle"
+    assert "SparkSession available as 'spark'." in display.lines
+    assert Command("1+1").execute(session) == (True, "2", "text/plain")
+    logs = http.get_all_session_logs(session.id)
+    assert logs["from"] == 0 and logs["log"]
+    session_id = session.id
+    return http, session, session_id
+
+
+def test_session_statement_logs_delete(gateway):
+    http, session, session_id = session_flow(gateway)
+    # Bob cannot reach sam's session.
+    with pytest.raises(HttpClientException):
+        client(gateway, "bob").get_session(session_id)
+    session.delete()
+    assert session.status == "dead"
+    with pytest.raises(HttpClientException):
+        http.get_session(session_id)
+
+
+def test_with_its_own_csrf_header(csrf_gateway):
+    conf.override(conf.custom_headers.__name__, {"X-Requested-By": "sparkmagic"})
+    os.environ["REQUESTS_CA_BUNDLE"] = csrf_gateway.ca
+    _, session, _ = session_flow(csrf_gateway)
+    session.delete()
+
+
+def test_without_csrf_header_the_gateway_injects_it(csrf_gateway, csrf_gateway_without_injection):
+    os.environ["REQUESTS_CA_BUNDLE"] = csrf_gateway.ca
+    _, session, _ = session_flow(csrf_gateway)
+    session.delete()
+    # Control: without injection a CSRF-protected Livy refuses the same client.
+    http = client(csrf_gateway_without_injection)
+    with pytest.raises(HttpClientException):
+        http.post_session({"kind": "pyspark"})
+
+
+def test_sparkmagic_reuses_the_cookie(gateway):
+    http = client(gateway)
+    http.get_sessions()
+    http.get_sessions()
+    assert any(e["session_cookie"] for e in gateway.access("sam"))
