@@ -34,6 +34,32 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     #[serde(default)]
     pub login: LoginConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: the operators' listener (metrics, health), plain HTTP, kept off the
+/// public TLS port.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    "127.0.0.1:9090".parse().expect("constant address")
 }
 
 /// `[server]`: the public TLS listener.
@@ -184,7 +210,7 @@ pub enum IdentityMode {
 }
 
 /// `[rate_limit]`: request rates. A rate of 0 (or a burst of 0) disables a limit.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Requests per second per client address, counted before authentication.
@@ -209,7 +235,7 @@ pub struct RateLimitConfig {
 }
 
 /// A rate and burst for one user.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateSpec {
     pub rps: f64,
@@ -231,7 +257,7 @@ impl Default for RateLimitConfig {
 }
 
 /// `[login]`: failed-login throttling (see `auth::throttle` for the policy).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginConfig {
     /// Failures of one user from one address before that pair is locked; 0 = off.
@@ -276,7 +302,7 @@ impl Default for LoginConfig {
 }
 
 /// `[audit]`: the per-request audit trail.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     #[serde(default = "default_true")]

@@ -16,15 +16,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 
-use crate::gateway::{ConnInfo, Gateway};
+use crate::gateway::ConnInfo;
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
 
 /// When a connection last moved bytes, and how many requests it has in flight.
 struct Activity {
@@ -130,40 +130,32 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     }
 }
 
-/// What every connection shares.
-#[derive(Clone)]
-pub struct ConnectionSettings {
-    pub acceptor: TlsAcceptor,
-    pub builder: auto::Builder<TokioExecutor>,
-    pub handshake_timeout: Duration,
-    pub idle_timeout: Duration,
-}
-
 /// Serves one accepted TCP connection until it closes, is idle too long, or
-/// `shutdown` turns true.
+/// `shutdown` turns true. TLS and connection settings are those current when it was
+/// accepted; each request is served by the gateway current when it arrives.
 pub async fn serve(
     stream: TcpStream,
     conn: ConnInfo,
-    gateway: Arc<Gateway>,
-    settings: ConnectionSettings,
+    runtime: Arc<Runtime>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let peer = conn.peer;
-    let tls =
-        match tokio::time::timeout(settings.handshake_timeout, settings.acceptor.accept(stream))
-            .await
-        {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(error)) => {
-                tracing::debug!(%peer, %error, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        };
+    let settings = runtime.current().connection.clone();
+    let handshake = settings.acceptor.accept(stream);
+    let tls = match tokio::time::timeout(settings.handshake_timeout, handshake).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            Metrics::kind(&runtime.metrics().tls_handshake_failures, "error");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            Metrics::kind(&runtime.metrics().tls_handshake_failures, "timeout");
+            return;
+        }
+    };
     let activity = Arc::new(Activity::new());
     let io = Tracked {
         inner: tls,
@@ -171,8 +163,9 @@ pub async fn serve(
     };
     let service = {
         let activity = activity.clone();
+        let runtime = runtime.clone();
         service_fn(move |request| {
-            let gateway = gateway.clone();
+            let gateway = runtime.gateway();
             let conn = conn.clone();
             let in_flight = InFlight::new(&activity);
             async move {

@@ -16,7 +16,8 @@ use tokio::net::TcpListener;
 use crate::certgen::{self, CertFiles};
 use crate::config::Config;
 use crate::error::StartupError;
-use crate::server::{self, Prepared};
+use crate::runtime::Runtime;
+use crate::server;
 use crate::sim::{self, SimConfig, Simulator};
 
 /// The demo's login name.
@@ -156,7 +157,8 @@ pub async fn run(
         .local_addr()
         .map_err(|e| StartupError::Other(e.to_string()))?;
     let demo = prepare(&options, sim_addr)?;
-    let prepared = Prepared::from_config(&demo.config)?;
+    let config_path = options.state_dir.join("gateway.toml");
+    let runtime = Arc::new(Runtime::start(&demo.config, Some(&config_path))?);
     let listener =
         TcpListener::bind(options.listen)
             .await
@@ -167,6 +169,21 @@ pub async fn run(
     let bound = listener
         .local_addr()
         .map_err(|e| StartupError::Other(e.to_string()))?;
+    let admin_listener =
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: "127.0.0.1:0".parse().expect("constant"),
+                source,
+            })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let admin = tokio::spawn(crate::admin::run(
+        admin_listener,
+        runtime.clone(),
+        std::future::pending(),
+    ));
 
     let (stop_sim, sim_stopped) = tokio::sync::oneshot::channel::<()>();
     let simulator = Arc::new(Simulator::new(options.sim.clone()));
@@ -188,10 +205,8 @@ pub async fn run(
     println!("  user:      {DEMO_USER}");
     println!("  password:  {}", demo.password);
     println!("  CA:        {}", demo.ca_cert.display());
-    println!(
-        "  config:    {}",
-        options.state_dir.join("gateway.toml").display()
-    );
+    println!("  config:    {}", config_path.display());
+    println!("  metrics:   http://{admin_addr}/metrics (also /healthz, /readyz)");
     println!();
     println!("Try the seed document's requests (one per line):");
     for command in curl_commands(
@@ -205,7 +220,8 @@ pub async fn run(
     println!();
     println!("Press Ctrl-C to stop.");
 
-    server::run(listener, prepared, shutdown).await;
+    server::run(listener, runtime, shutdown).await;
+    admin.abort();
     let _ = stop_sim.send(());
     let _ = sim_task.await;
     Ok(())

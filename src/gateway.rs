@@ -18,14 +18,17 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::Value;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::audit::{self, AuditEvent, AuditLog};
 use crate::auth::basic;
+use crate::auth::throttle::LoginThrottle;
 use crate::auth::{Authenticator, Principal, Verified};
 use crate::body::{self, Body, CollectError};
 use crate::config::{Config, IdentityMode};
 use crate::error::{AuthFailure, RequestError, StartupError};
 use crate::livy::{self, listing, query, Operation, Scope};
+use crate::metrics::{self, Metrics, RequestLabels, RouteLabels};
 use crate::ownership::{self, Change, Kind, OwnershipStore, Record, RedbOwnershipStore};
 use crate::proxy::headers::{self, Forwarded, X_REQUEST_ID};
 use crate::proxy::Upstream;
@@ -57,6 +60,8 @@ struct RequestContext {
     /// `Set-Cookie`.
     new_session: Option<String>,
     auth_cached: bool,
+    /// How the caller was identified: `password`, `cached` or `session`.
+    auth_method: Option<&'static str>,
     /// Whether the request carried a live session cookie.
     session_cookie: bool,
     auth_failure: Option<AuthFailure>,
@@ -113,8 +118,11 @@ pub struct Gateway {
     challenge: HeaderValue,
     /// `Strict-Transport-Security` value, if enabled.
     hsts: Option<HeaderValue>,
+    /// The configuration this gateway was built from (compared on reload).
+    config: Config,
+    metrics: Arc<Metrics>,
     auth: Authenticator,
-    limits: RateLimits,
+    limits: Arc<RateLimits>,
     max_headers: usize,
     max_header_bytes: usize,
     sessions: Arc<dyn SessionStore>,
@@ -124,26 +132,106 @@ pub struct Gateway {
     audit: Option<AuditLog>,
 }
 
+/// State that outlives one configuration: handed from a gateway to the one that
+/// replaces it on reload.
+struct Carried {
+    sessions: Arc<dyn SessionStore>,
+    ownership: Arc<dyn OwnershipStore>,
+    audit: Option<AuditLog>,
+    limits: Arc<RateLimits>,
+    throttle: Arc<LoginThrottle>,
+    metrics: Arc<Metrics>,
+}
+
+fn open_audit(config: &Config) -> Result<Option<AuditLog>, StartupError> {
+    match (&config.audit.path, config.audit.enabled) {
+        (Some(path), true) => Ok(Some(AuditLog::open(path)?)),
+        _ => Ok(None),
+    }
+}
+
 impl Gateway {
     /// Builds the gateway from a validated config: loads users, opens the ownership
     /// store and the audit log, prepares the upstream client and an in-memory session
     /// store.
-    pub fn from_config(config: &Config) -> Result<Self, StartupError> {
-        let sessions = Arc::new(MemorySessionStore::new(
-            config.idle_timeout(),
-            config.absolute_timeout(),
-            config.session.max_sessions,
-        ));
-        let ownership = Arc::new(RedbOwnershipStore::open(&config.server.data_dir)?);
-        Self::with_stores(config, sessions, ownership)
+    pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
+        Self::build(
+            config,
+            Carried {
+                sessions: Arc::new(MemorySessionStore::new(
+                    config.idle_timeout(),
+                    config.absolute_timeout(),
+                    config.session.max_sessions,
+                )),
+                ownership: Arc::new(RedbOwnershipStore::open(&config.server.data_dir)?),
+                audit: open_audit(config)?,
+                limits: Arc::new(RateLimits::new(&config.rate_limit)),
+                throttle: Arc::new(LoginThrottle::new(&config.login)),
+                metrics,
+            },
+        )
     }
 
-    /// As [`Gateway::from_config`], with given session and ownership stores.
-    pub fn with_stores(
-        config: &Config,
-        sessions: Arc<dyn SessionStore>,
-        ownership: Arc<dyn OwnershipStore>,
-    ) -> Result<Self, StartupError> {
+    /// A gateway for a new configuration that keeps this one's sessions, ownership
+    /// records, and (where their settings did not change) rate-limit and lockout
+    /// state and audit log.
+    pub fn reloaded(&self, config: &Config) -> Result<Self, StartupError> {
+        if config.server.data_dir != self.config.server.data_dir {
+            tracing::warn!("server.data_dir changed: takes effect only after a restart");
+        }
+        let audit = if config.audit == self.config.audit {
+            if let Some(audit) = &self.audit {
+                audit.reopen();
+            }
+            self.audit.clone()
+        } else {
+            open_audit(config)?
+        };
+        let limits = if config.rate_limit == self.config.rate_limit {
+            self.limits.clone()
+        } else {
+            Arc::new(RateLimits::new(&config.rate_limit))
+        };
+        let throttle = if config.login == self.config.login {
+            self.auth.throttle().clone()
+        } else {
+            Arc::new(LoginThrottle::new(&config.login))
+        };
+        Self::build(
+            config,
+            Carried {
+                sessions: self.sessions.clone(),
+                ownership: self.ownership.clone(),
+                audit,
+                limits,
+                throttle,
+                metrics: self.metrics.clone(),
+            },
+        )
+    }
+
+    /// After `next` replaced this gateway: ends the sessions of users it no longer
+    /// knows (their cached credentials went with this gateway's cache).
+    pub fn end_sessions_of_removed_users(&self, next: &Gateway) {
+        let remaining: std::collections::HashSet<&str> = next.auth.user_names().collect();
+        for user in self.auth.user_names().filter(|u| !remaining.contains(u)) {
+            tracing::info!(
+                user,
+                "user removed from the user database: ending their sessions"
+            );
+            self.sessions.remove_user(user);
+        }
+    }
+
+    fn build(config: &Config, carried: Carried) -> Result<Self, StartupError> {
+        let Carried {
+            sessions,
+            ownership,
+            audit,
+            limits,
+            throttle,
+            metrics,
+        } = carried;
         let prefix = config.gateway_path();
         let challenge = HeaderValue::from_str(&format!("BASIC realm=\"{}\"", config.auth.realm))
             .map_err(|_| StartupError::Other("auth.realm is not a valid header value".into()))?;
@@ -160,10 +248,6 @@ impl Gateway {
             )),
             None => None,
         };
-        let audit = match (&config.audit.path, config.audit.enabled) {
-            (Some(path), true) => Some(AuditLog::open(path)?),
-            _ => None,
-        };
         Ok(Self {
             public_livy_root: format!("{prefix}/livy/v1"),
             context: HeaderValue::from_str(&format!("{prefix}/livy")).expect("validated topology"),
@@ -171,8 +255,10 @@ impl Gateway {
             cookie_name: config.session.cookie_name.clone(),
             challenge,
             hsts,
-            auth: Authenticator::load(&config.auth, &config.login)?,
-            limits: RateLimits::new(&config.rate_limit),
+            auth: Authenticator::load(&config.auth, throttle)?,
+            limits,
+            config: config.clone(),
+            metrics,
             max_headers: config.server.max_headers,
             max_header_bytes: config.server.max_header_bytes,
             sessions,
@@ -195,11 +281,28 @@ impl Gateway {
         self.sessions.sweep();
         self.limits.housekeeping();
         self.auth.housekeeping();
+        self.metrics.live_sessions.set(self.sessions.len() as i64);
     }
 
-    /// The rate limiters, for metrics.
-    pub fn limits(&self) -> &RateLimits {
-        &self.limits
+    /// The configuration this gateway runs.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Whether Livy answers (`GET /version`, not a 5xx) within `timeout`.
+    pub async fn livy_ready(&self, timeout: Duration) -> bool {
+        let Ok(request) = Request::get("/version").body(body::empty()) else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(timeout, self.upstream.forward(request)).await,
+            Ok(Ok(response)) if !response.status().is_server_error()
+        )
     }
 
     /// Reopens the audit log (after log rotation).
@@ -219,7 +322,9 @@ impl Gateway {
             ..RequestContext::default()
         };
 
-        let mut response = match self.process(request, conn, &mut ctx).await {
+        let span = tracing::info_span!("request", request_id = %ctx.request_id);
+        let result = self.process(request, conn, &mut ctx).instrument(span).await;
+        let mut response = match result {
             Ok(response) => response,
             Err(error) => {
                 if let RequestError::Unauthenticated(reason) = error {
@@ -313,11 +418,17 @@ impl Gateway {
         let session_user =
             session::session_ids(headers, &self.cookie_name).find_map(|id| self.sessions.touch(id));
         ctx.session_cookie = session_user.is_some();
+        ctx.auth_method = session_user.is_some().then_some("session");
         let credentials = basic::parse(headers).map_err(RequestError::Unauthenticated)?;
         let user: Arc<str> = match credentials {
             Some(credentials) => {
                 let verified = self.auth.login(&credentials, conn.peer.ip()).await?;
                 ctx.auth_cached = verified == Verified::Cached;
+                ctx.auth_method = Some(if ctx.auth_cached {
+                    "cached"
+                } else {
+                    "password"
+                });
                 if session_user.as_deref() != Some(credentials.user.as_str()) {
                     ctx.new_session = Some(self.sessions.create(&credentials.user));
                 }
@@ -657,7 +768,45 @@ impl Gateway {
         }
     }
 
-    /// One access line, and one audit line.
+    /// Counts a finished request in the metrics.
+    fn count(&self, ctx: &RequestContext, method: &Method, status: StatusCode, elapsed: Duration) {
+        let m = &self.metrics;
+        let route = ctx.action.unwrap_or("none");
+        m.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method: metrics::method_label(method),
+                status: status.as_u16(),
+            })
+            .inc();
+        m.request_duration
+            .get_or_create(&RouteLabels { route })
+            .observe(elapsed.as_secs_f64());
+        if let Some(upstream) = ctx.upstream_time {
+            m.upstream_duration
+                .get_or_create(&RouteLabels { route })
+                .observe(upstream.as_secs_f64());
+        }
+        match &ctx.error {
+            Some(RequestError::Unauthenticated(failure)) => m.auth_outcome(failure.as_str()),
+            Some(RequestError::LockedOut { .. }) => m.auth_outcome("locked_out"),
+            Some(RequestError::RateLimited { limit, .. }) => {
+                Metrics::kind(&m.rate_limited, limit.as_str())
+            }
+            Some(RequestError::UpstreamUnavailable) => {
+                Metrics::kind(&m.upstream_errors, "unavailable")
+            }
+            Some(RequestError::UpstreamTimeout) => Metrics::kind(&m.upstream_errors, "timeout"),
+            Some(RequestError::UpstreamFailed) => Metrics::kind(&m.upstream_errors, "failed"),
+            Some(RequestError::UpstreamTooLarge) => Metrics::kind(&m.upstream_errors, "too_large"),
+            _ => {}
+        }
+        if let Some(method) = ctx.auth_method {
+            m.auth_outcome(method);
+        }
+    }
+
+    /// One access line, one audit line, and the metrics.
     fn log(
         &self,
         ctx: &RequestContext,
@@ -667,6 +816,7 @@ impl Gateway {
         status: StatusCode,
         elapsed: Duration,
     ) {
+        self.count(ctx, method, status, elapsed);
         let error_code = ctx.error.as_ref().map(RequestError::code);
         tracing::info!(
             target: "livy_gateway::access",

@@ -4,6 +4,7 @@
 //! command lines. Request flow lives in [`gateway`]; connection handling in
 //! [`server`]; everything a deployment configures in [`config`].
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -15,10 +16,12 @@ pub mod error;
 pub mod gateway;
 pub mod livy;
 pub mod logging;
+pub mod metrics;
 pub mod ownership;
 pub mod proxy;
 pub mod ratelimit;
 pub mod route;
+pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod sim;

@@ -93,10 +93,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, StartupError> {
 
 fn run(command: Command) -> Result<(), StartupError> {
     match command {
-        Command::Serve { config } => {
-            let config = Config::load(&config)?;
+        Command::Serve { config: path } => {
+            let config = Config::load(&path)?;
             logging::init(&config.log);
-            runtime()?.block_on(server::serve(&config, shutdown_signal()))
+            runtime()?.block_on(server::serve(&config, &path, shutdown_signal()))
         }
         Command::CheckConfig { config: path } => {
             let config = Config::load(&path)?;
@@ -137,6 +137,14 @@ fn run(command: Command) -> Result<(), StartupError> {
                     .unwrap_or("(not injected)")
             );
             println!("  data dir:      {}", config.server.data_dir.display());
+            if config.admin.enabled {
+                println!(
+                    "  admin:         http://{}/metrics, /healthz, /readyz",
+                    config.admin.listen
+                );
+            } else {
+                println!("  admin:         off");
+            }
             match (&config.audit.path, config.audit.enabled) {
                 (Some(path), true) => println!("  audit log:     {}", path.display()),
                 _ => println!("  audit log:     off"),

@@ -2,7 +2,8 @@
 //! authentication), per user (after it, with per-user overrides for service
 //! accounts), and a separate limit on creating batches and sessions.
 //!
-//! A refused request is answered 429 with `Retry-After`. Limiter state is bounded:
+//! A refused request is answered 429 with `Retry-After` (and counted in the
+//! metrics). Limiter state is bounded:
 //! [`RateLimits::housekeeping`] drops idle keys periodically, and a keyed limiter
 //! that still holds more than `max_tracked_keys` (a flood of distinct addresses) is
 //! reset, which at worst gives every key a fresh burst. Time comes from tokio's
@@ -12,7 +13,6 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -133,8 +133,6 @@ pub struct RateLimits {
     overrides: HashMap<String, Option<DirectLimiter>>,
     creates: Option<Keyed<Arc<str>>>,
     clock: TokioClock,
-    /// Requests refused so far, by limit.
-    refused: [AtomicU64; 3],
 }
 
 impl RateLimits {
@@ -162,12 +160,10 @@ impl RateLimits {
             )
             .map(|q| Keyed::new(q, &clock, max)),
             clock,
-            refused: Default::default(),
         }
     }
 
     fn refuse(&self, limit: Limit, wait: Duration) -> RequestError {
-        self.refused[limit as usize].fetch_add(1, Ordering::Relaxed);
         RequestError::RateLimited {
             limit,
             retry_after_secs: retry_after(wait),
@@ -228,11 +224,6 @@ impl RateLimits {
             self.creates.as_ref().map_or(0, Keyed::len),
         )
     }
-
-    /// Requests refused so far by each limit.
-    pub fn refused(&self, limit: Limit) -> u64 {
-        self.refused[limit as usize].load(Ordering::Relaxed)
-    }
 }
 
 #[cfg(test)]
@@ -288,7 +279,6 @@ mod tests {
             .check_user(&alice)
             .expect("one token back after a second");
         assert!(limits.check_user(&alice).is_err());
-        assert_eq!(limits.refused(Limit::User), 2);
         // The override account has its own, larger allowance.
         let svc: Arc<str> = Arc::from("svc");
         for _ in 0..100 {

@@ -31,7 +31,8 @@ fn write_config(dir: &Path, listen: &str, extra: &str) -> std::path::PathBuf {
         format!(
             "[server]\nlisten = \"{listen}\"\ntls_cert = \"certs/gateway.crt\"\ntls_key = \"certs/gateway.key\"\ndata_dir = \"data\"\n\
              [auth]\nhtpasswd = \"users.htpasswd\"\n\
-             [livy]\nupstreams = [\"http://127.0.0.1:8998\"]\n{extra}"
+             [livy]\nupstreams = [\"http://127.0.0.1:8998\"]\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n{extra}"
         ),
     )
     .unwrap();

@@ -151,6 +151,11 @@ impl Htpasswd {
         Ok((Self { users }, warnings))
     }
 
+    /// Every user name in the file.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
     pub fn get(&self, user: &str) -> Option<&Entry> {
         self.users.get(user)
     }

@@ -23,7 +23,9 @@ use tokio::sync::Semaphore;
 
 use std::net::IpAddr;
 
-use crate::config::{AuthConfig, LoginConfig};
+use crate::config::AuthConfig;
+#[cfg(test)]
+use crate::config::LoginConfig;
 use crate::error::{AuthFailure, RequestError, StartupError};
 use basic::Credentials;
 use cache::CredentialCache;
@@ -51,24 +53,25 @@ pub struct Authenticator {
     /// Bounds concurrent hash computations to the number of cores.
     slots: Semaphore,
     admins: HashSet<String>,
-    throttle: LoginThrottle,
+    /// Shared with the next configuration after a reload, so lockouts survive it.
+    throttle: Arc<LoginThrottle>,
 }
 
 impl Authenticator {
     /// Loads the htpasswd file named in `config`.
-    pub fn load(config: &AuthConfig, login: &LoginConfig) -> Result<Self, StartupError> {
+    pub fn load(config: &AuthConfig, throttle: Arc<LoginThrottle>) -> Result<Self, StartupError> {
         let users = Htpasswd::load(&config.htpasswd)?;
         if users.is_empty() {
             tracing::warn!(file = %config.htpasswd.display(), "htpasswd file has no users: every login will fail");
         }
-        Self::new(users, config, login)
+        Self::new(users, config, throttle)
     }
 
     /// Builds an authenticator over already-parsed users.
     pub fn new(
         users: Htpasswd,
         config: &AuthConfig,
-        login: &LoginConfig,
+        throttle: Arc<LoginThrottle>,
     ) -> Result<Self, StartupError> {
         let cost = users.bcrypt_cost().unwrap_or(DEFAULT_DUMMY_COST);
         let random = Alphanumeric.sample_string(&mut rand::rng(), 24);
@@ -87,7 +90,7 @@ impl Authenticator {
             ),
             slots: Semaphore::new(cores),
             admins: config.admins.iter().cloned().collect(),
-            throttle: LoginThrottle::new(login),
+            throttle,
         })
     }
 
@@ -123,6 +126,16 @@ impl Authenticator {
             self.cache
                 .contains(&credentials.user, &credentials.password, &entry.hash)
         })
+    }
+
+    /// The failed-login throttle.
+    pub fn throttle(&self) -> &Arc<LoginThrottle> {
+        &self.throttle
+    }
+
+    /// Names of all users in the user database.
+    pub fn user_names(&self) -> impl Iterator<Item = &str> {
+        self.users.names()
     }
 
     /// Drops throttle state that no longer matters.
@@ -200,7 +213,7 @@ mod tests {
             max_failures_per_pair: 2,
             ..LoginConfig::default()
         };
-        Authenticator::new(users, &config(), &login).unwrap()
+        Authenticator::new(users, &config(), Arc::new(LoginThrottle::new(&login))).unwrap()
     }
 
     fn creds(user: &str, password: &str) -> Credentials {

@@ -98,6 +98,8 @@ upstreams = ["http://127.0.0.1:{sim_port}"]
 [log]
 format = "json"
 level = "info"
+[admin]
+listen = "127.0.0.1:0"
 """
     )
     gw = subprocess.Popen(

@@ -17,7 +17,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use livy_gateway::certgen;
 use livy_gateway::config::Config;
-use livy_gateway::server::{self, Prepared};
+use livy_gateway::runtime::Runtime;
+use livy_gateway::server;
 use livy_gateway::sim::{self, SimConfig, Simulator};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -81,6 +82,11 @@ pub struct TestGateway {
     pub recorded: Arc<Mutex<Vec<Recorded>>>,
     /// The upstream URL(s) as written in the config.
     pub upstream: String,
+    /// What the gateway runs (for reloads and metrics).
+    pub runtime: Arc<Runtime>,
+    /// The admin listener (metrics, health).
+    pub admin_addr: SocketAddr,
+    admin: Option<tokio::task::JoinHandle<()>>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -162,7 +168,8 @@ impl TestGateway {
              [session]\n{}\n\
              [livy]\nupstreams = [\"{upstream}\"]\n{}\n\
              [rate_limit]\n{}\n\
-             [login]\n{}\n",
+             [login]\n{}\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n",
             options.server_extra, options.session, options.livy_extra, options.rate_limit, options.login
         );
         std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
@@ -177,26 +184,34 @@ impl TestGateway {
         recorded: Arc<Mutex<Vec<Recorded>>>,
         upstream: String,
     ) -> Self {
-        let config = Config::load(&dir.path().join("gateway.toml")).unwrap();
+        let path = dir.path().join("gateway.toml");
+        let config = Config::load(&path).unwrap();
         // A previous gateway on this directory may still be releasing its stores.
-        let mut prepared = None;
+        let mut runtime = None;
         for _ in 0..200 {
-            match Prepared::from_config(&config) {
-                Ok(p) => {
-                    prepared = Some(p);
+            match Runtime::start(&config, Some(&path)) {
+                Ok(r) => {
+                    runtime = Some(r);
                     break;
                 }
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
             }
         }
-        let prepared = match prepared {
-            Some(p) => p,
-            None => Prepared::from_config(&config).unwrap(),
-        };
+        let runtime = Arc::new(match runtime {
+            Some(r) => r,
+            None => Runtime::start(&config, Some(&path)).unwrap(),
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin_listener.local_addr().unwrap();
+        let admin = tokio::spawn(livy_gateway::admin::run(
+            admin_listener,
+            runtime.clone(),
+            std::future::pending(),
+        ));
         let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(server::run(listener, prepared, async {
+        let done = tokio::spawn(server::run(listener, runtime.clone(), async {
             let _ = stopped.await;
         }));
         TestGateway {
@@ -205,6 +220,9 @@ impl TestGateway {
             dir,
             recorded,
             upstream,
+            runtime,
+            admin_addr,
+            admin: Some(admin),
             stop: Some(stop),
             done: Some(done),
         }
@@ -213,20 +231,18 @@ impl TestGateway {
     /// Stops this gateway and starts a new one from the same directory (config,
     /// users, certificates and data), on a new port, with the same upstream.
     pub async fn restart(mut self) -> Self {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(done) = self.done.take() {
-            done.await.unwrap();
-        }
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        Self::serve(
+        self.stop_serving().await;
+        let TestGateway {
             dir,
-            self.ca_pem.clone(),
-            self.recorded.clone(),
-            self.upstream.clone(),
-        )
-        .await
+            ca_pem,
+            recorded,
+            upstream,
+            runtime,
+            ..
+        } = self;
+        // The old gateway must be gone before its stores can be opened again.
+        drop(runtime);
+        Self::serve(dir, ca_pem, recorded, upstream).await
     }
 
     /// The audit log's lines, parsed.
@@ -253,11 +269,19 @@ impl TestGateway {
 
     /// Stops accepting and waits for the drain to finish.
     pub async fn shutdown(mut self) {
+        self.stop_serving().await;
+    }
+
+    async fn stop_serving(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(done) = self.done.take() {
             done.await.unwrap();
+        }
+        if let Some(admin) = self.admin.take() {
+            admin.abort();
+            let _ = admin.await;
         }
     }
 }
@@ -430,6 +454,39 @@ impl Client {
 
     pub async fn tls(&self, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<TcpStream> {
         self.try_tls(alpn).await.unwrap()
+    }
+
+    /// Like [`Client::send`] over HTTP/1.1, but reports failures instead of
+    /// panicking: `Err(true)` if the connection could not even be made (nothing was
+    /// sent), `Err(false)` if it failed after the request was written.
+    pub async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &[u8])],
+    ) -> Result<Answer, bool> {
+        let tls = self.try_tls(&[b"http/1.1"]).await.map_err(|_| true)?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|_| true)?;
+        tokio::spawn(conn);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", format!("localhost:{}", self.addr.port()));
+        for (name, value) in headers {
+            builder = builder.header(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        let request = builder.body(Full::new(Bytes::new())).unwrap();
+        let response = sender.send_request(request).await.map_err(|_| false)?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|_| false)?.to_bytes();
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            version: parts.version,
+            body,
+        })
     }
 
     /// Sends one request with the given headers (`(name, value bytes)`).

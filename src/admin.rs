@@ -1,0 +1,86 @@
+//! The admin listener: `/metrics` (Prometheus), `/healthz` (the process is alive)
+//! and `/readyz` (configuration loaded and Livy answering). Plain HTTP, meant to be
+//! bound to loopback or a management network, never the public port.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::body::{self, Body};
+use crate::error::json_response;
+use crate::runtime::Runtime;
+
+/// How long `/readyz` waits for Livy.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+const OPENMETRICS: HeaderValue =
+    HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
+
+/// Answers one admin request.
+pub async fn handle(request: Request<Incoming>, runtime: &Runtime) -> Response<Body> {
+    if request.method() != Method::GET {
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({ "error": "method_not_allowed" }),
+        );
+    }
+    match request.uri().path() {
+        "/metrics" => {
+            let gateway = runtime.gateway();
+            gateway.housekeeping();
+            let mut response = Response::new(body::full(runtime.metrics().encode()));
+            response.headers_mut().insert(CONTENT_TYPE, OPENMETRICS);
+            response
+        }
+        "/healthz" => json_response(StatusCode::OK, &json!({ "status": "ok" })),
+        "/readyz" => {
+            if runtime.gateway().livy_ready(READINESS_TIMEOUT).await {
+                json_response(StatusCode::OK, &json!({ "status": "ready" }))
+            } else {
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({ "status": "unavailable", "reason": "Livy is not answering" }),
+                )
+            }
+        }
+        _ => json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" })),
+    }
+}
+
+/// Serves the admin endpoints on `listener` until `shutdown` completes.
+pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let runtime = runtime.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let runtime = runtime.clone();
+                async move { Ok::<_, Infallible>(handle(request, &runtime).await) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

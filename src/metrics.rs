@@ -1,0 +1,214 @@
+//! Prometheus metrics (with `prometheus-client`): what the gateway counts, and the
+//! text exposition served on the admin listener's `/metrics`.
+//!
+//! One [`Metrics`] lives for the whole process and survives configuration reloads.
+//! Label values come from small fixed sets (Livy actions, methods, statuses,
+//! outcomes), never from user input, so series cannot grow without bound.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Livy action (`batch.create`, …), or `none` for requests never routed.
+    pub route: &'static str,
+    pub method: &'static str,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub upstream_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// `password` (hash computed), `cached`, `session`, `missing`, `malformed`,
+    /// `bad_credentials`, `locked_out`.
+    pub auth: Family<OutcomeLabels, Counter>,
+    /// By limit: `address`, `user`, `create`.
+    pub rate_limited: Family<KindLabels, Counter>,
+    pub active_connections: Gauge,
+    pub refused_connections: Counter,
+    pub live_sessions: Gauge,
+    /// By kind: `error`, `timeout`.
+    pub tls_handshake_failures: Family<KindLabels, Counter>,
+    /// By kind: `unavailable`, `timeout`, `failed`, `too_large`.
+    pub upstream_errors: Family<KindLabels, Counter>,
+    /// By outcome: `success`, `failure`.
+    pub reloads: Family<OutcomeLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms … ~33 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("livy_gateway");
+        let m = Self {
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(latency_histogram),
+            upstream_duration: Family::new_with_constructor(latency_histogram),
+            auth: Family::default(),
+            rate_limited: Family::default(),
+            active_connections: Gauge::default(),
+            refused_connections: Counter::default(),
+            live_sessions: Gauge::default(),
+            tls_handshake_failures: Family::default(),
+            upstream_errors: Family::default(),
+            reloads: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "Requests answered, by Livy action, method and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to response headers, by Livy action",
+            m.request_duration.clone(),
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Time Livy took to answer, by Livy action",
+            m.upstream_duration.clone(),
+        );
+        registry.register("auth", "Authentication outcomes", m.auth.clone());
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "active_connections",
+            "Open client connections",
+            m.active_connections.clone(),
+        );
+        registry.register(
+            "refused_connections",
+            "Connections closed at once because the connection limit was reached",
+            m.refused_connections.clone(),
+        );
+        registry.register(
+            "live_sessions",
+            "Login sessions held in memory",
+            m.live_sessions.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out",
+            m.tls_handshake_failures.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Livy requests that failed, by kind",
+            m.upstream_errors.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by outcome",
+            m.reloads.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn auth_outcome(&self, outcome: &'static str) {
+        self.auth.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn kind(family: &Family<KindLabels, Counter>, kind: &'static str) {
+        family.get_or_create(&KindLabels { kind }).inc();
+    }
+}
+
+/// HTTP methods as static label values.
+pub fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::DELETE => "DELETE",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_help_type_and_values() {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RequestLabels {
+                route: "batch.list",
+                method: "GET",
+                status: 200,
+            })
+            .inc();
+        m.auth_outcome("cached");
+        m.request_duration
+            .get_or_create(&RouteLabels {
+                route: "batch.list",
+            })
+            .observe(0.004);
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE livy_gateway_requests counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"livy_gateway_requests_total{route="batch.list",method="GET",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"livy_gateway_auth_total{outcome="cached"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("livy_gateway_request_duration_seconds_bucket"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

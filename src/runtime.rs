@@ -1,0 +1,172 @@
+//! What the server runs, held so it can be replaced whole on a reload (SIGHUP):
+//! the gateway, the TLS configuration and the per-connection settings.
+//!
+//! Every new connection takes the current TLS configuration and settings; every
+//! request, even on an old keep-alive connection, is served by the current gateway,
+//! so a removed user is locked out at once. A reload that fails (bad config file,
+//! unreadable certificate, bad htpasswd line) changes nothing: the error is logged
+//! and counted, and the running configuration stays. Settings bound to the process
+//! (listen addresses, the connection cap, the data directory) need a restart; a
+//! reload warns when they change.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, ServerConfig};
+use crate::error::StartupError;
+use crate::gateway::Gateway;
+use crate::metrics::{Metrics, OutcomeLabels};
+
+/// Per-connection settings from `[server]`.
+#[derive(Clone)]
+pub struct ConnectionSettings {
+    pub acceptor: TlsAcceptor,
+    pub builder: auto::Builder<TokioExecutor>,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// The swappable whole.
+pub struct Active {
+    pub gateway: Arc<Gateway>,
+    pub connection: ConnectionSettings,
+}
+
+/// hyper's builder: HTTP/1.1 and HTTP/2 with the server's timeouts and limits. The
+/// gateway's own header limits answer with a JSON 431; hyper's hard limits are set
+/// well above them.
+fn http_builder(c: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let buffer = (c.max_header_bytes * 4).max(64 * 1024);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(c.header_read_timeout_secs))
+        .max_buf_size(buffer)
+        .max_headers(c.max_headers * 2 + 16);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(c.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(buffer).unwrap_or(u32::MAX));
+    builder
+}
+
+impl Active {
+    fn new(config: &Config, gateway: Gateway, tls: Arc<rustls::ServerConfig>) -> Self {
+        Self {
+            gateway: Arc::new(gateway),
+            connection: ConnectionSettings {
+                acceptor: TlsAcceptor::from(tls),
+                builder: http_builder(&config.server),
+                handshake_timeout: Duration::from_secs(config.server.handshake_timeout_secs),
+                idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
+            },
+        }
+    }
+}
+
+fn load_tls(config: &Config) -> Result<Arc<rustls::ServerConfig>, StartupError> {
+    crate::tls::server_config(&config.server.tls_cert, &config.server.tls_key)
+}
+
+/// The running configuration and how to replace it.
+pub struct Runtime {
+    active: ArcSwap<Active>,
+    metrics: Arc<Metrics>,
+    /// The file reloads read; `None` for a runtime built from an in-memory config.
+    config_path: Option<PathBuf>,
+}
+
+impl Runtime {
+    /// Loads certificates and users, opens the stores and builds the gateway, without
+    /// binding anything.
+    pub fn start(config: &Config, config_path: Option<&Path>) -> Result<Self, StartupError> {
+        let metrics = Arc::new(Metrics::new());
+        let tls = load_tls(config)?;
+        let gateway = Gateway::from_config(config, metrics.clone())?;
+        Ok(Self {
+            active: ArcSwap::from_pointee(Active::new(config, gateway, tls)),
+            metrics,
+            config_path: config_path.map(Path::to_path_buf),
+        })
+    }
+
+    /// What serves now.
+    pub fn current(&self) -> Arc<Active> {
+        self.active.load_full()
+    }
+
+    /// The current gateway.
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.active.load().gateway.clone()
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The config as it now runs.
+    pub fn config(&self) -> Config {
+        self.active.load().gateway.config().clone()
+    }
+
+    /// Re-reads the config file (and the certificate, key and htpasswd it names) and
+    /// swaps it in; on any error the running configuration stays.
+    pub fn reload(&self) -> Result<(), StartupError> {
+        let result = self.try_reload();
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        self.metrics
+            .reloads
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        match &result {
+            Ok(()) => tracing::info!("configuration reloaded"),
+            Err(error) => {
+                tracing::error!(%error, "reload failed; keeping the running configuration")
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<(), StartupError> {
+        let path = self
+            .config_path
+            .as_deref()
+            .ok_or_else(|| StartupError::Other("no config file to reload from".into()))?;
+        let config = Config::load(path)?;
+        let current = self.active.load();
+        let old = current.gateway.config();
+        for (what, changed) in [
+            ("server.listen", config.server.listen != old.server.listen),
+            (
+                "server.max_connections",
+                config.server.max_connections != old.server.max_connections,
+            ),
+            (
+                "server.shutdown_grace_secs",
+                config.server.shutdown_grace_secs != old.server.shutdown_grace_secs,
+            ),
+            ("admin", config.admin != old.admin),
+        ] {
+            if changed {
+                tracing::warn!(
+                    setting = what,
+                    "changed in the config file: takes effect only after a restart"
+                );
+            }
+        }
+        let tls = load_tls(&config)?;
+        let gateway = current.gateway.reloaded(&config)?;
+        let next = Arc::new(Active::new(&config, gateway, tls));
+        self.active.store(next.clone());
+        current.gateway.end_sessions_of_removed_users(&next.gateway);
+        Ok(())
+    }
+}
