@@ -5,17 +5,17 @@
 //! whether the gateway allowed, denied or failed it, with the reason for a denial.
 //! Secrets never appear: no passwords, Authorization values, cookies or bodies.
 //!
-//! Lines are handed to a writer thread through a bounded queue, so a slow disk never
-//! stalls a request; if the queue is full the line is dropped and counted in the
-//! diagnostic log. [`AuditLog::reopen`] (wired to SIGHUP) reopens the file, so
+//! Lines are handed to a writer thread through a bounded queue that it drains every
+//! 100 ms, so a slow disk never stalls a request and requests never wake a thread;
+//! if the queue is full the line is dropped and counted in the diagnostic log. [`AuditLog::reopen`] (wired to SIGHUP) reopens the file, so
 //! logrotate can move it away.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -23,6 +23,10 @@ use crate::error::StartupError;
 
 /// Lines waiting for the writer before new ones are dropped.
 const QUEUE: usize = 65_536;
+
+/// How often the writer wakes to write what has queued up. Waking per line would
+/// cost every request a context switch.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// One audit line.
 #[derive(Debug, Serialize)]
@@ -43,31 +47,54 @@ pub struct AuditEvent<'a> {
     pub reason: Option<String>,
 }
 
-enum Message {
-    Line(String),
-    Reopen,
+/// What requests and the writer thread share.
+struct Shared {
+    queue: Mutex<Vec<String>>,
+    reopen: AtomicBool,
+    closed: AtomicBool,
+    dropped: AtomicU64,
+}
+
+/// Wakes the writer for a last flush when the last [`AuditLog`] goes away.
+struct Handle {
+    shared: Arc<Shared>,
+    writer: std::thread::Thread,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.writer.unpark();
+    }
 }
 
 /// Handle to the audit writer; cheap to share.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: SyncSender<Message>,
-    dropped: Arc<AtomicU64>,
+    handle: Arc<Handle>,
 }
 
 impl AuditLog {
     /// Opens (appending) or creates the file and starts the writer thread.
     pub fn open(path: &Path) -> Result<Self, StartupError> {
         let file = open_append(path)?;
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Vec::new()),
+            reopen: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        });
         let path = path.to_path_buf();
-        std::thread::Builder::new()
+        let for_writer = shared.clone();
+        let writer = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || writer(path, file, rx))
+            .spawn(move || writer(path, file, for_writer))
             .map_err(|e| StartupError::Other(format!("cannot start the audit writer: {e}")))?;
         Ok(Self {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
+            handle: Arc::new(Handle {
+                shared,
+                writer: writer.thread().clone(),
+            }),
         })
     }
 
@@ -80,23 +107,23 @@ impl AuditLog {
                 return;
             }
         };
-        match self.tx.try_send(Message::Line(line)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    tracing::error!(dropped = n, "audit queue full: audit lines dropped");
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                tracing::error!("audit writer has stopped; audit line lost");
-            }
+        let shared = &self.handle.shared;
+        let mut queue = shared.queue.lock().expect("audit queue lock");
+        if queue.len() < QUEUE {
+            queue.push(line);
+            return;
+        }
+        drop(queue);
+        let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::error!(dropped = n, "audit queue full: audit lines dropped");
         }
     }
 
     /// Closes and reopens the file (after logrotate moved it).
     pub fn reopen(&self) {
-        let _ = self.tx.send(Message::Reopen);
+        self.handle.shared.reopen.store(true, Ordering::Release);
+        self.handle.writer.unpark();
     }
 }
 
@@ -119,35 +146,40 @@ fn open_append(path: &Path) -> Result<File, StartupError> {
         })
 }
 
-fn writer(path: PathBuf, file: File, rx: Receiver<Message>) {
+/// Every `FLUSH_INTERVAL` (or when woken to reopen or close): reopens the file if
+/// asked, writes what queued up, then flushes.
+fn writer(path: PathBuf, file: File, shared: Arc<Shared>) {
     let mut out = BufWriter::new(file);
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        // Drain what is queued, then flush once.
-        while let Some(message) = next.take() {
-            match message {
-                Message::Line(line) => {
-                    if let Err(error) = writeln!(out, "{line}") {
-                        tracing::error!(%error, file = %path.display(), "cannot write the audit log");
-                    }
-                }
-                Message::Reopen => {
-                    let _ = out.flush();
-                    match open_append(&path) {
-                        Ok(file) => out = BufWriter::new(file),
-                        Err(error) => {
-                            tracing::error!(%error, "cannot reopen the audit log; keeping the old file")
-                        }
-                    }
+    let mut batch = Vec::new();
+    loop {
+        std::thread::park_timeout(FLUSH_INTERVAL);
+        let closed = shared.closed.load(Ordering::Acquire);
+        // Reopen first: lines still queued then go to the new file, none is lost.
+        if shared.reopen.swap(false, Ordering::AcqRel) {
+            let _ = out.flush();
+            match open_append(&path) {
+                Ok(file) => out = BufWriter::new(file),
+                Err(error) => {
+                    tracing::error!(%error, "cannot reopen the audit log; keeping the old file")
                 }
             }
-            next = rx.try_recv().ok();
+        }
+        std::mem::swap(
+            &mut batch,
+            &mut *shared.queue.lock().expect("audit queue lock"),
+        );
+        for line in batch.drain(..) {
+            if let Err(error) = writeln!(out, "{line}") {
+                tracing::error!(%error, file = %path.display(), "cannot write the audit log");
+            }
         }
         if let Err(error) = out.flush() {
             tracing::error!(%error, file = %path.display(), "cannot flush the audit log");
         }
+        if closed {
+            return;
+        }
     }
-    let _ = out.flush();
 }
 
 /// The current time as RFC 3339 with milliseconds, UTC.

@@ -15,7 +15,7 @@ pub mod htpasswd;
 pub mod throttle;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};
@@ -48,7 +48,9 @@ pub enum Verified {
 pub struct Authenticator {
     users: Htpasswd,
     /// Checked in place of a missing user, so unknown users cost the same time.
-    dummy: Entry,
+    /// Made on a background thread at start (it costs as much as a login), so startup
+    /// does not wait for it.
+    dummy: Arc<OnceLock<Entry>>,
     cache: CredentialCache,
     /// Bounds concurrent hash computations to the number of cores.
     slots: Semaphore,
@@ -74,16 +76,20 @@ impl Authenticator {
         throttle: Arc<LoginThrottle>,
     ) -> Result<Self, StartupError> {
         let cost = users.bcrypt_cost().unwrap_or(DEFAULT_DUMMY_COST);
-        let random = Alphanumeric.sample_string(&mut rand::rng(), 24);
-        let dummy_hash = bcrypt::hash(random, cost)
-            .map_err(|e| StartupError::Other(format!("cannot prepare password checks: {e}")))?;
+        let dummy = Arc::new(OnceLock::new());
+        {
+            let dummy = dummy.clone();
+            std::thread::Builder::new()
+                .name("dummy-hash".into())
+                .spawn(move || {
+                    dummy.get_or_init(|| dummy_entry(cost));
+                })
+                .map_err(|e| StartupError::Other(format!("cannot prepare password checks: {e}")))?;
+        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             users,
-            dummy: Entry {
-                hash: dummy_hash,
-                scheme: Scheme::Bcrypt,
-            },
+            dummy,
             cache: CredentialCache::new(
                 Duration::from_secs(config.cache_ttl_secs),
                 config.cache_max_entries,
@@ -146,14 +152,14 @@ impl Authenticator {
     /// Checks credentials. The error is always [`AuthFailure::BadCredentials`], whether
     /// the user is unknown or the password wrong.
     pub async fn verify(&self, credentials: &Credentials) -> Result<Verified, AuthFailure> {
-        let known = self.users.get(&credentials.user);
-        let entry = known.unwrap_or(&self.dummy).clone();
-        if known.is_some()
-            && self
+        let known = self.users.get(&credentials.user).cloned();
+        if let Some(entry) = &known {
+            if self
                 .cache
                 .contains(&credentials.user, &credentials.password, &entry.hash)
-        {
-            return Ok(Verified::Cached);
+            {
+                return Ok(Verified::Cached);
+            }
         }
         let _slot = self
             .slots
@@ -161,16 +167,26 @@ impl Authenticator {
             .await
             .map_err(|_| AuthFailure::BadCredentials)?;
         let password = credentials.password.clone();
-        let hash = entry.hash.clone();
-        let matches = tokio::task::spawn_blocking(move || entry.verify(&password))
-            .await
-            .unwrap_or(false);
-        if matches && known.is_some() {
-            self.cache
-                .insert(&credentials.user, &credentials.password, &hash);
-            Ok(Verified::Computed)
-        } else {
-            Err(AuthFailure::BadCredentials)
+        let dummy = self.dummy.clone();
+        let entry = known.clone();
+        let cost = self.users.bcrypt_cost().unwrap_or(DEFAULT_DUMMY_COST);
+        let matches = tokio::task::spawn_blocking(move || match entry {
+            Some(entry) => entry.verify(&password),
+            None => {
+                // Same work as for a known user, and never a match.
+                dummy.get_or_init(|| dummy_entry(cost)).verify(&password);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+        match known {
+            Some(entry) if matches => {
+                self.cache
+                    .insert(&credentials.user, &credentials.password, &entry.hash);
+                Ok(Verified::Computed)
+            }
+            _ => Err(AuthFailure::BadCredentials),
         }
     }
 
@@ -182,6 +198,23 @@ impl Authenticator {
     /// Whether `user` is (still) in the user database.
     pub fn knows(&self, user: &str) -> bool {
         self.users.get(user).is_some()
+    }
+}
+
+/// A bcrypt entry for a random password no one knows.
+fn dummy_entry(cost: u32) -> Entry {
+    let random = Alphanumeric.sample_string(&mut rand::rng(), 24);
+    let hash = bcrypt::hash(random, cost)
+        .or_else(|_| {
+            bcrypt::hash(
+                Alphanumeric.sample_string(&mut rand::rng(), 24),
+                DEFAULT_DUMMY_COST,
+            )
+        })
+        .expect("bcrypt of a short random string");
+    Entry {
+        hash,
+        scheme: Scheme::Bcrypt,
     }
 }
 
@@ -275,7 +308,20 @@ mod tests {
     #[test]
     fn dummy_hash_uses_the_files_cost() {
         let auth = authenticator();
-        let parts = auth.dummy.hash.parse::<bcrypt::HashParts>().unwrap();
+        // Made in the background at start: wait for it (bounded).
+        let mut dummy = None;
+        for _ in 0..500 {
+            if let Some(d) = auth.dummy.get() {
+                dummy = Some(d);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let parts = dummy
+            .expect("dummy hash made at start")
+            .hash
+            .parse::<bcrypt::HashParts>()
+            .unwrap();
         assert_eq!(parts.get_cost(), 4);
     }
 }

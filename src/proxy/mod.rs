@@ -83,11 +83,18 @@ impl Upstream {
             .path_and_query()
             .cloned()
             .ok_or(RequestError::Internal)?;
-        let replayable = body.is_end_stream();
+        // Only a request with no body can be sent again, and only if there is
+        // another upstream to send it to: keep a copy of its head just then.
+        let attempts = if body.is_end_stream() {
+            self.targets.len()
+        } else {
+            1
+        };
         let first = self.active.load(Ordering::Relaxed) % self.targets.len();
+        let mut head = Some(parts);
         let mut body = Some(body);
         let mut last_error = RequestError::UpstreamUnavailable;
-        for attempt in 0..self.targets.len() {
+        for attempt in 0..attempts {
             let index = (first + attempt) % self.targets.len();
             let (scheme, authority) = &self.targets[index];
             let uri = Uri::builder()
@@ -96,8 +103,15 @@ impl Upstream {
                 .path_and_query(path_and_query.clone())
                 .build()
                 .map_err(|_| RequestError::Internal)?;
-            let mut request =
-                Request::from_parts(parts.clone_head(), body.take().unwrap_or_else(body::empty));
+            let parts = match head.take() {
+                Some(parts) if attempt + 1 < attempts => {
+                    head = Some(parts.clone_head());
+                    parts
+                }
+                Some(parts) => parts,
+                None => return Err(last_error),
+            };
+            let mut request = Request::from_parts(parts, body.take().unwrap_or_else(body::empty));
             *request.uri_mut() = uri;
             match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
                 Err(_) => {
@@ -115,9 +129,6 @@ impl Upstream {
                         return Err(RequestError::UpstreamFailed);
                     }
                     last_error = RequestError::UpstreamUnavailable;
-                    if !replayable {
-                        break;
-                    }
                 }
             }
         }

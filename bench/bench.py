@@ -1,0 +1,695 @@
+#!/usr/bin/env python3
+"""Benchmark livy-gateway against nginx, HAProxy and Caddy on one machine, in one
+run, with the same upstream (examples/bench_upstream.rs), certificate and htpasswd
+file for all. Called by bench/run.sh, which installs the tools and builds the
+binaries; see the README's "Benchmark" section for what is measured and why.
+
+The proxy under test is pinned to CPU 0, the load generator and the upstream to
+CPU 1, so figures measure per-core efficiency. Each figure is the median of
+--reps repetitions, proxies alternating order between repetitions."""
+
+import argparse
+import base64
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PROXY_CPU, LOAD_CPU = "0", "1"
+USER, PASSWORD = "bench", "bench-password-1"
+PREFIX = "/gateway/default/livy/v1"
+BCRYPT_COST = 10
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# ---------------------------------------------------------------- helpers
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def pinned(cpu, cmd):
+    return ["taskset", "-c", cpu, *cmd]
+
+
+def tree_pids(pid):
+    """pid and all its descendants."""
+    pids, frontier = [pid], [pid]
+    while frontier:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", ",".join(map(str, frontier))],
+                             capture_output=True, text=True).stdout.split()
+        frontier = [int(p) for p in out]
+        pids += frontier
+    return pids
+
+
+def cpu_ticks(pid):
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (FileNotFoundError, IndexError):
+            pass
+    return total
+
+
+def rss_kib(pid):
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def percentile(values, q):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+# ---------------------------------------------------------------- setup
+
+
+class Env:
+    """Certificates, users and binaries shared by every proxy."""
+
+    def __init__(self, work: Path, gateway_bin: Path, upstream_bin: Path, conns_bin: Path):
+        self.work, self.gateway_bin, self.upstream_bin, self.conns_bin = work, gateway_bin, upstream_bin, conns_bin
+        certs = work / "certs"
+        run([str(gateway_bin), "gen-cert", "--dir", str(certs)])
+        self.ca, self.cert, self.key = certs / "ca.crt", certs / "gateway.crt", certs / "gateway.key"
+        self.pem = certs / "combined.pem"
+        self.pem.write_text(self.cert.read_text() + self.key.read_text())
+        # The same bcrypt file, written by Apache's htpasswd, for everyone.
+        self.bcrypt = work / "users.bcrypt"
+        run(["htpasswd", "-c", "-b", "-B", "-C", str(BCRYPT_COST), str(self.bcrypt), USER, PASSWORD])
+        self.bcrypt_hash = self.bcrypt.read_text().strip().split(":", 1)[1]
+        # Cheapest schemes the peers support, for scenario (b).
+        self.nginx_plain = work / "users.plain"
+        self.nginx_plain.write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+        cheap = run(["htpasswd", "-n", "-b", "-B", "-C", "4", USER, PASSWORD]).stdout.strip()
+        self.bcrypt4_hash = cheap.split(":", 1)[1]
+        self.basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        self.ssl = ssl.create_default_context(cafile=str(self.ca))
+
+
+class Proxy:
+    """One proxy under test: config, process, and how clients authenticate to it."""
+
+    name = ""
+
+    def __init__(self, env: Env, port: int, upstream: int):
+        self.env, self.port, self.upstream = env, port, upstream
+        self.dir = env.work / self.name
+        self.dir.mkdir(exist_ok=True)
+        self.proc = None
+
+    def command(self, cheap: bool):
+        raise NotImplementedError
+
+    def auth_headers(self, scenario):
+        """Headers a client sends in a scenario (Basic by default)."""
+        return {"Authorization": self.env.basic}
+
+    def start(self, cheap=False):
+        env = dict(os.environ)
+        env.update(self.environment())
+        self.proc = subprocess.Popen(pinned(PROXY_CPU, self.command(cheap)), env=env,
+                                     stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "a"))
+        return self.proc
+
+    def environment(self):
+        return {}
+
+    def prepare(self):
+        """After start: anything needed before measuring (e.g. a session cookie)."""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def url(self, path):
+        return f"https://localhost:{self.port}{PREFIX}{path}"
+
+    def get(self, path, headers, timeout=5.0):
+        conn = http.client.HTTPSConnection("localhost", self.port, context=self.env.ssl, timeout=timeout)
+        try:
+            conn.request("GET", PREFIX + path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            return response.status, response.getheader("set-cookie")
+        finally:
+            conn.close()
+
+
+class Gateway(Proxy):
+    name = "livy-gateway"
+
+    def command(self, cheap):
+        cfg = self.dir / "gateway.toml"
+        cfg.write_text(f"""
+[server]
+listen = "127.0.0.1:{self.port}"
+tls_cert = "{self.env.cert}"
+tls_key = "{self.env.key}"
+data_dir = "{self.dir / 'data'}"
+max_connections = 50000
+[auth]
+htpasswd = "{self.env.bcrypt}"
+[livy]
+upstreams = ["http://127.0.0.1:{self.upstream}"]
+response_timeout_secs = 120
+[rate_limit]
+per_ip_rps = 0.0
+per_user_rps = 0.0
+create_per_user_per_min = 0
+[admin]
+enabled = false
+[log]
+level = "warn"
+""")
+        return [str(self.env.gateway_bin), "serve", "--config", str(cfg)]
+
+    def environment(self):
+        return {"TOKIO_WORKER_THREADS": "1"}
+
+    def prepare(self):
+        # The bench user's batch: created through the gateway so it records the owner.
+        conn = http.client.HTTPSConnection("localhost", self.port, context=self.env.ssl, timeout=10)
+        conn.request("POST", PREFIX + "/batches", body='{"file":"local:/x.jar"}',
+                     headers={"Authorization": self.env.basic, "Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        cookie = response.getheader("set-cookie")
+        conn.close()
+        assert response.status == 201, response.status
+        self.cookie = cookie.split(";", 1)[0]
+
+    def auth_headers(self, scenario):
+        if scenario in ("b", "d", "e", "f"):
+            return {"Cookie": self.cookie}
+        return {"Authorization": self.env.basic}
+
+
+class Nginx(Proxy):
+    name = "nginx"
+
+    def command(self, cheap):
+        users = self.env.nginx_plain if cheap else self.env.bcrypt
+        cfg = self.dir / "nginx.conf"
+        cfg.write_text(f"""
+user root;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+daemon off;
+events {{ worker_connections 15000; }}
+http {{
+  access_log off;
+  client_body_temp_path {self.dir}/tmp;
+  proxy_temp_path {self.dir}/tmp;
+  upstream livy {{ server 127.0.0.1:{self.upstream}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{self.port} ssl http2;
+    ssl_certificate {self.env.cert};
+    ssl_certificate_key {self.env.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    keepalive_requests 1000000;
+    auth_basic "application";
+    auth_basic_user_file {users};
+    location {PREFIX}/ {{
+      proxy_pass http://livy/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }}
+  }}
+}}
+""")
+        return ["nginx", "-p", str(self.dir), "-c", str(cfg)]
+
+
+class HAProxy(Proxy):
+    name = "haproxy"
+
+    def command(self, cheap):
+        user = f"user {USER} insecure-password {PASSWORD}" if cheap else f"user {USER} password {self.env.bcrypt_hash}"
+        cfg = self.dir / "haproxy.cfg"
+        cfg.write_text(f"""
+global
+  # HAProxy budgets two descriptors per connection; the machine's hard limit is
+  # 20,000, so it cannot be told to hold the full 10,000 (the report says how many
+  # it did).
+  maxconn 9990
+  nbthread 1
+  tune.ssl.default-dh-param 2048
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+  timeout http-keep-alive 120s
+userlist users
+  {user}
+frontend fe
+  bind 127.0.0.1:{self.port} ssl crt {self.env.pem} alpn h2,http/1.1
+  http-request auth realm application unless {{ http_auth(users) }}
+  http-request del-header Authorization
+  default_backend livy
+backend livy
+  http-reuse always
+  http-request replace-path {PREFIX}(/.*) \\1
+  server s1 127.0.0.1:{self.upstream}
+""")
+        return ["haproxy", "-db", "-f", str(cfg)]
+
+
+class Caddy(Proxy):
+    name = "caddy"
+
+    def command(self, cheap):
+        # Caddy verifies bcrypt only: (b) gets the lowest cost, 4.
+        hashed = self.env.bcrypt4_hash if cheap else self.env.bcrypt_hash
+        encoded = base64.b64encode(hashed.encode()).decode()
+        cfg = self.dir / "Caddyfile"
+        cfg.write_text(f"""
+{{
+  admin off
+  auto_https off
+  storage file_system {self.dir}/data
+}}
+https://localhost:{self.port} {{
+  bind 127.0.0.1
+  tls {self.env.cert} {self.env.key}
+  basicauth {{
+    {USER} {encoded}
+  }}
+  handle_path {PREFIX}/* {{
+    reverse_proxy 127.0.0.1:{self.upstream} {{
+      header_up -Authorization
+      flush_interval -1
+    }}
+  }}
+}}
+""")
+        return ["caddy", "run", "--config", str(cfg), "--adapter", "caddyfile"]
+
+    def environment(self):
+        return {"GOMAXPROCS": "1", "HOME": str(self.dir), "XDG_DATA_HOME": str(self.dir / "data")}
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def wait_ready(proxy: Proxy, headers, deadline=20.0):
+    """Seconds from now until the first 200 (polling every millisecond)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < deadline:
+        try:
+            status, _ = proxy.get("/batches/1", headers, timeout=2.0)
+            if status == 200:
+                return time.monotonic() - t0
+        except OSError:
+            pass
+        time.sleep(0.001)
+    raise RuntimeError(f"{proxy.name} did not serve within {deadline}s")
+
+
+def header_args(flag, headers):
+    args = []
+    for k, v in headers.items():
+        args += [flag, f"{k}: {v}"]
+    return args
+
+
+def wrk(url, headers, duration, connections=64, script=None):
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", *header_args("-H", headers)]
+    if script:
+        cmd += ["-s", str(script)]
+    out = run(pinned(LOAD_CPU, cmd + [url])).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "requests": total, "non2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(1) if errors else ""}
+
+
+def h2load(url, headers, duration, h1=False, clients=8, streams=16, rps=None, log=None):
+    cmd = ["h2load", "-D", str(duration), "-c", str(clients), "-m", "1" if h1 else str(streams),
+           *header_args("-H", headers)]
+    if h1:
+        cmd.append("--h1")
+    if rps:
+        cmd += [f"--rps={rps}"]
+    if log:
+        cmd += [f"--log-file={log}"]
+    out = run(pinned(LOAD_CPU, cmd + [url])).stdout
+    m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed", out)
+    status = re.search(r"status codes: (\d+) 2xx", out)
+    return {"rps": float(m.group(1)) if m else 0.0, "requests": int(done.group(1)) if done else 0,
+            "failed": int(done.group(3)) if done else -1, "ok": int(status.group(1)) if status else 0}
+
+
+def latency(url, headers, duration, rate, h1, work: Path, name):
+    log = work / f"latency-{name}.log"
+    clients = 16
+    res = h2load(url, headers, duration, h1=h1, clients=clients, rps=max(1, rate // clients), log=log)
+    durations = []
+    for line in log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1].startswith("2"):
+            durations.append(int(parts[2]) / 1000.0)  # µs → ms
+    log.unlink()
+    return {"p50_ms": percentile(durations, 0.5), "p99_ms": percentile(durations, 0.99),
+            "rate": rate, "samples": len(durations), "failed": res["failed"]}
+
+
+def measure_cpu(proxy: Proxy, fn):
+    before = cpu_ticks(proxy.proc.pid)
+    result = fn()
+    after = cpu_ticks(proxy.proc.pid)
+    if result.get("requests"):
+        result["cpu_us_per_req"] = (after - before) / CLK_TCK * 1e6 / result["requests"]
+    return result
+
+
+def idle_connections(proxy: Proxy, env: Env, count):
+    args = [str(env.conns_bin), "--addr", f"127.0.0.1:{proxy.port}", "--ca", str(env.ca), "--count", str(count),
+            "--path", PREFIX + "/batches/1"]
+    for k, v in proxy.auth_headers("b").items():
+        args += ["--header", f"{k}: {v}"]
+    holder = subprocess.Popen(pinned(LOAD_CPU, args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = holder.stdout.readline()
+    established = int(line.split()[1]) if line.startswith("ready") else 0
+    time.sleep(1.0)
+    rss = rss_kib(proxy.proc.pid)
+    holder.stdin.close()
+    holder.wait(timeout=60)
+    return {"connections": established, "rss_mib": rss / 1024}
+
+
+def big_log(proxy: Proxy, headers):
+    """Streams the upstream's whole log through the proxy; peak RSS while it flows."""
+    peak = [rss_kib(proxy.proc.pid)]
+    idle = peak[0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kib(proxy.proc.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    cmd = ["curl", "-s", "-o", "/dev/null", "--cacert", str(proxy.env.ca), "-w", "%{http_code} %{size_download} %{time_total}",
+           *header_args("-H", headers), proxy.url("/batches/1/log?from=0&size=-1")]
+    out = run(pinned(LOAD_CPU, cmd)).stdout.split()
+    done.set()
+    sampler.join()
+    status, size, seconds = int(out[0]), int(out[1]), float(out[2])
+    return {"status": status, "bytes": size, "mib_per_s": size / seconds / 2**20,
+            "rss_idle_mib": idle / 1024, "rss_peak_mib": peak[0] / 1024}
+
+
+def measure_proxy(proxy: Proxy, env: Env, args, upstream_port, rates):
+    """Every figure for one proxy in one repetition."""
+    out = {}
+    # (a) Basic credentials on every request, bcrypt everywhere.
+    proxy.start(cheap=False)
+    out["startup_s"] = wait_ready(proxy, {"Authorization": env.basic})
+    proxy.prepare()
+    time.sleep(0.5)
+    out["rss_idle_mib"] = rss_kib(proxy.proc.pid) / 1024
+    out["a"] = measure_cpu(proxy, lambda: wrk(proxy.url("/batches/1"), proxy.auth_headers("a"), args.duration))
+    proxy.stop()
+
+    # (b)…(f): the peers with their cheapest hash; the gateway with its session cookie.
+    proxy.start(cheap=True)
+    wait_ready(proxy, {"Authorization": env.basic})
+    proxy.prepare()
+    url = proxy.url("/batches/1")
+    out["b"] = measure_cpu(proxy, lambda: wrk(url, proxy.auth_headers("b"), args.duration))
+    out["d"] = measure_cpu(proxy, lambda: h2load(url, proxy.auth_headers("d"), args.duration))
+    post = env.work / "post.lua"
+    out["e"] = measure_cpu(proxy, lambda: wrk(proxy.url("/batches"), {**proxy.auth_headers("e"), "Content-Type": "application/json"},
+                                              args.duration, script=post))
+    out["lat_b"] = latency(url, proxy.auth_headers("b"), args.duration, rates["b"], True, env.work, proxy.name)
+    out["lat_d"] = latency(url, proxy.auth_headers("d"), args.duration, rates["d"], False, env.work, proxy.name)
+    for count in args.conns:
+        out[f"conns_{count}"] = idle_connections(proxy, env, count)
+    out["f"] = big_log(proxy, proxy.auth_headers("f"))
+    proxy.stop()
+    return out
+
+
+def direct(args, upstream_port):
+    return {"c": wrk(f"http://127.0.0.1:{upstream_port}/batches/1", {}, args.duration)}
+
+
+# ---------------------------------------------------------------- report
+
+FIGURES = [
+    ("a", "rps", "(a) Basic on every request, req/s", True),
+    ("b", "rps", "(b) session cookie / cheapest hash, req/s", True),
+    ("d", "rps", "(d) HTTP/2 (h2load), req/s", True),
+    ("e", "rps", "(e) POST /batches, req/s", True),
+    ("lat_b", "p50_ms", "(b) p50 latency at fixed rate, ms", False),
+    ("lat_b", "p99_ms", "(b) p99 latency at fixed rate, ms", False),
+    ("lat_d", "p50_ms", "(d) p50 latency at fixed rate, ms", False),
+    ("lat_d", "p99_ms", "(d) p99 latency at fixed rate, ms", False),
+    ("a", "cpu_us_per_req", "(a) proxy CPU per request, µs", False),
+    ("b", "cpu_us_per_req", "(b) proxy CPU per request, µs", False),
+    ("d", "cpu_us_per_req", "(d) proxy CPU per request, µs", False),
+    ("", "rss_idle_mib", "RSS idle, MiB", False),
+    ("conns_1000", "rss_mib", "RSS with 1,000 idle TLS connections, MiB", False),
+    ("conns_10000", "rss_mib", "RSS with 10,000 idle TLS connections, MiB", False),
+    ("", "startup_s", "start to first served request, ms", False),
+    ("f", "mib_per_s", "(f) 1 GiB log streamed, MiB/s", True),
+    ("f", "rss_peak_mib", "(f) peak RSS while streaming, MiB", False),
+]
+
+
+def pick(run_result, section, key):
+    value = run_result.get(section, {}) if section else run_result
+    value = value.get(key) if isinstance(value, dict) else None
+    if key == "startup_s" and value is not None:
+        value *= 1000
+    return value
+
+
+def medians(runs, names):
+    table = {}
+    for section, key, label, _ in FIGURES:
+        for name in names:
+            values = [pick(r[name], section, key) for r in runs if name in r]
+            values = [v for v in values if v is not None]
+            table[(label, name)] = statistics.median(values) if values else None
+    return table
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    mem = int(next(l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")))
+    versions = {}
+    for name, cmd in [("nginx", ["nginx", "-v"]), ("haproxy", ["haproxy", "-v"]), ("caddy", ["caddy", "version"]),
+                      ("wrk", ["wrk", "--version"]), ("h2load", ["h2load", "--version"])]:
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        text = (p.stdout + p.stderr).strip().splitlines()
+        versions[name] = text[0] if text else "?"
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1),
+            "kernel": platform.release(), "versions": versions}
+
+
+def fmt(v):
+    if v is None:
+        return "–"
+    if v >= 1000:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def report(runs, names, args, direct_runs, rates, info):
+    table = medians(runs, names)
+    ceiling = statistics.median([d["c"]["rps"] for d in direct_runs])
+    lines = [
+        f"# Benchmark results ({datetime.date.today().isoformat()}{', quick' if args.quick else ''})",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, Linux {info['kernel']}. "
+        f"Proxy pinned to CPU {PROXY_CPU}; load generator and upstream to CPU {LOAD_CPU}. "
+        f"Median of {len(runs)} repetition(s), {args.duration} s per run, proxies alternating order.",
+        "",
+        "Peers: " + "; ".join(f"{k}: {v}" for k, v in info["versions"].items()) + ".",
+        "",
+        f"Hashes: (a) bcrypt cost {BCRYPT_COST} for everyone (file written by `htpasswd -B`); (b)–(f) the gateway "
+        "uses its session cookie, nginx `{PLAIN}`, HAProxy `insecure-password` (plaintext), Caddy bcrypt cost 4 "
+        "(the only scheme it verifies).",
+        f"Fixed rates for latency: (b) {rates['b']} req/s over HTTP/1.1, (d) {rates['d']} req/s over HTTP/2.",
+        f"(c) direct to the upstream, no proxy (the ceiling): {ceiling:,.0f} req/s.",
+        "",
+        "| figure | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    gw = names[0]
+    for section, key, label, _ in FIGURES:
+        base = table[(label, gw)]
+        cells = [fmt(base)]
+        for name in names[1:]:
+            v = table[(label, name)]
+            ratio = f" ({v / base:.2f}×)" if v is not None and base else ""
+            cells.append(fmt(v) + ratio)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    held = []
+    for name in names:
+        counts = [r[name].get(f"conns_{c}", {}).get("connections") for r in runs for c in args.conns]
+        held.append(f"{name} {'/'.join(str(c) for c in counts if c is not None)}")
+    lines += ["", "Ratios are each peer's figure divided by the gateway's. Idle connections actually held "
+              f"(per run, for {', '.join(map(str, args.conns))}): " + "; ".join(held) + ".", ""]
+    lines += targets(table, names, ceiling)
+    return "\n".join(lines) + "\n", table, ceiling
+
+
+def targets(table, names, ceiling):
+    g = lambda label: table[(label, "livy-gateway")]
+    n = lambda label: table[(label, "nginx")]
+    checks = []
+
+    def check(text, ok):
+        checks.append(f"- {'met' if ok else 'NOT met'}: {text}")
+
+    for sc, lat in [("(b) session cookie / cheapest hash, req/s", "(b) p99 latency at fixed rate, ms"),
+                    ("(d) HTTP/2 (h2load), req/s", "(d) p99 latency at fixed rate, ms")]:
+        if g(sc) and n(sc):
+            check(f"{sc.split(',')[0]} ≥ 1.0× nginx req/s: {g(sc) / n(sc):.2f}×", g(sc) >= n(sc))
+            check(f"{sc.split(',')[0]} p99 ≤ nginx's: {fmt(g(lat))} ms vs {fmt(n(lat))} ms", g(lat) <= n(lat))
+    a = "(a) Basic on every request, req/s"
+    if g(a) and n(a):
+        check(f"(a) ≥ 20× nginx: {g(a) / n(a):.1f}×", g(a) >= 20 * n(a))
+    b = "(b) session cookie / cheapest hash, req/s"
+    if g(b):
+        check(f"(b) ≥ 0.5× the direct ceiling (c): {g(b) / ceiling:.2f}×", g(b) >= 0.5 * ceiling)
+    idle, c10k = g("RSS idle, MiB"), g("RSS with 10,000 idle TLS connections, MiB")
+    if idle is not None:
+        check(f"RSS idle ≤ 30 MB: {fmt(idle)} MiB", idle * 1.048576 <= 30)
+    if c10k is not None:
+        check(f"RSS at 10,000 connections ≤ 150 MB: {fmt(c10k)} MiB", c10k * 1.048576 <= 150)
+    start = g("start to first served request, ms")
+    if start is not None:
+        check(f"first request served < 100 ms after start: {fmt(start)} ms", start < 100)
+    return ["## Targets", ""] + checks
+
+
+def chart(table, names, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not available: no chart", file=sys.stderr)
+        return
+    panels = [f for f in FIGURES if f[3]] + [f for f in FIGURES if "p99" in f[2] or "RSS with 10,000" in f[2]]
+    fig, axes = plt.subplots(2, (len(panels) + 1) // 2, figsize=(4 * ((len(panels) + 1) // 2), 7))
+    for ax, (_, _, label, _) in zip(axes.flat, panels):
+        values = [table[(label, n)] or 0 for n in names]
+        ax.bar(names, values, color=["#2a6f97", "#9c9c9c", "#7c7c7c", "#5c5c5c"][: len(names)])
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--gateway", type=Path, required=True)
+    p.add_argument("--upstream", type=Path, required=True)
+    p.add_argument("--conns-bin", type=Path, required=True)
+    p.add_argument("--quick", action="store_true", help="a smoke run of seconds")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--duration", type=int, default=10)
+    p.add_argument("--only", nargs="*", default=["livy-gateway", "nginx", "haproxy", "caddy"])
+    args = p.parse_args()
+    if args.quick:
+        args.reps, args.duration = 1, 2
+    args.conns = [100] if args.quick else [1000, 10000]
+
+    work = Path(tempfile.mkdtemp(prefix="livy-bench-"))
+    env = Env(work, args.gateway, args.upstream, args.conns_bin)
+    (work / "post.lua").write_text(
+        'wrk.method = "POST"\nwrk.body = \'{"file":"local:/opt/spark/examples.jar","className":"org.apache.spark.examples.SparkPi"}\'\n')
+    upstream_port, base_port = 18998, 18443
+    upstream = subprocess.Popen(pinned(LOAD_CPU, [str(args.upstream), "--listen", f"127.0.0.1:{upstream_port}"]),
+                                stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    classes = {c.name: c for c in [Gateway, Nginx, HAProxy, Caddy]}
+    names = [n for n in classes if n in args.only]
+    proxies = {n: classes[n](env, base_port + i, upstream_port) for i, n in enumerate(names)}
+    rates = {"b": 1000, "d": 1000}
+    runs, direct_runs = [], []
+    try:
+        for rep in range(args.reps):
+            order = names if rep % 2 == 0 else list(reversed(names))
+            result = {}
+            direct_runs.append(direct(args, upstream_port))
+            for name in order:
+                print(f"repetition {rep + 1}/{args.reps}: {name}", file=sys.stderr, flush=True)
+                try:
+                    result[name] = measure_proxy(proxies[name], env, args, upstream_port, rates)
+                finally:
+                    proxies[name].stop()
+            runs.append(result)
+    finally:
+        upstream.terminate()
+    info = machine()
+    text, table, ceiling = report(runs, names, args, direct_runs, rates, info)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = "quick" if args.quick else "results"
+    (RESULTS / f"{stem}.md").write_text(text)
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": info, "runs": runs, "direct": direct_runs,
+                                                      "rates": rates, "duration": args.duration}, indent=1))
+    chart(table, names, RESULTS / f"{stem}.png")
+    print(text)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
