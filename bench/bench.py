@@ -468,9 +468,11 @@ def measure_proxy(proxy: Proxy, env: Env, args, upstream_port, rates):
                                               args.duration, script=post))
     out["lat_b"] = latency(url, proxy.auth_headers("b"), args.duration, rates["b"], True, env.work, proxy.name)
     out["lat_d"] = latency(url, proxy.auth_headers("d"), args.duration, rates["d"], False, env.work, proxy.name)
+    # The log download before the connection figures, whose memory an allocator
+    # may keep afterwards.
+    out["f"] = big_log(proxy, proxy.auth_headers("f"))
     for count in args.conns:
         out[f"conns_{count}"] = idle_connections(proxy, env, count)
-    out["f"] = big_log(proxy, proxy.auth_headers("f"))
     proxy.stop()
     return out
 

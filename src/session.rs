@@ -6,9 +6,10 @@
 //! unused for the idle timeout or, however busy, at the absolute timeout. The
 //! [`SessionStore`] trait keeps the storage replaceable (a store shared by several
 //! gateway instances comes later); [`MemorySessionStore`] is the in-process one,
-//! bounded in size.
+//! bounded in size: past `max_sessions` the oldest session is evicted, in constant
+//! time (clients that never keep cookies start a session per request).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,13 +47,29 @@ struct Record {
     last_used: Instant,
 }
 
+/// Sessions, and their ids in order of creation (for eviction).
+#[derive(Default)]
+struct Sessions {
+    map: HashMap<String, Record>,
+    /// Ids oldest first; may still hold ids already removed from `map`, which are
+    /// skipped on eviction and pruned when they pile up.
+    order: VecDeque<String>,
+}
+
+impl Sessions {
+    fn prune_order(&mut self) {
+        let map = &self.map;
+        self.order.retain(|id| map.contains_key(id));
+    }
+}
+
 /// An in-memory [`SessionStore`].
 pub struct MemorySessionStore {
     idle: Duration,
     absolute: Duration,
-    /// Past this many sessions the least recently used one is evicted.
+    /// Past this many sessions the oldest one is evicted.
     max_sessions: usize,
-    sessions: Mutex<HashMap<String, Record>>,
+    sessions: Mutex<Sessions>,
 }
 
 impl MemorySessionStore {
@@ -61,7 +78,7 @@ impl MemorySessionStore {
             idle,
             absolute,
             max_sessions: max_sessions.max(1),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
         }
     }
 
@@ -76,19 +93,18 @@ impl SessionStore for MemorySessionStore {
         let id = new_session_id();
         let now = Instant::now();
         let mut sessions = self.sessions.lock().expect("session lock");
-        if sessions.len() >= self.max_sessions {
-            sessions.retain(|_, r| !self.expired(r, now));
-        }
-        if sessions.len() >= self.max_sessions {
-            let oldest = sessions
-                .iter()
-                .min_by_key(|(_, r)| r.last_used)
-                .map(|(id, _)| id.clone());
-            if let Some(oldest) = oldest {
-                sessions.remove(&oldest);
+        while sessions.map.len() >= self.max_sessions {
+            match sessions.order.pop_front() {
+                Some(oldest) => {
+                    sessions.map.remove(&oldest);
+                }
+                None => break,
             }
         }
-        sessions.insert(
+        if sessions.order.len() >= 2 * self.max_sessions {
+            sessions.prune_order();
+        }
+        sessions.map.insert(
             id.clone(),
             Record {
                 user: Arc::from(user),
@@ -96,15 +112,16 @@ impl SessionStore for MemorySessionStore {
                 last_used: now,
             },
         );
+        sessions.order.push_back(id.clone());
         id
     }
 
     fn touch(&self, id: &str) -> Option<Arc<str>> {
         let now = Instant::now();
         let mut sessions = self.sessions.lock().expect("session lock");
-        let record = sessions.get_mut(id)?;
+        let record = sessions.map.get_mut(id)?;
         if self.expired(record, now) {
-            sessions.remove(id);
+            sessions.map.remove(id);
             return None;
         }
         record.last_used = now;
@@ -112,26 +129,26 @@ impl SessionStore for MemorySessionStore {
     }
 
     fn remove(&self, id: &str) {
-        self.sessions.lock().expect("session lock").remove(id);
+        self.sessions.lock().expect("session lock").map.remove(id);
     }
 
     fn remove_user(&self, user: &str) {
         self.sessions
             .lock()
             .expect("session lock")
+            .map
             .retain(|_, r| &*r.user != user);
     }
 
     fn sweep(&self) {
         let now = Instant::now();
-        self.sessions
-            .lock()
-            .expect("session lock")
-            .retain(|_, r| !self.expired(r, now));
+        let mut sessions = self.sessions.lock().expect("session lock");
+        sessions.map.retain(|_, r| !self.expired(r, now));
+        sessions.prune_order();
     }
 
     fn len(&self) -> usize {
-        self.sessions.lock().expect("session lock").len()
+        self.sessions.lock().expect("session lock").map.len()
     }
 }
 
@@ -229,21 +246,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn bounded_by_evicting_least_recently_used() {
+    async fn bounded_by_evicting_the_oldest() {
         let s = store();
         let a = s.create("a");
-        tokio::time::advance(Duration::from_secs(1)).await;
         let b = s.create("b");
-        tokio::time::advance(Duration::from_secs(1)).await;
         let c = s.create("c");
-        tokio::time::advance(Duration::from_secs(1)).await;
-        s.touch(&a);
+        s.remove(&b);
         let d = s.create("d");
+        assert_eq!(s.len(), 3, "a freed slot is reused before evicting");
+        let e = s.create("e");
         assert_eq!(s.len(), 3);
-        assert!(s.touch(&b).is_none());
-        for id in [a, c, d] {
-            assert!(s.touch(&id).is_some());
+        assert!(s.touch(&a).is_none(), "the oldest went");
+        for id in [&c, &d, &e] {
+            assert!(s.touch(id).is_some());
         }
+        for _ in 0..100 {
+            s.create("flood");
+            assert!(s.len() <= 3);
+        }
+        assert!(
+            s.sessions.lock().unwrap().order.len() <= 6,
+            "eviction order stays bounded"
+        );
     }
 
     #[test]

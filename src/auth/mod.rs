@@ -48,8 +48,8 @@ pub enum Verified {
 pub struct Authenticator {
     users: Htpasswd,
     /// Checked in place of a missing user, so unknown users cost the same time.
-    /// Made on a background thread at start (it costs as much as a login), so startup
-    /// does not wait for it.
+    /// Made on first use (it costs as much as a login), so startup does not wait for
+    /// it, nor does the first login compete with it for the CPU.
     dummy: Arc<OnceLock<Entry>>,
     cache: CredentialCache,
     /// Bounds concurrent hash computations to the number of cores.
@@ -75,17 +75,7 @@ impl Authenticator {
         config: &AuthConfig,
         throttle: Arc<LoginThrottle>,
     ) -> Result<Self, StartupError> {
-        let cost = users.bcrypt_cost().unwrap_or(DEFAULT_DUMMY_COST);
         let dummy = Arc::new(OnceLock::new());
-        {
-            let dummy = dummy.clone();
-            std::thread::Builder::new()
-                .name("dummy-hash".into())
-                .spawn(move || {
-                    dummy.get_or_init(|| dummy_entry(cost));
-                })
-                .map_err(|e| StartupError::Other(format!("cannot prepare password checks: {e}")))?;
-        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             users,
@@ -308,17 +298,13 @@ mod tests {
     #[test]
     fn dummy_hash_uses_the_files_cost() {
         let auth = authenticator();
-        // Made in the background at start: wait for it (bounded).
-        let mut dummy = None;
-        for _ in 0..500 {
-            if let Some(d) = auth.dummy.get() {
-                dummy = Some(d);
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let parts = dummy
-            .expect("dummy hash made at start")
+        assert!(auth.dummy.get().is_none(), "not made at start");
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let _ = runtime.block_on(auth.verify(&creds("nobody", "x")));
+        let parts = auth
+            .dummy
+            .get()
+            .expect("made for the first unknown user")
             .hash
             .parse::<bcrypt::HashParts>()
             .unwrap();
