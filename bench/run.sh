@@ -9,16 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-for tool in nginx:nginx haproxy:haproxy caddy:caddy wrk:wrk h2load:nghttp2-client htpasswd:apache2-utils curl:curl taskset:util-linux; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
-done
-if ((${#need[@]})); then
-  as_root=()
-  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
-  "${as_root[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+bash scripts/ensure-packages.sh nginx:nginx haproxy:haproxy caddy:caddy wrk:wrk \
+  h2load:nghttp2-client htpasswd:apache2-utils curl:curl taskset:util-linux
 # Debian starts the peers as services where an init system runs; the benchmark
 # starts its own instances.
 for svc in nginx haproxy caddy; do

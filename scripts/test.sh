@@ -6,16 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=()
-command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-if ((${#missing[@]})); then
-  echo "installing test prerequisites: ${missing[*]}"
-  as_root=()
-  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
-  "${as_root[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash scripts/ensure-packages.sh htpasswd:apache2-utils curl:curl
 
 cargo test --locked --all-targets
 bash tests/clients/run.sh

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::distr::{Alphanumeric, SampleString};
-use tokio::net::TcpListener;
 
 use crate::certgen::{self, CertFiles};
 use crate::config::Config;
@@ -146,36 +145,18 @@ pub async fn run(
     options: DemoOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartupError> {
-    let sim_listener =
-        TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: "127.0.0.1:0".parse().expect("constant"),
-                source,
-            })?;
+    let sim_listener = server::bind("127.0.0.1:0".parse().expect("constant address")).await?;
     let sim_addr = sim_listener
         .local_addr()
         .map_err(|e| StartupError::Other(e.to_string()))?;
     let demo = prepare(&options, sim_addr)?;
     let config_path = options.state_dir.join("gateway.toml");
     let runtime = Arc::new(Runtime::start(&demo.config, Some(&config_path))?);
-    let listener =
-        TcpListener::bind(options.listen)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: options.listen,
-                source,
-            })?;
+    let listener = server::bind(options.listen).await?;
     let bound = listener
         .local_addr()
         .map_err(|e| StartupError::Other(e.to_string()))?;
-    let admin_listener =
-        TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: "127.0.0.1:0".parse().expect("constant"),
-                source,
-            })?;
+    let admin_listener = server::bind("127.0.0.1:0".parse().expect("constant address")).await?;
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| StartupError::Other(e.to_string()))?;

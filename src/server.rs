@@ -74,7 +74,8 @@ pub async fn serve(
     Ok(())
 }
 
-async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
+/// A listener on `addr`, or a startup error naming it.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })

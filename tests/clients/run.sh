@@ -8,17 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 
-missing=()
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v krb5-config >/dev/null 2>&1 || missing+=(libkrb5-dev)
-command -v gcc >/dev/null 2>&1 || missing+=(gcc)
-if ((${#missing[@]})); then
-  echo "installing client-suite prerequisites: ${missing[*]}"
-  as_root=()
-  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
-  "${as_root[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash scripts/ensure-packages.sh curl:curl krb5-config:libkrb5-dev gcc:gcc
 
 python=${PYTHON:-python3}
 venv() { # venv DIR REQUIREMENTS
