@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::*;
 use http::Method;
-use livy_gateway::sim::SimConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BATCHES: &str = "/gateway/default/livy/v1/batches";
@@ -104,10 +103,7 @@ async fn per_address_limit_applies_before_authentication() {
 #[tokio::test]
 async fn creating_batches_and_sessions_has_its_own_limit() {
     let gw = TestGateway::start(Options {
-        backend: Backend::Sim(SimConfig {
-            speed: 1_000_000.0,
-            ..SimConfig::default()
-        }),
+        backend: fast_sim(),
         rate_limit: "per_user_rps = 1000.0\nper_user_burst = 1000\ncreate_per_user_per_min = 2\n",
         ..Options::default()
     })
@@ -354,10 +350,7 @@ async fn oversized_and_overlong_headers_are_431() {
 #[tokio::test]
 async fn oversized_bodies_are_413_whether_declared_or_streamed() {
     let gw = TestGateway::start(Options {
-        backend: Backend::Sim(SimConfig {
-            speed: 1_000_000.0,
-            ..SimConfig::default()
-        }),
+        backend: fast_sim(),
         livy_extra: "max_body_bytes = 1024\nmax_create_body_bytes = 512",
         ..Options::default()
     })

@@ -61,6 +61,14 @@ pub enum Reply {
 
 pub type Responder = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
 
+/// The simulator with time running so fast that every job is done when asked.
+pub fn fast_sim() -> Backend {
+    Backend::Sim(SimConfig {
+        speed: 1_000_000.0,
+        ..SimConfig::default()
+    })
+}
+
 /// A recording upstream that answers 200 `{"ok":true}` to everything.
 pub fn ok_responder() -> Responder {
     Arc::new(|_| Reply::Now(json_reply(StatusCode::OK, r#"{"ok":true}"#)))
