@@ -59,7 +59,6 @@ struct RequestContext {
     /// Set when this request logged in without a valid session: its id goes back in
     /// `Set-Cookie`.
     new_session: Option<String>,
-    auth_cached: bool,
     /// How the caller was identified: `password`, `cached` or `session`.
     auth_method: Option<&'static str>,
     /// Whether the request carried a live session cookie.
@@ -423,11 +422,9 @@ impl Gateway {
         let user: Arc<str> = match credentials {
             Some(credentials) => {
                 let verified = self.auth.login(&credentials, conn.peer.ip()).await?;
-                ctx.auth_cached = verified == Verified::Cached;
-                ctx.auth_method = Some(if ctx.auth_cached {
-                    "cached"
-                } else {
-                    "password"
+                ctx.auth_method = Some(match verified {
+                    Verified::Cached => "cached",
+                    Verified::Computed => "password",
                 });
                 if session_user.as_deref() != Some(credentials.user.as_str()) {
                     ctx.new_session = Some(self.sessions.create(&credentials.user));
@@ -827,7 +824,7 @@ impl Gateway {
             status = status.as_u16(),
             user = ctx.user.as_deref().unwrap_or("-"),
             action = ctx.action,
-            auth_cached = ctx.auth_cached,
+            auth = ctx.auth_method,
             session_cookie = ctx.session_cookie,
             auth_failure = ctx.auth_failure.map(AuthFailure::as_str),
             error = error_code,

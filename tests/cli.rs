@@ -1,5 +1,7 @@
 //! The `livy-gateway` command line: every subcommand, its output and its errors.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -191,10 +193,7 @@ fn serve_reports_a_port_in_use() {
 
 #[test]
 fn serve_exits_cleanly_on_sigterm() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::free_port();
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), &format!("127.0.0.1:{port}"), "");
     let mut child = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
@@ -202,41 +201,17 @@ fn serve_exits_cleanly_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut listening = false;
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            listening = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    assert!(listening, "gateway did not start listening");
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let mut status = None;
-    for _ in 0..400 {
-        if let Some(s) = child.try_wait().unwrap() {
-            status = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let status = status.unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("gateway did not exit after SIGTERM")
-    });
+    assert!(
+        common::wait_until_listening(port),
+        "gateway did not start listening"
+    );
+    let status = common::signal_and_wait(&mut child, "TERM");
     assert!(status.success(), "{status:?}");
 }
 
 #[test]
 fn sighup_reopens_the_audit_log() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::free_port();
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), &format!("127.0.0.1:{port}"), "");
     let mut child = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
@@ -272,15 +247,7 @@ fn sighup_reopens_the_audit_log() {
         }
         false
     };
-    let mut up = false;
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    assert!(up);
+    assert!(common::wait_until_listening(port));
     request();
     assert!(wait_for(&audit, 1), "first audit line");
     std::fs::rename(&audit, dir.path().join("data/audit.log.1")).unwrap();

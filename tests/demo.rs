@@ -2,6 +2,8 @@
 //! directory, prints working credentials and curl commands for every request of the
 //! seed document, and stops cleanly on a signal.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -71,23 +73,7 @@ fn demo_prints_curl_commands_that_work() {
         assert!(text.contains(body), "{command}\n{text}");
     }
 
-    assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let mut status = None;
-    for _ in 0..400 {
-        if let Some(s) = child.try_wait().unwrap() {
-            status = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let status = status.unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("demo did not stop on SIGINT")
-    });
+    let status = common::signal_and_wait(&mut child, "INT");
     assert!(status.success(), "{status:?}");
     assert!(state.join("certs/ca.crt").exists());
 }

@@ -294,6 +294,41 @@ impl TestGateway {
     }
 }
 
+/// A loopback port nothing listens on (for a process told to bind it).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Waits (bounded, 5 s) until something accepts connections on `port`.
+pub fn wait_until_listening(port: u16) -> bool {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    false
+}
+
+/// Sends `signal` (`TERM`, `INT`, …) to `child` and waits (bounded, 10 s) for it to
+/// exit; kills it and panics if it does not.
+pub fn signal_and_wait(child: &mut std::process::Child, signal: &str) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} failed");
+    for _ in 0..400 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    panic!("process did not exit after SIG{signal}")
+}
+
 /// `http://127.0.0.1:<port>` where nothing listens.
 pub fn refusing_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
