@@ -98,6 +98,11 @@ pub struct ServerConfig {
     /// closed (idle keep-alive).
     #[serde(default = "default_conn_idle_timeout")]
     pub idle_timeout_secs: u64,
+    /// An HTTP/1.1 connection with nothing in flight and no bytes moving for this
+    /// many milliseconds hands back its HTTP buffers until its next request arrives;
+    /// 0 = keep them.
+    #[serde(default = "default_release_idle_buffers_after")]
+    pub release_idle_buffers_after_ms: u64,
     /// Largest total size of a request's headers (names and values); beyond → 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
@@ -403,6 +408,9 @@ fn default_max_connections() -> usize {
 }
 fn default_conn_idle_timeout() -> u64 {
     120
+}
+fn default_release_idle_buffers_after() -> u64 {
+    500
 }
 fn default_max_header_bytes() -> usize {
     16 * 1024

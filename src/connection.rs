@@ -1,37 +1,61 @@
-//! One client connection: TLS handshake, HTTP/1.1 or HTTP/2 on top, and when to
-//! close it.
+//! One client connection: TLS handshake, HTTP/1.1 or HTTP/2 on top (as ALPN chose),
+//! when to close it, and what it holds while idle.
 //!
 //! A handshake that does not finish within its timeout is dropped. A connection with
 //! no request in flight and no bytes moving for the idle timeout is asked to close
 //! gracefully, as is every connection when the gateway shuts down. Activity is
-//! observed at the I/O level ([`Tracked`]), so a long response streaming to a slow
-//! reader is never mistaken for idleness.
+//! observed at the I/O level ([`Tracked`]), and a request counts as in flight until
+//! its response body has been handed over in full, so a long response streaming to a
+//! slow reader is never mistaken for idleness.
+//!
+//! An idle HTTP/1.1 keep-alive connection gives back hyper's per-connection buffers
+//! (read and write buffers, some 25 KB) after `release_buffers_after`: the stream
+//! reports end-of-input to hyper, which ends its connection cleanly without closing
+//! the socket, and the connection waits, holding only its TLS state, until the
+//! client sends again; then a fresh hyper connection serves it. This is only done
+//! when nothing is in flight, every byte hyper wrote has been flushed and no bytes of
+//! an unfinished request have arrived, so nothing is lost or cut. Clients see one
+//! ordinary keep-alive connection.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::server::conn::{http1, http2};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 
+use crate::body::{Body, BoxError};
 use crate::gateway::ConnInfo;
 use crate::metrics::Metrics;
-use crate::runtime::Runtime;
+use crate::runtime::{ConnectionSettings, Runtime};
+use crate::tls::ALPN_H2;
 
-/// When a connection last moved bytes, and how many requests it has in flight.
+/// What one connection's parts know about its traffic.
 struct Activity {
     origin: Instant,
-    /// Milliseconds since `origin` of the last read or write.
+    /// Milliseconds since `origin` of the last byte read or written.
     last_ms: AtomicU64,
+    /// Requests whose responses are not yet fully handed to hyper.
     in_flight: AtomicUsize,
+    /// Bytes arrived that no finished request accounts for (part of a request).
+    unanswered_bytes: AtomicBool,
+    /// The watchdog asks the stream to end hyper's connection at its next idle read.
+    release_requested: AtomicBool,
+    /// The stream did so: the connection lives on without hyper.
+    released: AtomicBool,
 }
 
 impl Activity {
@@ -40,6 +64,9 @@ impl Activity {
             origin: Instant::now(),
             last_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            unanswered_bytes: AtomicBool::new(false),
+            release_requested: AtomicBool::new(false),
+            released: AtomicBool::new(false),
         }
     }
 
@@ -51,14 +78,28 @@ impl Activity {
     fn last(&self) -> Instant {
         self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
     }
+
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether hyper may be told the input ended: asked for, and nothing is in
+    /// flight or half received.
+    fn may_release(&self) -> bool {
+        self.release_requested.load(Ordering::Relaxed)
+            && !self.busy()
+            && !self.unanswered_bytes.load(Ordering::Relaxed)
+    }
 }
 
-/// Marks a request in flight for as long as it lives.
+/// Counts a request in flight for as long as it lives; it travels inside the
+/// response body, so it ends when hyper has taken the last byte.
 struct InFlight(Arc<Activity>);
 
 impl InFlight {
     fn new(activity: &Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.release_requested.store(false, Ordering::Relaxed);
         activity.touch();
         Self(activity.clone())
     }
@@ -67,17 +108,84 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.unanswered_bytes.store(false, Ordering::Relaxed);
+        }
     }
 }
 
-/// An I/O stream that records when bytes move.
-struct Tracked<T> {
-    inner: T,
+/// A response body that keeps its request [`InFlight`].
+struct ResponseBody {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// hyper's service for one connection: each request goes to the gateway current
+/// when it arrives.
+#[derive(Clone)]
+struct Handler {
+    runtime: Arc<Runtime>,
+    conn: ConnInfo,
     activity: Arc<Activity>,
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+type Handling = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for Handler {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    // Boxed: an idle connection then keeps a pointer, not a request's whole state.
+    type Future = Handling;
+
+    fn call(&self, request: Request<Incoming>) -> Handling {
+        let gateway = self.runtime.gateway();
+        let conn = self.conn.clone();
+        let in_flight = InFlight::new(&self.activity);
+        Box::pin(async move {
+            let response = gateway.handle(request, &conn).await;
+            Ok(response.map(|inner| ResponseBody {
+                inner,
+                _in_flight: in_flight,
+            }))
+        })
+    }
+}
+
+/// The TLS stream under hyper: records when bytes move and whether hyper's writes
+/// are flushed, and ends the input for hyper when the connection is released.
+struct Tracked {
+    inner: Tls,
+    activity: Arc<Activity>,
+    /// hyper wrote since its last completed flush.
+    unflushed: bool,
+}
+
+type Io = TokioIo<Tracked>;
+
+/// A client's TLS stream, boxed so that moving it between phases moves a pointer.
+type Tls = Box<TlsStream<TcpStream>>;
+
+impl AsyncRead for Tracked {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -85,19 +193,30 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
+        match result {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                let activity = &self.activity;
+                activity.touch();
+                activity.unanswered_bytes.store(true, Ordering::Relaxed);
+                activity.release_requested.store(false, Ordering::Relaxed);
+            }
+            Poll::Pending if !self.unflushed && self.activity.may_release() => {
+                self.activity.released.store(true, Ordering::Relaxed);
+                return Poll::Ready(Ok(()));
+            }
+            _ => {}
         }
         result
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+impl AsyncWrite for Tracked {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.unflushed = true;
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
@@ -110,6 +229,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.unflushed = true;
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
@@ -122,12 +242,54 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        // hyper flushes the stream only once its own buffer is empty.
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(result, Poll::Ready(Ok(()))) {
+            self.unflushed = false;
+        }
+        result
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
+}
+
+/// A hyper connection as the watchdog drives it.
+trait Served {
+    fn poll_served(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>>;
+    fn close_gracefully(&mut self);
+}
+
+impl Served for http1::Connection<Io, Handler> {
+    fn poll_served(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
+        // The socket stays open: it may only have been released.
+        self.poll_without_shutdown(cx)
+    }
+
+    fn close_gracefully(&mut self) {
+        Pin::new(self).graceful_shutdown();
+    }
+}
+
+impl Served for Pin<Box<http2::Connection<Io, Handler, TokioExecutor>>> {
+    fn poll_served(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
+        self.as_mut().poll(cx)
+    }
+
+    fn close_gracefully(&mut self) {
+        self.as_mut().graceful_shutdown();
+    }
+}
+
+/// Everything one connection's loops share.
+struct Conn {
+    peer: std::net::SocketAddr,
+    settings: Arc<ConnectionSettings>,
+    activity: Arc<Activity>,
+    shutdown: watch::Receiver<bool>,
+    closing: bool,
+    runtime: Arc<Runtime>,
 }
 
 /// Serves one accepted TCP connection until it closes, is idle too long, or
@@ -137,14 +299,16 @@ pub async fn serve(
     stream: TcpStream,
     conn: ConnInfo,
     runtime: Arc<Runtime>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let peer = conn.peer;
     let settings = runtime.current().connection.clone();
-    let handshake = settings.acceptor.accept(stream);
+    // Boxed, like the stream it yields: the task's own future stays small, which is
+    // what every idle connection keeps.
+    let handshake = Box::pin(settings.acceptor.accept(stream));
     let tls = match tokio::time::timeout(settings.handshake_timeout, handshake).await {
-        Ok(Ok(tls)) => tls,
+        Ok(Ok(tls)) => Box::new(tls),
         Ok(Err(error)) => {
             tracing::debug!(%peer, %error, "TLS handshake failed");
             Metrics::kind(&runtime.metrics().tls_handshake_failures, "error");
@@ -157,54 +321,171 @@ pub async fn serve(
         }
     };
     let activity = Arc::new(Activity::new());
-    let io = Tracked {
-        inner: tls,
+    let handler = Handler {
+        runtime: runtime.clone(),
+        conn,
         activity: activity.clone(),
     };
-    let service = {
-        let activity = activity.clone();
-        let runtime = runtime.clone();
-        service_fn(move |request| {
-            let gateway = runtime.gateway();
-            let conn = conn.clone();
-            let in_flight = InFlight::new(&activity);
-            async move {
-                let response = gateway.handle(request, &conn).await;
-                drop(in_flight);
-                Ok::<_, Infallible>(response)
-            }
-        })
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(ALPN_H2);
+    let closing = *shutdown.borrow();
+    let mut conn = Conn {
+        peer,
+        settings,
+        activity,
+        shutdown,
+        closing,
+        runtime,
     };
-    let connection = settings.builder.serve_connection(TokioIo::new(io), service);
-    let mut connection = std::pin::pin!(connection);
-    let mut closing = *shutdown.borrow();
-    if closing {
-        connection.as_mut().graceful_shutdown();
+    if h2 {
+        conn.serve_http2(tls, handler).await;
+    } else {
+        conn.serve_http1(tls, handler).await;
     }
-    loop {
-        let idle_deadline = activity.last() + settings.idle_timeout;
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
-                }
+}
+
+impl Conn {
+    fn tracked(&self, tls: Tls) -> Io {
+        TokioIo::new(Tracked {
+            inner: tls,
+            activity: self.activity.clone(),
+            unflushed: false,
+        })
+    }
+
+    async fn serve_http2(&mut self, tls: Tls, handler: Handler) {
+        let io = self.tracked(tls);
+        let mut connection = Box::pin(self.settings.http2.serve_connection(io, handler));
+        self.watch(&mut connection, None).await;
+    }
+
+    /// Serves HTTP/1.1 in rounds: a round ends when the client closes, the
+    /// connection is closed, or it was released while idle; then the connection
+    /// waits for the client's next bytes without hyper.
+    async fn serve_http1(&mut self, mut tls: Tls, handler: Handler) {
+        let release_after = self.settings.release_buffers_after;
+        loop {
+            self.activity
+                .release_requested
+                .store(false, Ordering::Relaxed);
+            let io = self.tracked(tls);
+            let mut connection =
+                Box::new(self.settings.http1.serve_connection(io, handler.clone()));
+            if !self.watch(&mut *connection, release_after).await {
                 return;
             }
-            changed = shutdown.changed(), if !closing => {
-                if changed.is_err() || *shutdown.borrow() {
-                    closing = true;
-                    connection.as_mut().graceful_shutdown();
+            let parts = connection.into_parts();
+            tls = parts.io.into_inner().inner;
+            if !self.activity.released.swap(false, Ordering::Relaxed) {
+                close(tls, self.settings.handshake_timeout).await;
+                return;
+            }
+            if !parts.read_buf.is_empty() {
+                // Not expected (nothing is released with bytes pending), but never
+                // carry on without bytes hyper had read.
+                tracing::debug!(peer = %self.peer, "released connection had unread bytes; closing");
+                return;
+            }
+            drop(parts.read_buf);
+            if !self.wait_released(&tls).await {
+                close(tls, self.settings.handshake_timeout).await;
+                return;
+            }
+        }
+    }
+
+    /// Waits, holding no HTTP state, until the client sends again (true), or the
+    /// connection is idle too long or the gateway shuts down (false).
+    async fn wait_released(&mut self, tls: &Tls) -> bool {
+        if self.closing {
+            return false;
+        }
+        let parked = &self.runtime.metrics().released_connections;
+        parked.inc();
+        let woken = loop {
+            let idle_deadline = self.activity.last() + self.settings.idle_timeout;
+            tokio::select! {
+                ready = tls.get_ref().0.readable() => break ready.is_ok(),
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() || *self.shutdown.borrow() {
+                        self.closing = true;
+                        break false;
+                    }
+                }
+                _ = tokio::time::sleep_until(idle_deadline) => {
+                    tracing::debug!(peer = %self.peer, "closing idle connection");
+                    break false;
                 }
             }
-            _ = tokio::time::sleep_until(idle_deadline), if !closing => {
-                let idle = activity.in_flight.load(Ordering::Relaxed) == 0
-                    && activity.last() + settings.idle_timeout <= Instant::now();
-                if idle {
-                    tracing::debug!(%peer, "closing idle connection");
-                    closing = true;
-                    connection.as_mut().graceful_shutdown();
+        };
+        parked.dec();
+        woken
+    }
+
+    /// Drives `connection` until it ends (true when it ended without an error),
+    /// closing it gracefully when idle too long or on shutdown, and asking for its
+    /// release after `release_after` idle.
+    async fn watch(
+        &mut self,
+        connection: &mut impl Served,
+        release_after: Option<Duration>,
+    ) -> bool {
+        let activity = self.activity.clone();
+        let idle_timeout = self.settings.idle_timeout;
+        if self.closing {
+            connection.close_gracefully();
+        }
+        // Idleness is measured from the last byte, or from the last check that found
+        // a request in flight, so a long request does not wake the loop in a spin.
+        let mut busy_at = Instant::now();
+        loop {
+            let since = activity.last().max(busy_at);
+            // A release asked for but not yet done (bytes unflushed, or a request
+            // half received) is asked again a while later.
+            let release_at = release_after.map(|after| {
+                if activity.release_requested.load(Ordering::Relaxed) {
+                    Instant::now() + after
+                } else {
+                    since + after
+                }
+            });
+            let deadline =
+                release_at.map_or(since + idle_timeout, |at| at.min(since + idle_timeout));
+            tokio::select! {
+                result = std::future::poll_fn(|cx| connection.poll_served(cx)) => {
+                    if let Err(error) = result {
+                        tracing::debug!(peer = %self.peer, %error, "connection ended with an error");
+                        return false;
+                    }
+                    return true;
+                }
+                changed = self.shutdown.changed(), if !self.closing => {
+                    if changed.is_err() || *self.shutdown.borrow() {
+                        self.closing = true;
+                        connection.close_gracefully();
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline), if !self.closing => {
+                    let now = Instant::now();
+                    if activity.busy() {
+                        busy_at = now;
+                        continue;
+                    }
+                    let idle = now.saturating_duration_since(activity.last().max(busy_at));
+                    if idle >= idle_timeout {
+                        tracing::debug!(peer = %self.peer, "closing idle connection");
+                        self.closing = true;
+                        connection.close_gracefully();
+                    } else if release_after.is_some_and(|after| idle >= after) {
+                        // The next poll of the connection reaches the stream's read.
+                        activity.release_requested.store(true, Ordering::Relaxed);
+                    }
                 }
             }
         }
     }
+}
+
+/// Ends a connection hyper has let go of: TLS close_notify, then the socket.
+async fn close(mut tls: Tls, within: Duration) {
+    let _ = tokio::time::timeout(within, tls.shutdown()).await;
 }

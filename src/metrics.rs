@@ -47,6 +47,7 @@ pub struct Metrics {
     /// By limit: `address`, `user`, `create`.
     pub rate_limited: Family<KindLabels, Counter>,
     pub active_connections: Gauge,
+    pub released_connections: Gauge,
     pub refused_connections: Counter,
     pub live_sessions: Gauge,
     /// By kind: `error`, `timeout`.
@@ -78,6 +79,7 @@ impl Metrics {
             auth: Family::default(),
             rate_limited: Family::default(),
             active_connections: Gauge::default(),
+            released_connections: Gauge::default(),
             refused_connections: Counter::default(),
             live_sessions: Gauge::default(),
             tls_handshake_failures: Family::default(),
@@ -110,6 +112,11 @@ impl Metrics {
             "active_connections",
             "Open client connections",
             m.active_connections.clone(),
+        );
+        registry.register(
+            "released_connections",
+            "Idle HTTP/1.1 connections holding no HTTP buffers until the client sends again (also counted as open)",
+            m.released_connections.clone(),
         );
         registry.register(
             "refused_connections",

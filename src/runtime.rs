@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ServerConfig};
@@ -27,47 +27,63 @@ use crate::metrics::{Metrics, OutcomeLabels};
 #[derive(Clone)]
 pub struct ConnectionSettings {
     pub acceptor: TlsAcceptor,
-    pub builder: auto::Builder<TokioExecutor>,
+    pub http1: http1::Builder,
+    pub http2: http2::Builder<TokioExecutor>,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
+    /// After this long idle, an HTTP/1.1 connection gives back its buffers; `None`
+    /// keeps them.
+    pub release_buffers_after: Option<Duration>,
 }
 
 /// The swappable whole.
 pub struct Active {
     pub gateway: Arc<Gateway>,
-    pub connection: ConnectionSettings,
+    pub connection: Arc<ConnectionSettings>,
 }
 
-/// hyper's builder: HTTP/1.1 and HTTP/2 with the server's timeouts and limits. The
-/// gateway's own header limits answer with a JSON 431; hyper's hard limits are set
-/// well above them.
-fn http_builder(c: &ServerConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    let buffer = (c.max_header_bytes * 4).max(64 * 1024);
+/// hyper's HTTP/1.1 builder with the server's timeouts and limits. The gateway's own
+/// header limits answer with a JSON 431; hyper's hard limits are set well above them.
+fn http1_builder(c: &ServerConfig) -> http1::Builder {
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(c.header_read_timeout_secs))
-        .max_buf_size(buffer)
+        .max_buf_size(hyper_buffer(c))
         .max_headers(c.max_headers * 2 + 16);
     builder
-        .http2()
+}
+
+/// hyper's HTTP/2 builder, with the same header headroom as HTTP/1.1.
+fn http2_builder(c: &ServerConfig) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
         .timer(TokioTimer::new())
         .max_concurrent_streams(c.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(buffer).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(hyper_buffer(c)).unwrap_or(u32::MAX));
     builder
+}
+
+/// hyper's own header buffer: four times the gateway's limit, at least 64 KiB.
+fn hyper_buffer(c: &ServerConfig) -> usize {
+    (c.max_header_bytes * 4).max(64 * 1024)
 }
 
 impl Active {
     fn new(config: &Config, gateway: Gateway, tls: Arc<rustls::ServerConfig>) -> Self {
         Self {
             gateway: Arc::new(gateway),
-            connection: ConnectionSettings {
+            connection: Arc::new(ConnectionSettings {
                 acceptor: TlsAcceptor::from(tls),
-                builder: http_builder(&config.server),
+                http1: http1_builder(&config.server),
+                http2: http2_builder(&config.server),
                 handshake_timeout: Duration::from_secs(config.server.handshake_timeout_secs),
                 idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
-            },
+                release_buffers_after: match config.server.release_idle_buffers_after_ms {
+                    0 => None,
+                    ms => Some(Duration::from_millis(ms)),
+                },
+            }),
         }
     }
 }

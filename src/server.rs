@@ -147,11 +147,12 @@ pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Fu
             peer,
             local_port: local_port.clone(),
         };
-        let task = connection::serve(stream, conn, runtime.clone(), closing_rx.clone());
-        let metrics = metrics.clone();
+        let (runtime, closing_rx, metrics) = (runtime.clone(), closing_rx.clone(), metrics.clone());
         metrics.active_connections.inc();
+        // The connection's future is made inside the task so that the task holds it
+        // once (every idle connection keeps its task).
         tokio::spawn(async move {
-            task.await;
+            connection::serve(stream, conn, runtime, closing_rx).await;
             metrics.active_connections.dec();
             drop(permit);
         });

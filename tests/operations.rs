@@ -5,58 +5,15 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::*;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::{Method, StatusCode};
 use livy_gateway::sim::{self, SimConfig, Simulator};
 use tokio::io::AsyncWriteExt;
 
 const BATCHES: &str = "/gateway/default/livy/v1/batches";
-
-/// GET on the admin listener: status and body.
-async fn admin_get(addr: SocketAddr, path: &str) -> (StatusCode, String) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let request = Request::get(path)
-        .header("host", addr.to_string())
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
-
-/// The metrics exposition as `series → value`.
-async fn scrape(gw: &TestGateway) -> HashMap<String, f64> {
-    let (status, text) = admin_get(gw.admin_addr, "/metrics").await;
-    assert_eq!(status, 200);
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-fn metric(m: &HashMap<String, f64>, series: &str) -> f64 {
-    *m.get(series).unwrap_or_else(|| {
-        panic!(
-            "no series {series}; have {:#?}",
-            m.keys().collect::<Vec<_>>()
-        )
-    })
-}
 
 #[tokio::test]
 async fn metrics_count_what_happened() {

@@ -4,6 +4,7 @@
 //! HTTP/1.1 or HTTP/2.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -600,4 +601,43 @@ impl Client {
         self.send(Proto::H1, method, path, &[("cookie", value.as_bytes())], "")
             .await
     }
+}
+
+/// GET on the admin listener: status and body.
+pub async fn admin_get(addr: SocketAddr, path: &str) -> (StatusCode, String) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = Request::get(path)
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// The metrics exposition as `series → value`.
+pub async fn scrape(gw: &TestGateway) -> HashMap<String, f64> {
+    let (status, text) = admin_get(gw.admin_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+pub fn metric(m: &HashMap<String, f64>, series: &str) -> f64 {
+    *m.get(series).unwrap_or_else(|| {
+        panic!(
+            "no series {series}; have {:#?}",
+            m.keys().collect::<Vec<_>>()
+        )
+    })
 }
