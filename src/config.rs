@@ -106,7 +106,9 @@ pub struct ServerConfig {
     /// Largest total size of a request's headers (names and values); beyond → 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
-    /// Most headers a request may have; beyond → 431.
+    /// Most headers a request may have; beyond → 431. Up to
+    /// [`HYPER_INLINE_HEADERS`]` - 16`, hyper parses a request's headers without
+    /// allocating; above, each request pays for a heap array.
     #[serde(default = "default_max_headers")]
     pub max_headers: usize,
 }
@@ -401,7 +403,7 @@ fn default_pool_idle() -> u64 {
     90
 }
 fn default_pool_max_idle() -> usize {
-    32
+    256
 }
 fn default_max_connections() -> usize {
     10_000
@@ -416,8 +418,12 @@ fn default_max_header_bytes() -> usize {
     16 * 1024
 }
 fn default_max_headers() -> usize {
-    100
+    64
 }
+
+/// Headers hyper parses in place (its default limit); requests beyond hyper's limit
+/// get hyper's own bare 431.
+pub const HYPER_INLINE_HEADERS: usize = 100;
 fn default_max_body() -> usize {
     10 * 1024 * 1024
 }

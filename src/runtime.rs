@@ -18,7 +18,7 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{Config, ServerConfig};
+use crate::config::{Config, ServerConfig, HYPER_INLINE_HEADERS};
 use crate::error::StartupError;
 use crate::gateway::Gateway;
 use crate::metrics::{Metrics, OutcomeLabels};
@@ -49,8 +49,12 @@ fn http1_builder(c: &ServerConfig) -> http1::Builder {
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(c.header_read_timeout_secs))
-        .max_buf_size(hyper_buffer(c))
-        .max_headers(c.max_headers * 2 + 16);
+        .max_buf_size(hyper_buffer(c));
+    // hyper's default limit keeps its header array on the stack; raise it only
+    // when the gateway's own limit would come too close.
+    if c.max_headers + 16 > HYPER_INLINE_HEADERS {
+        builder.max_headers(c.max_headers * 2 + 16);
+    }
     builder
 }
 
