@@ -5,9 +5,10 @@
 //! whether the gateway allowed, denied or failed it, with the reason for a denial.
 //! Secrets never appear: no passwords, Authorization values, cookies or bodies.
 //!
-//! Lines are handed to a writer thread through a bounded queue that it drains every
-//! 100 ms, so a slow disk never stalls a request and requests never wake a thread;
-//! if the queue is full the line is dropped and counted in the diagnostic log. [`AuditLog::reopen`] (wired to SIGHUP) reopens the file, so
+//! Lines are appended to a bounded buffer that a writer thread drains every 100 ms,
+//! so a slow disk never stalls a request and requests never wake a thread; if the
+//! buffer is full the line is dropped and counted in the diagnostic log. Each line
+//! is serialised outside the buffer's lock, into a per-thread scratch buffer. [`AuditLog::reopen`] (wired to SIGHUP) reopens the file, so
 //! logrotate can move it away.
 
 use std::fs::{File, OpenOptions};
@@ -21,8 +22,8 @@ use serde::Serialize;
 
 use crate::error::StartupError;
 
-/// Lines waiting for the writer before new ones are dropped.
-const QUEUE: usize = 65_536;
+/// Bytes waiting for the writer before new lines are dropped.
+const QUEUE_BYTES: usize = 32 << 20;
 
 /// How often the writer wakes to write what has queued up. Waking per line would
 /// cost every request a context switch.
@@ -33,7 +34,7 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 pub struct AuditEvent<'a> {
     pub time: String,
     pub request_id: &'a str,
-    pub client: String,
+    pub client: &'a str,
     pub user: Option<&'a str>,
     pub effective_user: Option<&'a str>,
     pub method: &'a str,
@@ -49,7 +50,8 @@ pub struct AuditEvent<'a> {
 
 /// What requests and the writer thread share.
 struct Shared {
-    queue: Mutex<Vec<String>>,
+    /// Complete lines, newline-terminated.
+    queue: Mutex<Vec<u8>>,
     reopen: AtomicBool,
     closed: AtomicBool,
     dropped: AtomicU64,
@@ -100,20 +102,27 @@ impl AuditLog {
 
     /// Queues one event.
     pub fn record(&self, event: &AuditEvent<'_>) {
-        let line = match serde_json::to_string(event) {
-            Ok(line) => line,
-            Err(error) => {
+        thread_local! {
+            static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
+        }
+        let full = LINE.with_borrow_mut(|line| {
+            line.clear();
+            if let Err(error) = serde_json::to_writer(&mut *line, event) {
                 tracing::error!(%error, "cannot serialise an audit event");
-                return;
+                return false;
             }
-        };
-        let shared = &self.handle.shared;
-        let mut queue = shared.queue.lock().expect("audit queue lock");
-        if queue.len() < QUEUE {
-            queue.push(line);
+            line.push(b'\n');
+            let mut queue = self.handle.shared.queue.lock().expect("audit queue lock");
+            if queue.len() + line.len() > QUEUE_BYTES {
+                return true;
+            }
+            queue.extend_from_slice(line);
+            false
+        });
+        if !full {
             return;
         }
-        drop(queue);
+        let shared = &self.handle.shared;
         let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_power_of_two() {
             tracing::error!(dropped = n, "audit queue full: audit lines dropped");
@@ -168,11 +177,10 @@ fn writer(path: PathBuf, file: File, shared: Arc<Shared>) {
             &mut batch,
             &mut *shared.queue.lock().expect("audit queue lock"),
         );
-        for line in batch.drain(..) {
-            if let Err(error) = writeln!(out, "{line}") {
-                tracing::error!(%error, file = %path.display(), "cannot write the audit log");
-            }
+        if let Err(error) = out.write_all(&batch) {
+            tracing::error!(%error, file = %path.display(), "cannot write the audit log");
         }
+        batch.clear();
         if let Err(error) = out.flush() {
             tracing::error!(%error, file = %path.display(), "cannot flush the audit log");
         }
@@ -195,7 +203,7 @@ mod tests {
         AuditEvent {
             time: now_rfc3339(),
             request_id: id,
-            client: "127.0.0.1".into(),
+            client: "127.0.0.1",
             user: Some("alice"),
             effective_user: Some("alice"),
             method: "GET",

@@ -44,8 +44,28 @@ const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// The peer's address as text, formatted once per connection (for
+    /// `X-Forwarded-For` and the audit log).
+    pub client: HeaderValue,
     /// The listener's port, as sent in `X-Forwarded-Port`.
     pub local_port: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, local_port: HeaderValue) -> Self {
+        let client = HeaderValue::from_str(&peer.ip().to_string())
+            .expect("an IP address is a valid header value");
+        Self {
+            peer,
+            client,
+            local_port,
+        }
+    }
+
+    /// The peer's address as text.
+    pub fn client(&self) -> &str {
+        self.client.to_str().unwrap_or("-")
+    }
 }
 
 /// Everything a request learns on its way through the phases, for the final
@@ -619,14 +639,14 @@ impl Gateway {
             Plan::Item { path: Some(p), .. } => p.as_str(),
             _ => route.path.as_str(),
         };
-        let path_and_query = match &rewritten.query {
-            Some(q) => format!("{path}?{q}"),
-            None => path.to_owned(),
-        };
+        let mut path_and_query = path.to_owned();
+        if let Some(q) = &rewritten.query {
+            path_and_query.push('?');
+            path_and_query.push_str(q);
+        }
         let mut request = Request::new(body);
         *request.method_mut() = parts.method;
-        *request.uri_mut() = path_and_query
-            .parse()
+        *request.uri_mut() = http::Uri::try_from(path_and_query)
             .map_err(|_| RequestError::BadPath("unparsable path"))?;
         *request.headers_mut() = headers;
         self.upstream_headers(request.headers_mut(), host.as_deref(), conn, ctx);
@@ -648,7 +668,7 @@ impl Gateway {
         headers::to_upstream(
             headers,
             &Forwarded {
-                client_ip: conn.peer.ip(),
+                client: &conn.client,
                 host,
                 port: &conn.local_port,
                 context: &self.context,
@@ -856,7 +876,7 @@ impl Gateway {
         audit.record(&AuditEvent {
             time: audit::now_rfc3339(),
             request_id: &ctx.request_id,
-            client: conn.peer.ip().to_string(),
+            client: conn.client(),
             user: ctx.user.as_deref(),
             effective_user: ctx.effective_user.as_deref(),
             method,
@@ -912,7 +932,16 @@ fn request_id(headers: &HeaderMap) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map(str::to_owned)
-        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
+        .unwrap_or_else(random_id)
+}
+
+/// 16 random hex digits.
+fn random_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = rand::random::<u64>();
+    (0..16)
+        .map(|i| HEX[(n >> (60 - 4 * i)) as usize & 0xf] as char)
+        .collect()
 }
 
 /// Whether the body is form-encoded.

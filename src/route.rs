@@ -53,8 +53,11 @@ pub fn resolve(
     if !matches!(*method, Method::GET | Method::POST | Method::DELETE) {
         return Err(RequestError::MethodNotAllowed);
     }
+    let mut livy_path = String::with_capacity(rest.len() + 1);
+    livy_path.push('/');
+    livy_path.push_str(rest);
     Ok(Route {
-        path: format!("/{rest}"),
+        path: livy_path,
         query: query.map(str::to_owned),
     })
 }

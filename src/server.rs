@@ -143,10 +143,7 @@ pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Fu
             drop(stream);
             continue;
         };
-        let conn = ConnInfo {
-            peer,
-            local_port: local_port.clone(),
-        };
+        let conn = ConnInfo::new(peer, local_port.clone());
         let (runtime, closing_rx, metrics) = (runtime.clone(), closing_rx.clone(), metrics.clone());
         metrics.active_connections.inc();
         // The connection's future is made inside the task so that the task holds it

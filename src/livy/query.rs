@@ -6,6 +6,8 @@
 //! `proxyUser`, `user.name` and `_method` are removed however they are spelt: in any
 //! case, repeated, or with percent-encoded names.
 
+use std::fmt::Write;
+
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Parameter names (lower case, decoded) that never reach Livy from a client.
@@ -44,24 +46,36 @@ pub fn rewrite(
     also_remove: &[&str],
     extra: &[(&str, &str)],
 ) -> Rewritten {
-    let mut kept: Vec<String> = Vec::new();
+    let mut kept = String::new();
     let mut removed = Vec::new();
+    fn keep(kept: &mut String, pair: std::fmt::Arguments<'_>) {
+        if !kept.is_empty() {
+            kept.push('&');
+        }
+        let _ = kept.write_fmt(pair);
+    }
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let name = decoded_name(pair);
         if REMOVED.contains(&name.to_ascii_lowercase().as_str()) {
             removed.push(name);
         } else if !also_remove.contains(&name.as_str()) {
-            kept.push(pair.to_owned());
+            keep(&mut kept, format_args!("{pair}"));
         }
     }
     for (name, value) in extra {
-        kept.push(format!("{name}={}", utf8_percent_encode(value, USER)));
+        keep(
+            &mut kept,
+            format_args!("{name}={}", utf8_percent_encode(value, USER)),
+        );
     }
     if let Some(user) = assert_user {
-        kept.push(format!("doAs={}", utf8_percent_encode(user, USER)));
+        keep(
+            &mut kept,
+            format_args!("doAs={}", utf8_percent_encode(user, USER)),
+        );
     }
     Rewritten {
-        query: (!kept.is_empty()).then(|| kept.join("&")),
+        query: (!kept.is_empty()).then_some(kept),
         removed,
     }
 }

@@ -8,9 +8,6 @@
 //! hop-by-hop headers, `Set-Cookie` and `WWW-Authenticate` are removed, `Location` is
 //! turned into a gateway URL, and the gateway's security headers are added.
 
-use std::fmt::Write;
-use std::net::IpAddr;
-
 use http::header::{
     HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, COOKIE, FORWARDED, HOST, LOCATION,
     PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
@@ -29,6 +26,11 @@ const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const HTTPS: HeaderValue = HeaderValue::from_static("https");
+
+/// Request headers replaced or never passed on: the client's host and credentials
+/// (the session cookie is put back without the gateway's own), and what the gateway
+/// sets itself.
+const NOT_UPSTREAM: [HeaderName; 5] = [HOST, AUTHORIZATION, FORWARDED, COOKIE, X_FORWARDED_HOST];
 
 /// Headers that would make Livy's framework route a POST as another method.
 const METHOD_OVERRIDE: [&str; 3] = [
@@ -53,36 +55,45 @@ const IDENTITY: [&str; 12] = [
     "x-doas",
 ];
 
-/// Removes hop-by-hop headers: the fixed set and any named in `Connection`.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+/// Hop-by-hop headers, never forwarded in either direction.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    PROXY_AUTHORIZATION,
+    PROXY_AUTHENTICATE,
+];
+
+/// Removes, in one pass over the message's (few) headers, the hop-by-hop ones (the
+/// fixed set and any named in `Connection`) and those `also` picks out.
+fn strip(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
+    let listed = |name: &HeaderName| {
+        headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|listed| listed.trim().eq_ignore_ascii_case(name.as_str()))
+    };
+    let has_connection = headers.contains_key(CONNECTION);
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(name) || also(name) || (has_connection && listed(name)))
+        .cloned()
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-        PROXY_AUTHORIZATION,
-        PROXY_AUTHENTICATE,
-    ] {
+    for name in doomed {
         headers.remove(name);
     }
 }
 
 /// What the gateway tells Livy about the original request.
 pub struct Forwarded<'a> {
-    pub client_ip: IpAddr,
+    /// The client's address as text.
+    pub client: &'a HeaderValue,
     /// `Host` (HTTP/1) or `:authority` (HTTP/2) the client used.
     pub host: Option<&'a str>,
     /// Port of the gateway's listener the request came in on.
@@ -95,29 +106,14 @@ pub struct Forwarded<'a> {
 
 /// Rewrites request headers for the trip to Livy.
 pub fn to_upstream(headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
-    remove_hop_by_hop(headers);
-    headers.remove(HOST);
-    headers.remove(AUTHORIZATION);
-    headers.remove(FORWARDED);
-    // One pass over the (few) request headers rather than a lookup per name.
-    let forged: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let name = name.as_str();
-            METHOD_OVERRIDE.contains(&name) || IDENTITY.contains(&name)
-        })
-        .cloned()
-        .collect();
-    for name in forged {
-        headers.remove(name);
-    }
-    match session::strip_cookie(headers, fwd.cookie_name) {
-        Some(rest) => {
-            headers.insert(COOKIE, rest);
-        }
-        None => {
-            headers.remove(COOKIE);
-        }
+    let cookie = session::strip_cookie(headers, fwd.cookie_name);
+    strip(headers, |name| {
+        NOT_UPSTREAM.contains(name)
+            || METHOD_OVERRIDE.contains(&name.as_str())
+            || IDENTITY.contains(&name.as_str())
+    });
+    if let Some(rest) = cookie {
+        headers.insert(COOKIE, rest);
     }
 
     let mut chain = String::new();
@@ -129,12 +125,16 @@ pub fn to_upstream(headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
         chain.push_str(prior);
         chain.push_str(", ");
     }
-    let _ = write!(chain, "{}", fwd.client_ip);
-    if let Ok(value) = HeaderValue::from_str(&chain) {
+    let value = if chain.is_empty() {
+        Some(fwd.client.clone())
+    } else {
+        chain.push_str(fwd.client.to_str().unwrap_or_default());
+        HeaderValue::from_str(&chain).ok()
+    };
+    if let Some(value) = value {
         headers.insert(X_FORWARDED_FOR, value);
     }
     headers.insert(X_FORWARDED_PROTO, HTTPS);
-    headers.remove(X_FORWARDED_HOST);
     if let Some(value) = fwd.host.and_then(|h| HeaderValue::from_str(h).ok()) {
         headers.insert(X_FORWARDED_HOST, value);
     }
@@ -146,9 +146,9 @@ pub fn to_upstream(headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
 /// root appears on the gateway (`/gateway/<topology>/livy/v1`); `upstream_origins`
 /// are Livy's own `http://host:port` origins, stripped from absolute `Location`s.
 pub fn from_upstream(headers: &mut HeaderMap, public_prefix: &str, upstream_origins: &[String]) {
-    remove_hop_by_hop(headers);
-    headers.remove(SET_COOKIE);
-    headers.remove(WWW_AUTHENTICATE);
+    strip(headers, |name| {
+        name == SET_COOKIE || name == WWW_AUTHENTICATE
+    });
     if let Some(location) = headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
         if let Some(rewritten) = rewrite_location(location, public_prefix, upstream_origins) {
             headers.insert(LOCATION, rewritten);
@@ -202,7 +202,7 @@ mod tests {
         to_upstream(
             &mut h,
             &Forwarded {
-                client_ip: "127.0.0.1".parse().unwrap(),
+                client: &HeaderValue::from_static("127.0.0.1"),
                 host: Some("gw.example:8443"),
                 port: &port,
                 context: &context,
