@@ -355,7 +355,7 @@ impl Conn {
     async fn serve_http2(&mut self, tls: Tls, handler: Handler) {
         let io = self.tracked(tls);
         let mut connection = Box::pin(self.settings.http2.serve_connection(io, handler));
-        self.watch(&mut connection, None).await;
+        Box::pin(self.watch(&mut connection, None)).await;
     }
 
     /// Serves HTTP/1.1 in rounds: a round ends when the client closes, the
@@ -370,7 +370,7 @@ impl Conn {
             let io = self.tracked(tls);
             let mut connection =
                 Box::new(self.settings.http1.serve_connection(io, handler.clone()));
-            if !self.watch(&mut *connection, release_after).await {
+            if !Box::pin(self.watch(&mut *connection, release_after)).await {
                 return;
             }
             let parts = connection.into_parts();
@@ -386,7 +386,7 @@ impl Conn {
                 return;
             }
             drop(parts.read_buf);
-            if !self.wait_released(&tls).await {
+            if !Box::pin(self.wait_released(&tls)).await {
                 close(tls, self.settings.handshake_timeout).await;
                 return;
             }

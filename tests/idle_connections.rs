@@ -196,3 +196,43 @@ async fn shutdown_closes_released_connections_at_once() {
     let ended = tokio::time::timeout(Duration::from_secs(10), driver).await;
     assert!(ended.is_ok(), "the client's connection is still open");
 }
+
+#[tokio::test]
+async fn http2_connections_and_a_zero_setting_keep_their_buffers() {
+    // HTTP/2 multiplexes streams on one connection and is never released; with the
+    // setting at 0, HTTP/1.1 keeps its buffers too. Neither can ever be released,
+    // so a wait well past the release time shows none was.
+    let h2 = TestGateway::start(quick_release()).await;
+    let tls = h2.client().tls(&[b"h2"]).await;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let request = Request::builder()
+        .uri(format!("https://localhost{BATCHES}"))
+        .header("authorization", basic("alice", PASSWORD))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+
+    let kept = TestGateway::start(Options {
+        server_extra: "release_idle_buffers_after_ms = 0",
+        ..Options::default()
+    })
+    .await;
+    let tls = kept.client().tls(&[b"http/1.1"]).await;
+    let (mut h1, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let auth = basic("alice", PASSWORD);
+    assert_eq!(get(&mut h1, BATCHES, &auth).await.0, 200);
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(metric(&scrape(&h2).await, RELEASED), 0.0);
+    assert_eq!(metric(&scrape(&kept).await, RELEASED), 0.0);
+    assert_eq!(get(&mut h1, BATCHES, &auth).await.0, 200);
+}
