@@ -4,9 +4,10 @@
 //! A handshake that does not finish within its timeout is dropped. A connection with
 //! no request in flight and no bytes moving for the idle timeout is asked to close
 //! gracefully, as is every connection when the gateway shuts down. Activity is
-//! observed at the I/O level ([`Tracked`]), and a request counts as in flight until
-//! its response body has been handed over in full, so a long response streaming to a
-//! slow reader is never mistaken for idleness.
+//! observed at the I/O level ([`Tracked`]) as a flag the watchdog samples on its own
+//! timer (a quarter of the idle timeout, or half the release time), and a request
+//! counts as in flight until its response body has been handed over in full, so a
+//! long response streaming to a slow reader is never mistaken for idleness.
 //!
 //! An idle HTTP/1.1 keep-alive connection gives back hyper's per-connection buffers
 //! (read and write buffers, some 25 KB) after `release_buffers_after`: the stream
@@ -21,7 +22,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -43,11 +44,12 @@ use crate::metrics::Metrics;
 use crate::runtime::{ConnectionSettings, Runtime};
 use crate::tls::ALPN_H2;
 
-/// What one connection's parts know about its traffic.
+/// What one connection's parts know about its traffic. The I/O path only raises
+/// flags; the watchdog samples them on its own timer, so no request reads the clock
+/// for it.
 struct Activity {
-    origin: Instant,
-    /// Milliseconds since `origin` of the last byte read or written.
-    last_ms: AtomicU64,
+    /// Bytes moved, or a request started or ended, since the watchdog last looked.
+    moved: AtomicBool,
     /// Requests whose responses are not yet fully handed to hyper.
     in_flight: AtomicUsize,
     /// Bytes arrived that no finished request accounts for (part of a request).
@@ -61,8 +63,7 @@ struct Activity {
 impl Activity {
     fn new() -> Self {
         Self {
-            origin: Instant::now(),
-            last_ms: AtomicU64::new(0),
+            moved: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             unanswered_bytes: AtomicBool::new(false),
             release_requested: AtomicBool::new(false),
@@ -71,12 +72,9 @@ impl Activity {
     }
 
     fn touch(&self) {
-        let ms = self.origin.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn last(&self) -> Instant {
-        self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+        if !self.moved.load(Ordering::Relaxed) {
+            self.moved.store(true, Ordering::Relaxed);
+        }
     }
 
     fn busy(&self) -> bool {
@@ -290,6 +288,8 @@ struct Conn {
     shutdown: watch::Receiver<bool>,
     closing: bool,
     runtime: Arc<Runtime>,
+    /// When the watchdog last saw the connection active (within one check).
+    quiet_since: Instant,
 }
 
 /// Serves one accepted TCP connection until it closes, is idle too long, or
@@ -335,6 +335,7 @@ pub async fn serve(
         shutdown,
         closing,
         runtime,
+        quiet_since: Instant::now(),
     };
     if h2 {
         conn.serve_http2(tls, handler).await;
@@ -401,8 +402,8 @@ impl Conn {
         }
         let parked = &self.runtime.metrics().released_connections;
         parked.inc();
+        let idle_deadline = self.quiet_since + self.settings.idle_timeout;
         let woken = loop {
-            let idle_deadline = self.activity.last() + self.settings.idle_timeout;
             tokio::select! {
                 ready = tls.get_ref().0.readable() => break ready.is_ok(),
                 changed = self.shutdown.changed() => {
@@ -434,22 +435,13 @@ impl Conn {
         if self.closing {
             connection.close_gracefully();
         }
-        // Idleness is measured from the last byte, or from the last check that found
-        // a request in flight, so a long request does not wake the loop in a spin.
-        let mut busy_at = Instant::now();
+        // Checked often enough to release within 1.5 × `release_after` and close
+        // within 1.25 × the idle timeout of the last activity.
+        let check_every = release_after
+            .map_or(idle_timeout / 4, |after| (after / 2).min(idle_timeout / 4))
+            .max(Duration::from_millis(10));
         loop {
-            let since = activity.last().max(busy_at);
-            // A release asked for but not yet done (bytes unflushed, or a request
-            // half received) is asked again a while later.
-            let release_at = release_after.map(|after| {
-                if activity.release_requested.load(Ordering::Relaxed) {
-                    Instant::now() + after
-                } else {
-                    since + after
-                }
-            });
-            let deadline =
-                release_at.map_or(since + idle_timeout, |at| at.min(since + idle_timeout));
+            let deadline = Instant::now() + check_every;
             tokio::select! {
                 result = std::future::poll_fn(|cx| connection.poll_served(cx)) => {
                     if let Err(error) = result {
@@ -466,11 +458,11 @@ impl Conn {
                 }
                 _ = tokio::time::sleep_until(deadline), if !self.closing => {
                     let now = Instant::now();
-                    if activity.busy() {
-                        busy_at = now;
+                    if activity.moved.swap(false, Ordering::Relaxed) || activity.busy() {
+                        self.quiet_since = now;
                         continue;
                     }
-                    let idle = now.saturating_duration_since(activity.last().max(busy_at));
+                    let idle = now.saturating_duration_since(self.quiet_since);
                     if idle >= idle_timeout {
                         tracing::debug!(peer = %self.peer, "closing idle connection");
                         self.closing = true;
