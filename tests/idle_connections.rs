@@ -57,14 +57,24 @@ async fn get(
     )
 }
 
+/// One HTTP/1.1 keep-alive connection to `gw`: its sender and its driver task.
+async fn keep_alive(
+    gw: &TestGateway,
+) -> (
+    hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let tls = gw.client().tls(&[b"http/1.1"]).await;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    (sender, tokio::spawn(conn))
+}
+
 #[tokio::test]
 async fn a_released_connection_serves_its_next_request() {
     let gw = TestGateway::start(quick_release()).await;
-    let tls = gw.client().tls(&[b"http/1.1"]).await;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    let driver = tokio::spawn(conn);
+    let (mut sender, driver) = keep_alive(&gw).await;
     let auth = basic("alice", PASSWORD);
     assert_eq!(get(&mut sender, BATCHES, &auth).await.0, 200);
     assert!(
@@ -118,11 +128,7 @@ async fn a_response_that_pauses_while_streaming_is_not_cut() {
         ..quick_release()
     })
     .await;
-    let tls = gw.client().tls(&[b"http/1.1"]).await;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let (mut sender, _driver) = keep_alive(&gw).await;
     let auth = basic("admin", PASSWORD);
     let (status, body) = get(&mut sender, &format!("{BATCHES}/1/log"), &auth).await;
     assert_eq!(status, 200);
@@ -180,11 +186,7 @@ async fn a_request_head_arriving_in_pieces_is_not_cut() {
 #[tokio::test]
 async fn shutdown_closes_released_connections_at_once() {
     let gw = TestGateway::start(quick_release()).await;
-    let tls = gw.client().tls(&[b"http/1.1"]).await;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    let driver = tokio::spawn(conn);
+    let (mut sender, driver) = keep_alive(&gw).await;
     assert_eq!(
         get(&mut sender, BATCHES, &basic("alice", PASSWORD)).await.0,
         200
@@ -223,11 +225,7 @@ async fn http2_connections_and_a_zero_setting_keep_their_buffers() {
         ..Options::default()
     })
     .await;
-    let tls = kept.client().tls(&[b"http/1.1"]).await;
-    let (mut h1, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let (mut h1, _driver) = keep_alive(&kept).await;
     let auth = basic("alice", PASSWORD);
     assert_eq!(get(&mut h1, BATCHES, &auth).await.0, 200);
 
