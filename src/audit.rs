@@ -8,8 +8,9 @@
 //! Lines are appended to a bounded buffer that a writer thread drains every 100 ms,
 //! so a slow disk never stalls a request and requests never wake a thread; if the
 //! buffer is full the line is dropped and counted in the diagnostic log. Each line
-//! is serialised outside the buffer's lock, into a per-thread scratch buffer. [`AuditLog::reopen`] (wired to SIGHUP) reopens the file, so
-//! logrotate can move it away.
+//! is serialised outside the buffer's lock, into a per-thread scratch buffer.
+//! [`AuditLog::reopen`] (wired to SIGHUP) reopens the file, so logrotate can move it
+//! away.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};

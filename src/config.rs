@@ -107,7 +107,7 @@ pub struct ServerConfig {
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
     /// Most headers a request may have; beyond → 431. Up to
-    /// [`HYPER_INLINE_HEADERS`]` - 16`, hyper parses a request's headers without
+    /// `HYPER_INLINE_HEADERS - 16`, hyper parses a request's headers without
     /// allocating; above, each request pays for a heap array.
     #[serde(default = "default_max_headers")]
     pub max_headers: usize,
@@ -424,6 +424,7 @@ fn default_max_headers() -> usize {
 /// Headers hyper parses in place (its default limit); requests beyond hyper's limit
 /// get hyper's own bare 431.
 pub const HYPER_INLINE_HEADERS: usize = 100;
+
 fn default_max_body() -> usize {
     10 * 1024 * 1024
 }

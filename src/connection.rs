@@ -386,6 +386,8 @@ impl Conn {
                 tracing::debug!(peer = %self.peer, "released connection had unread bytes; closing");
                 return;
             }
+            // The (empty) read buffer still shares hyper's allocation: free it before
+            // the wait, which is the point of releasing.
             drop(parts.read_buf);
             if !Box::pin(self.wait_released(&tls)).await {
                 close(tls, self.settings.handshake_timeout).await;

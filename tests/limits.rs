@@ -25,19 +25,6 @@ fn assert_429(r: &Answer, code: &str) {
     assert!(retry >= 1);
 }
 
-/// Reads until the server closes the stream, bounded by `limit`.
-async fn closed_within<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, limit: Duration) -> bool {
-    let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Err(_) => return false,
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => continue,
-        }
-    }
-}
-
 #[tokio::test]
 async fn per_user_limit_answers_429_and_spares_other_users() {
     let gw = TestGateway::start(Options {

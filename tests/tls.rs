@@ -45,19 +45,6 @@ async fn handshake(
         .unwrap()
 }
 
-/// Reads until EOF or error, bounded, and says whether the peer closed.
-async fn closed_by_peer(stream: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Err(_) => return false,
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => continue,
-        }
-    }
-}
-
 #[tokio::test]
 async fn alpn_selects_h2_or_http11() {
     let gw = TestGateway::start(Options::default()).await;
@@ -120,7 +107,7 @@ async fn plain_http_on_the_tls_port_fails_that_connection_only() {
         .write_all(b"GET /gateway/default/livy/v1/batches HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    assert!(closed_by_peer(&mut plain).await);
+    assert!(closed_within(&mut plain, Duration::from_secs(10)).await);
     let r = gw
         .client()
         .as_user("alice", Method::GET, "/gateway/default/livy/v1/batches", "")
@@ -143,7 +130,7 @@ async fn a_stalled_handshake_is_dropped_while_others_are_served() {
         .await;
     assert_eq!(r.status, 200);
     assert!(
-        closed_by_peer(&mut stalled).await,
+        closed_within(&mut stalled, Duration::from_secs(10)).await,
         "the silent connection was not closed"
     );
 }
