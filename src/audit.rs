@@ -8,7 +8,10 @@
 //! Lines are appended to a bounded buffer that a writer thread drains every 100 ms,
 //! so a slow disk never stalls a request and requests never wake a thread; if the
 //! buffer is full the line is dropped and counted in the diagnostic log. Each line
-//! is serialised outside the buffer's lock, into a per-thread scratch buffer.
+//! is serialised outside the buffer's lock, into a per-thread scratch buffer, by
+//! [`AuditEvent::write_json`]: the line's shape is fixed, so its keys are written as
+//! literals and only values that need escaping go through `serde_json` (the output
+//! is byte for byte what `serde_json` makes of the event; a test holds it to that).
 //! [`AuditLog::reopen`] (wired to SIGHUP) reopens the file, so logrotate can move it
 //! away.
 
@@ -17,7 +20,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -30,10 +33,12 @@ const QUEUE_BYTES: usize = 32 << 20;
 /// cost every request a context switch.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// One audit line.
+/// One audit line. (`Serialize` is the reference for [`AuditEvent::write_json`].)
 #[derive(Debug, Serialize)]
 pub struct AuditEvent<'a> {
-    pub time: String,
+    /// Written as RFC 3339 with milliseconds, UTC.
+    #[serde(serialize_with = "rfc3339")]
+    pub time: SystemTime,
     pub request_id: &'a str,
     pub client: &'a str,
     pub user: Option<&'a str>,
@@ -47,6 +52,113 @@ pub struct AuditEvent<'a> {
     /// `allowed`, `denied` or `error`.
     pub outcome: &'static str,
     pub reason: Option<String>,
+}
+
+impl AuditEvent<'_> {
+    /// Appends the event as one JSON object (no newline): the same bytes
+    /// `serde_json::to_writer` writes, at a fraction of the cost on the request path.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"time\":\"");
+        write_rfc3339(out, self.time);
+        out.extend_from_slice(b"\",\"request_id\":");
+        json_str(out, self.request_id);
+        out.extend_from_slice(b",\"client\":");
+        json_str(out, self.client);
+        out.extend_from_slice(b",\"user\":");
+        json_opt_str(out, self.user);
+        out.extend_from_slice(b",\"effective_user\":");
+        json_opt_str(out, self.effective_user);
+        out.extend_from_slice(b",\"method\":");
+        json_str(out, self.method);
+        out.extend_from_slice(b",\"path\":");
+        json_str(out, self.path);
+        out.extend_from_slice(b",\"action\":");
+        json_opt_str(out, self.action);
+        out.extend_from_slice(b",\"resource\":");
+        json_opt_str(out, self.resource);
+        out.extend_from_slice(b",\"status\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+        out.extend_from_slice(b",\"upstream_status\":");
+        match self.upstream_status {
+            Some(status) => out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"outcome\":");
+        json_str(out, self.outcome);
+        out.extend_from_slice(b",\"reason\":");
+        json_opt_str(out, self.reason.as_deref());
+        out.push(b'}');
+    }
+}
+
+/// A JSON string. Text with nothing to escape (the usual case) is copied as is;
+/// anything else is left to `serde_json`, which escapes exactly `"`, `\\` and
+/// control characters.
+fn json_str(out: &mut Vec<u8>, value: &str) {
+    // A fold rather than `any`: without the early exit the check vectorises.
+    let plain = !value.bytes().fold(false, |dirty, b| {
+        dirty | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
+        out.reserve(value.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, value).expect("writing to a Vec cannot fail");
+    }
+}
+
+fn json_opt_str(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        Some(value) => json_str(out, value),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `time` as RFC 3339 with milliseconds, UTC, as `humantime` writes it. The text up
+/// to the seconds is made once per second (per thread) and reused.
+fn write_rfc3339(out: &mut Vec<u8>, time: SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    }
+    let Ok(since_epoch) = time.duration_since(SystemTime::UNIX_EPOCH) else {
+        write!(out, "{}", humantime::format_rfc3339_millis(time)).expect("writing to a Vec");
+        return;
+    };
+    let seconds = since_epoch.as_secs();
+    let (cached, mut prefix) = SECOND.get();
+    if cached != seconds {
+        // `YYYY-MM-DDTHH:MM:SSZ`: keep all but the `Z`.
+        let whole = humantime::format_rfc3339_seconds(time).to_string();
+        match whole
+            .as_bytes()
+            .get(..19)
+            .and_then(|p| <[u8; 19]>::try_from(p).ok())
+        {
+            Some(p) => prefix = p,
+            None => {
+                // Years past 9999: not worth a cache.
+                write!(out, "{}", humantime::format_rfc3339_millis(time))
+                    .expect("writing to a Vec");
+                return;
+            }
+        }
+        SECOND.set((seconds, prefix));
+    }
+    let millis = since_epoch.subsec_millis();
+    out.extend_from_slice(&prefix);
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+        b'Z',
+    ]);
+}
+
+fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&humantime::format_rfc3339_millis(*time))
 }
 
 /// What requests and the writer thread share.
@@ -108,10 +220,7 @@ impl AuditLog {
         }
         let full = LINE.with_borrow_mut(|line| {
             line.clear();
-            if let Err(error) = serde_json::to_writer(&mut *line, event) {
-                tracing::error!(%error, "cannot serialise an audit event");
-                return false;
-            }
+            event.write_json(line);
             line.push(b'\n');
             let mut queue = self.handle.shared.queue.lock().expect("audit queue lock");
             if queue.len() + line.len() > QUEUE_BYTES {
@@ -191,18 +300,13 @@ fn writer(path: PathBuf, file: File, shared: Arc<Shared>) {
     }
 }
 
-/// The current time as RFC 3339 with milliseconds, UTC.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn event(id: &str) -> AuditEvent<'_> {
         AuditEvent {
-            time: now_rfc3339(),
+            time: SystemTime::now(),
             request_id: id,
             client: "127.0.0.1",
             user: Some("alice"),
@@ -228,6 +332,59 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         panic!("audit lines did not appear in {}", path.display());
+    }
+
+    #[test]
+    fn lines_are_what_serde_json_writes() {
+        let awkward = [
+            "plain",
+            "",
+            "quote \" and backslash \\",
+            "control \u{0} \u{1f} \n \t \u{7f}",
+            "ünïcödé ✓ \u{10ffff}",
+            "</script>",
+        ];
+        for text in awkward {
+            let mut event = event(text);
+            event.user = Some(text);
+            event.effective_user = None;
+            event.path = text;
+            event.resource = Some(text);
+            event.reason = Some(format!("denied: {text}"));
+            event.upstream_status = None;
+            let mut line = Vec::new();
+            event.write_json(&mut line);
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                serde_json::to_string(&event).unwrap(),
+                "{text:?}"
+            );
+        }
+        let plain = event("r1");
+        let mut line = Vec::new();
+        plain.write_json(&mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            serde_json::to_string(&plain).unwrap()
+        );
+    }
+
+    #[test]
+    fn times_match_humantime_within_and_across_seconds() {
+        let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let offsets_ms = [
+            0, 1, 9, 10, 99, 100, 999, 1_000, 1_001, 59_999, 86_400_123, 5,
+        ];
+        for ms in offsets_ms {
+            let time = base + Duration::from_millis(ms) + Duration::from_nanos(999_999);
+            let mut out = Vec::new();
+            write_rfc3339(&mut out, time);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                humantime::format_rfc3339_millis(time).to_string(),
+                "{ms} ms"
+            );
+        }
     }
 
     #[test]

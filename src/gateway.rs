@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::audit::{self, AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditLog};
 use crate::auth::basic;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::{Authenticator, Principal, Verified};
@@ -28,7 +28,7 @@ use crate::body::{self, Body, CollectError};
 use crate::config::{Config, IdentityMode};
 use crate::error::{AuthFailure, RequestError, StartupError};
 use crate::livy::{self, listing, query, Operation, Scope};
-use crate::metrics::{self, Metrics, RequestLabels, RouteLabels};
+use crate::metrics::{self, Metrics};
 use crate::ownership::{self, Change, Kind, OwnershipStore, Record, RedbOwnershipStore};
 use crate::proxy::headers::{self, Forwarded, X_REQUEST_ID};
 use crate::proxy::Upstream;
@@ -72,7 +72,7 @@ impl ConnInfo {
 /// response, the access log and the audit log.
 #[derive(Debug, Default)]
 struct RequestContext {
-    request_id: String,
+    request_id: RequestId,
     user: Option<Arc<str>>,
     /// Who Livy is told the request runs as.
     effective_user: Option<String>,
@@ -295,11 +295,13 @@ impl Gateway {
         })
     }
 
-    /// Periodic cleanup: expired sessions, idle rate-limit keys, old login failures.
+    /// Periodic cleanup: expired sessions, idle rate-limit keys, old login failures,
+    /// idle Livy connections past their time.
     pub fn housekeeping(&self) {
         self.sessions.sweep();
         self.limits.housekeeping();
         self.auth.housekeeping();
+        self.upstream.housekeeping();
         self.metrics.live_sessions.set(self.sessions.len() as i64);
     }
 
@@ -585,11 +587,12 @@ impl Gateway {
         ctx: &mut RequestContext,
     ) -> Result<Request<Body>, RequestError> {
         let mut headers = parts.headers;
-        let host = headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+        let host = headers.get(HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
 
         let (body, effective) = match plan {
             Plan::Create(_) => {
@@ -649,7 +652,7 @@ impl Gateway {
         *request.uri_mut() = http::Uri::try_from(path_and_query)
             .map_err(|_| RequestError::BadPath("unparsable path"))?;
         *request.headers_mut() = headers;
-        self.upstream_headers(request.headers_mut(), host.as_deref(), conn, ctx);
+        self.upstream_headers(request.headers_mut(), host, conn, ctx);
         if let Some((name, value)) = &self.policy.csrf {
             if request.method() != Method::GET && !request.headers().contains_key(name) {
                 request.headers_mut().insert(name.clone(), value.clone());
@@ -661,13 +664,13 @@ impl Gateway {
     fn upstream_headers(
         &self,
         headers: &mut HeaderMap,
-        host: Option<&str>,
+        host: Option<HeaderValue>,
         conn: &ConnInfo,
         ctx: &RequestContext,
     ) {
         headers::to_upstream(
             headers,
-            &Forwarded {
+            Forwarded {
                 client: &conn.client,
                 host,
                 port: &conn.local_port,
@@ -675,9 +678,7 @@ impl Gateway {
                 cookie_name: &self.cookie_name,
             },
         );
-        if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
-            headers.insert(X_REQUEST_ID, id);
-        }
+        headers.insert(X_REQUEST_ID, ctx.request_id.header());
     }
 
     /// Reads a create body, refusing one over the configured size.
@@ -780,30 +781,19 @@ impl Gateway {
             headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         headers.insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-        if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
-            headers.insert(X_REQUEST_ID, id);
-        }
+        headers.insert(X_REQUEST_ID, ctx.request_id.header());
     }
 
     /// Counts a finished request in the metrics.
     fn count(&self, ctx: &RequestContext, method: &Method, status: StatusCode, elapsed: Duration) {
         let m = &self.metrics;
-        let route = ctx.action.unwrap_or("none");
-        m.requests
-            .get_or_create(&RequestLabels {
-                route,
-                method: metrics::method_label(method),
-                status: status.as_u16(),
-            })
-            .inc();
-        m.request_duration
-            .get_or_create(&RouteLabels { route })
-            .observe(elapsed.as_secs_f64());
-        if let Some(upstream) = ctx.upstream_time {
-            m.upstream_duration
-                .get_or_create(&RouteLabels { route })
-                .observe(upstream.as_secs_f64());
-        }
+        m.request_answered(
+            ctx.action.unwrap_or("none"),
+            metrics::method_label(method),
+            status.as_u16(),
+            elapsed,
+            ctx.upstream_time,
+        );
         match &ctx.error {
             Some(RequestError::Unauthenticated(failure)) => m.auth_outcome(failure.as_str()),
             Some(RequestError::LockedOut { .. }) => m.auth_outcome("locked_out"),
@@ -874,8 +864,8 @@ impl Gateway {
         };
         let method = method.as_str();
         audit.record(&AuditEvent {
-            time: audit::now_rfc3339(),
-            request_id: &ctx.request_id,
+            time: std::time::SystemTime::now(),
+            request_id: ctx.request_id.as_str(),
             client: conn.client(),
             user: ctx.user.as_deref(),
             effective_user: ctx.effective_user.as_deref(),
@@ -921,27 +911,57 @@ fn operation_is_upload(action: Option<&str>) -> bool {
     action == Some("session.upload")
 }
 
+/// A request's id, as text for the logs and as the `X-Request-Id` value sent to Livy
+/// and back to the client, made once.
+#[derive(Debug, Clone)]
+struct RequestId(HeaderValue);
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self(HeaderValue::from_static("-"))
+    }
+}
+
+impl RequestId {
+    fn as_str(&self) -> &str {
+        // Only visible ASCII is ever put in.
+        self.0.to_str().unwrap_or("-")
+    }
+
+    fn header(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The request's id: a valid incoming `X-Request-Id`, or a new random one.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
+fn request_id(headers: &HeaderMap) -> RequestId {
+    let incoming = headers
         .get(X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
+        .map(HeaderValue::as_bytes)
         .filter(|v| {
             (1..=128).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(random_id)
+                && v.iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+        });
+    // Copied, so the id does not keep the connection's read buffer alive.
+    let id = match incoming {
+        Some(id) => HeaderValue::from_bytes(id),
+        None => HeaderValue::from_bytes(&random_id()),
+    };
+    RequestId(id.expect("only visible ASCII"))
 }
 
 /// 16 random hex digits.
-fn random_id() -> String {
+fn random_id() -> [u8; 16] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let n = rand::random::<u64>();
-    (0..16)
-        .map(|i| HEX[(n >> (60 - 4 * i)) as usize & 0xf] as char)
-        .collect()
+    std::array::from_fn(|i| HEX[(n >> (60 - 4 * i)) as usize & 0xf])
 }
 
 /// Whether the body is form-encoded.
@@ -989,10 +1009,12 @@ mod tests {
     fn request_ids_are_kept_when_sane() {
         let mut h = HeaderMap::new();
         h.insert(X_REQUEST_ID, HeaderValue::from_static("abc-123.x:y"));
-        assert_eq!(request_id(&h), "abc-123.x:y");
+        assert_eq!(request_id(&h).as_str(), "abc-123.x:y");
         h.insert(X_REQUEST_ID, HeaderValue::from_static("has space"));
-        assert_eq!(request_id(&h).len(), 16);
-        assert_eq!(request_id(&HeaderMap::new()).len(), 16);
+        let random = request_id(&h);
+        assert_eq!(random.as_str().len(), 16);
+        assert!(random.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(request_id(&HeaderMap::new()).as_str(), random.as_str());
     }
 
     #[test]

@@ -4,6 +4,17 @@
 //! One [`Metrics`] lives for the whole process and survives configuration reloads.
 //! Label values come from small fixed sets (Livy actions, methods, statuses,
 //! outcomes), never from user input, so series cannot grow without bound.
+//!
+//! The series every request touches are found through [`Series`], a map of handles
+//! under a fast hash, rather than through the family's own lookup, which hashes each
+//! label with SipHash under a lock: four of those per request were a measurable
+//! share of the gateway's own work. With fixed label sets there is nothing for a
+//! hash-flooding attacker to choose, so the faster hash is safe.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::RwLock;
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -56,6 +67,44 @@ pub struct Metrics {
     pub upstream_errors: Family<KindLabels, Counter>,
     /// By outcome: `success`, `failure`.
     pub reloads: Family<OutcomeLabels, Counter>,
+    /// Handles into `requests`, by (route, method, status).
+    request_series: Series<(&'static str, &'static str, u16), Counter>,
+    /// Handles into `request_duration`, by route.
+    duration_series: Series<&'static str, Histogram>,
+    /// Handles into `upstream_duration`, by route.
+    upstream_series: Series<&'static str, Histogram>,
+    /// Handles into `auth`, by outcome.
+    auth_series: Series<&'static str, Counter>,
+}
+
+/// Handles to the series of one or more families, by label values. A handle shares
+/// its value with the series in the family, which is what the exposition reads.
+struct Series<K, M> {
+    map: RwLock<HashMap<K, M, foldhash::fast::RandomState>>,
+}
+
+impl<K: Hash + Eq, M: Clone> Series<K, M> {
+    fn new() -> Self {
+        Self {
+            map: RwLock::new(HashMap::default()),
+        }
+    }
+
+    /// Runs `f` on the handle for `key`, taking it from the families (`create`) the
+    /// first time.
+    fn with(&self, key: K, create: impl FnOnce() -> M, f: impl FnOnce(&M)) {
+        if let Some(handle) = self.map.read().expect("metrics series lock").get(&key) {
+            return f(handle);
+        }
+        let handle = self
+            .map
+            .write()
+            .expect("metrics series lock")
+            .entry(key)
+            .or_insert_with(create)
+            .clone();
+        f(&handle)
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -85,6 +134,10 @@ impl Metrics {
             tls_handshake_failures: Family::default(),
             upstream_errors: Family::default(),
             reloads: Family::default(),
+            request_series: Series::new(),
+            duration_series: Series::new(),
+            upstream_series: Series::new(),
+            auth_series: Series::new(),
             registry: Registry::default(),
         };
         registry.register(
@@ -155,7 +208,52 @@ impl Metrics {
     }
 
     pub fn auth_outcome(&self, outcome: &'static str) {
-        self.auth.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.auth_series.with(
+            outcome,
+            || self.auth.get_or_create(&OutcomeLabels { outcome }).clone(),
+            |counter| {
+                counter.inc();
+            },
+        );
+    }
+
+    /// Counts one answered request and records how long it (and Livy) took.
+    pub fn request_answered(
+        &self,
+        route: &'static str,
+        method: &'static str,
+        status: u16,
+        elapsed: Duration,
+        upstream: Option<Duration>,
+    ) {
+        self.request_series.with(
+            (route, method, status),
+            || {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        route,
+                        method,
+                        status,
+                    })
+                    .clone()
+            },
+            |counter| {
+                counter.inc();
+            },
+        );
+        let labels = RouteLabels { route };
+        self.duration_series.with(
+            route,
+            || self.request_duration.get_or_create(&labels).clone(),
+            |histogram| histogram.observe(elapsed.as_secs_f64()),
+        );
+        if let Some(upstream) = upstream {
+            self.upstream_series.with(
+                route,
+                || self.upstream_duration.get_or_create(&labels).clone(),
+                |histogram| histogram.observe(upstream.as_secs_f64()),
+            );
+        }
     }
 
     pub fn kind(family: &Family<KindLabels, Counter>, kind: &'static str) {
@@ -217,5 +315,32 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn answered_requests_reach_the_exposition_through_the_handles() {
+        let m = Metrics::new();
+        for _ in 0..3 {
+            m.request_answered("batch.get", "GET", 200, Duration::from_millis(3), None);
+        }
+        m.request_answered(
+            "batch.get",
+            "GET",
+            404,
+            Duration::from_millis(3),
+            Some(Duration::from_millis(2)),
+        );
+        m.auth_outcome("session");
+        m.auth_outcome("session");
+        let text = m.encode();
+        for line in [
+            r#"livy_gateway_requests_total{route="batch.get",method="GET",status="200"} 3"#,
+            r#"livy_gateway_requests_total{route="batch.get",method="GET",status="404"} 1"#,
+            r#"livy_gateway_request_duration_seconds_count{route="batch.get"} 4"#,
+            r#"livy_gateway_upstream_duration_seconds_count{route="batch.get"} 1"#,
+            r#"livy_gateway_auth_total{outcome="session"} 2"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 }

@@ -74,7 +74,8 @@ pub const FILE_NAME: &str = "ownership.redb";
 /// An [`OwnershipStore`] in a redb file, with every record also held in memory.
 pub struct RedbOwnershipStore {
     db: Database,
-    cache: RwLock<HashMap<(Kind, u64), Record>>,
+    /// Keyed by Livy's ids, which clients do not choose: a fast hash is safe.
+    cache: RwLock<HashMap<(Kind, u64), Record, foldhash::fast::RandomState>>,
 }
 
 fn key(kind: Kind, id: u64) -> String {
@@ -101,7 +102,7 @@ impl RedbOwnershipStore {
         txn.open_table(TABLE).map_err(|e| fail(&e))?;
         txn.commit().map_err(|e| fail(&e))?;
 
-        let mut cache = HashMap::new();
+        let mut cache = HashMap::default();
         let read = db.begin_read().map_err(|e| fail(&e))?;
         let table = read.open_table(TABLE).map_err(|e| fail(&e))?;
         for entry in table.iter().map_err(|e| fail(&e))? {

@@ -62,12 +62,21 @@ pub fn resolve(
     })
 }
 
-/// Refuses paths whose meaning could differ between the gateway and Livy.
+/// Refuses paths whose meaning could differ between the gateway and Livy. One pass
+/// over the bytes; each segment is checked when its closing `/` (or the end) is seen.
 fn check_path(path: &str) -> Result<(), RequestError> {
     let bytes = path.as_bytes();
+    // Start of the current segment: just after the latest `/`.
+    let mut segment_start = None;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
+            b'/' => {
+                if let Some(start) = segment_start {
+                    check_segment(&bytes[start..i], false)?;
+                }
+                segment_start = Some(i + 1);
+            }
             b'\\' => return Err(RequestError::BadPath("backslash in path")),
             b if b < 0x20 || b == 0x7f => {
                 return Err(RequestError::BadPath("control character in path"))
@@ -96,16 +105,20 @@ fn check_path(path: &str) -> Result<(), RequestError> {
         }
         i += 1;
     }
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    for (index, segment) in segments.iter().enumerate() {
-        if *segment == "." || *segment == ".." {
-            return Err(RequestError::BadPath("dot segment in path"));
-        }
-        if segment.is_empty() && index + 1 != segments.len() {
-            return Err(RequestError::BadPath("empty segment in path"));
-        }
+    match segment_start {
+        Some(start) => check_segment(&bytes[start..], true),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// A segment may not be `.` or `..`, nor empty unless it is the last (a trailing
+/// slash).
+fn check_segment(segment: &[u8], last: bool) -> Result<(), RequestError> {
+    match segment {
+        b"." | b".." => Err(RequestError::BadPath("dot segment in path")),
+        b"" if !last => Err(RequestError::BadPath("empty segment in path")),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -185,7 +198,10 @@ mod tests {
             "/gateway/default/livy/v1/batches%zz",
             "/gateway/default/livy/v1/batches%4",
             "/gateway/default/livy/v1//batches",
+            "/gateway/default/livy/v1/batches//",
+            "/gateway/default/livy/v1/batches/.",
             "/gateway/default/../default/livy/v1/batches",
+            "//gateway/default/livy/v1/batches",
         ] {
             assert!(
                 matches!(

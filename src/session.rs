@@ -50,7 +50,9 @@ struct Record {
 /// Sessions, and their ids in order of creation (for eviction).
 #[derive(Default)]
 struct Sessions {
-    map: HashMap<String, Record>,
+    /// Keyed by ids the gateway minted (random), so a fast hash is safe: a client
+    /// cannot choose keys that collide.
+    map: HashMap<String, Record, foldhash::fast::RandomState>,
     /// Ids oldest first; may still hold ids already removed from `map`, which are
     /// skipped on eviction and pruned when they pile up.
     order: VecDeque<String>,
@@ -185,19 +187,38 @@ pub fn session_ids<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<I
 /// The `Cookie` header value without the cookie named `name`; `None` when nothing
 /// else is left. Used so the gateway's session cookie never reaches Livy.
 pub fn strip_cookie(headers: &HeaderMap, name: &str) -> Option<HeaderValue> {
-    let kept: Vec<&str> = headers
+    let mut values = headers.get_all(COOKIE).iter();
+    if let (Some(only), None) = (values.next(), values.next()) {
+        // The usual case, said without parsing: the one cookie is the gateway's own.
+        let only = only.as_bytes();
+        if only.len() > name.len()
+            && only.starts_with(name.as_bytes())
+            && only[name.len()] == b'='
+            && !only.contains(&b';')
+        {
+            return None;
+        }
+    }
+    let mut kept = String::new();
+    let pairs = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| pair.split_once('=').map_or(*pair, |(n, _)| n) != name)
-        .collect();
+        .map(str::trim);
+    for pair in pairs {
+        if pair.is_empty() || pair.split_once('=').map_or(pair, |(n, _)| n) == name {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.push_str("; ");
+        }
+        kept.push_str(pair);
+    }
     if kept.is_empty() {
         return None;
     }
-    HeaderValue::from_str(&kept.join("; ")).ok()
+    HeaderValue::from_str(&kept).ok()
 }
 
 /// The `Set-Cookie` value for a new session.
@@ -298,5 +319,19 @@ mod tests {
             HeaderValue::from_str(&format!("JSESSIONID={id}")).unwrap(),
         );
         assert_eq!(strip_cookie(&only, "JSESSIONID"), None);
+        // One header that merely starts like the session cookie keeps its cookies.
+        for (value, kept) in [
+            ("JSESSIONIDX=1", Some("JSESSIONIDX=1")),
+            ("JSESSIONID=a;b=2", Some("b=2")),
+            ("JSESSIONID=a; JSESSIONID_OLD=b", Some("JSESSIONID_OLD=b")),
+            ("JSESSIONID", None),
+        ] {
+            only.insert(COOKIE, HeaderValue::from_static(value));
+            assert_eq!(
+                strip_cookie(&only, "JSESSIONID"),
+                kept.map(HeaderValue::from_static),
+                "{value}"
+            );
+        }
     }
 }

@@ -40,7 +40,18 @@ pub enum Scope {
 
 /// Names the operation for a Livy path (as routed, e.g. `/batches/3/log`).
 pub fn classify(method: &Method, path: &str) -> Operation {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // Every pattern below has at most five segments, so six tell them all apart
+    // (a longer path is an `other` either way) without allocating.
+    let mut segments = [""; 6];
+    let mut count = 0;
+    for segment in path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .take(segments.len())
+    {
+        segments[count] = segment;
+        count += 1;
+    }
     let get = *method == Method::GET;
     let post = *method == Method::POST;
     let delete = *method == Method::DELETE;
@@ -49,7 +60,7 @@ pub fn classify(method: &Method, path: &str) -> Operation {
         kind,
         id: id.to_owned(),
     };
-    match segments.as_slice() {
+    match &segments[..count] {
         ["version"] if get => op("livy.version", Scope::Open),
         ["batches"] if get => op("batch.list", Scope::List(Kind::Batch)),
         ["batches"] if post => op("batch.create", Scope::Create(Kind::Batch)),
@@ -127,6 +138,12 @@ mod tests {
             "session.upload"
         );
         assert_eq!(action(Method::GET, "/version"), "livy.version");
+        // Longer than any named operation: still the resource's `other`.
+        assert_eq!(
+            action(Method::POST, "/sessions/3/statements/1/cancel/x/y/z"),
+            "session.other"
+        );
+        assert_eq!(action(Method::GET, "/batches/3/a/b/c/d/e/f"), "batch.other");
         assert_eq!(classify(&Method::GET, "/ui").scope, Scope::Other);
         assert_eq!(classify(&Method::DELETE, "/batches").scope, Scope::Other);
         assert_eq!(

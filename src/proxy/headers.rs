@@ -14,6 +14,7 @@ use http::header::{
     WWW_AUTHENTICATE,
 };
 use http::HeaderMap;
+use smallvec::SmallVec;
 
 use crate::session;
 
@@ -30,17 +31,17 @@ const HTTPS: HeaderValue = HeaderValue::from_static("https");
 /// Request headers replaced or never passed on: the client's host and credentials
 /// (the session cookie is put back without the gateway's own), and what the gateway
 /// sets itself.
-const NOT_UPSTREAM: [HeaderName; 5] = [HOST, AUTHORIZATION, FORWARDED, COOKIE, X_FORWARDED_HOST];
+static NOT_UPSTREAM: [HeaderName; 5] = [HOST, AUTHORIZATION, FORWARDED, COOKIE, X_FORWARDED_HOST];
 
 /// Headers that would make Livy's framework route a POST as another method.
-const METHOD_OVERRIDE: [&str; 3] = [
+static METHOD_OVERRIDE: [&str; 3] = [
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
 ];
 
 /// Headers some services take as an already-authenticated user; never from a client.
-const IDENTITY: [&str; 12] = [
+static IDENTITY: [&str; 12] = [
     "remote-user",
     "x-remote-user",
     "x-forwarded-user",
@@ -56,7 +57,7 @@ const IDENTITY: [&str; 12] = [
 ];
 
 /// Hop-by-hop headers, never forwarded in either direction.
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -80,7 +81,8 @@ fn strip(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
             .any(|listed| listed.trim().eq_ignore_ascii_case(name.as_str()))
     };
     let has_connection = headers.contains_key(CONNECTION);
-    let doomed: Vec<HeaderName> = headers
+    // Inline room for the usual few (Host, Cookie, Authorization, …): no allocation.
+    let doomed: SmallVec<[HeaderName; 8]> = headers
         .keys()
         .filter(|name| HOP_BY_HOP.contains(name) || also(name) || (has_connection && listed(name)))
         .cloned()
@@ -95,7 +97,7 @@ pub struct Forwarded<'a> {
     /// The client's address as text.
     pub client: &'a HeaderValue,
     /// `Host` (HTTP/1) or `:authority` (HTTP/2) the client used.
-    pub host: Option<&'a str>,
+    pub host: Option<HeaderValue>,
     /// Port of the gateway's listener the request came in on.
     pub port: &'a HeaderValue,
     /// `/gateway/<topology>/livy`.
@@ -105,7 +107,7 @@ pub struct Forwarded<'a> {
 }
 
 /// Rewrites request headers for the trip to Livy.
-pub fn to_upstream(headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
+pub fn to_upstream(headers: &mut HeaderMap, fwd: Forwarded<'_>) {
     let cookie = session::strip_cookie(headers, fwd.cookie_name);
     strip(headers, |name| {
         NOT_UPSTREAM.contains(name)
@@ -135,7 +137,7 @@ pub fn to_upstream(headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
         headers.insert(X_FORWARDED_FOR, value);
     }
     headers.insert(X_FORWARDED_PROTO, HTTPS);
-    if let Some(value) = fwd.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+    if let Some(value) = fwd.host {
         headers.insert(X_FORWARDED_HOST, value);
     }
     headers.insert(X_FORWARDED_PORT, fwd.port.clone());
@@ -201,9 +203,9 @@ mod tests {
         let context = HeaderValue::from_static("/gateway/default/livy");
         to_upstream(
             &mut h,
-            &Forwarded {
+            Forwarded {
                 client: &HeaderValue::from_static("127.0.0.1"),
-                host: Some("gw.example:8443"),
+                host: Some(HeaderValue::from_static("gw.example:8443")),
                 port: &port,
                 context: &context,
                 cookie_name: "JSESSIONID",

@@ -1,4 +1,5 @@
-//! Forwarding to Livy: one pooled keep-alive HTTP/1.1 client shared by all requests.
+//! Forwarding to Livy over kept-alive HTTP/1.1 connections ([`pool`], one pool per
+//! upstream).
 //!
 //! Upstream origins are parsed once at startup. Bodies are streamed both ways. A
 //! request goes to the upstream that last accepted a connection; when a connection
@@ -7,27 +8,34 @@
 //! host failed: that detail goes to the log only.
 
 pub mod headers;
+pub mod pool;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
+use http::header::{HeaderValue, HOST};
 use http::{Request, Response, Uri, Version};
 use http_body::Body as _;
-use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::{self, Body};
 use crate::config::LivyConfig;
 use crate::error::RequestError;
+use pool::{Pool, SendError};
+
+/// One Livy server.
+struct Target {
+    /// `host:port`, for the logs.
+    authority: String,
+    /// The `Host` header Livy is sent.
+    host: HeaderValue,
+    pool: Arc<Pool>,
+}
 
 /// The Livy server(s) behind the gateway.
 pub struct Upstream {
-    client: Client<HttpConnector, Body>,
-    /// Scheme and authority of each upstream, in configured order.
-    targets: Vec<(Scheme, Authority)>,
+    /// In configured order.
+    targets: Vec<Target>,
     /// `http://host:port` of each upstream, for recognising absolute redirects.
     origins: Vec<String>,
     /// Index of the upstream that last accepted a connection.
@@ -36,35 +44,46 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Builds the client for the given (validated) upstream URIs.
+    /// Prepares a connection pool for each of the given (validated) upstream URIs.
     pub fn new(uris: &[Uri], config: &LivyConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(config.connect_timeout_secs)));
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(config.pool_idle_timeout_secs))
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .build(connector);
-        let targets: Vec<(Scheme, Authority)> = uris
+        let targets: Vec<Target> = uris
             .iter()
-            .map(|u| {
-                (
-                    u.scheme().cloned().unwrap_or(Scheme::HTTP),
-                    u.authority()
-                        .cloned()
-                        .expect("validated upstream has a host"),
-                )
+            .map(|uri| {
+                let authority = uri.authority().expect("validated upstream has a host");
+                let address = format!(
+                    "{}:{}",
+                    authority.host(),
+                    authority.port_u16().unwrap_or(80)
+                );
+                Target {
+                    authority: authority.to_string(),
+                    host: HeaderValue::from_str(authority.as_str())
+                        .expect("an authority is a valid header value"),
+                    pool: Pool::new(
+                        address,
+                        config.pool_max_idle_per_host,
+                        Duration::from_secs(config.pool_idle_timeout_secs),
+                        Duration::from_secs(config.connect_timeout_secs),
+                    ),
+                }
             })
             .collect();
-        let origins = targets.iter().map(|(s, a)| format!("{s}://{a}")).collect();
+        let origins = targets
+            .iter()
+            .map(|t| format!("http://{}", t.authority))
+            .collect();
         Self {
-            client,
             targets,
             origins,
             active: AtomicUsize::new(0),
             response_timeout: Duration::from_secs(config.response_timeout_secs),
+        }
+    }
+
+    /// Closes idle Livy connections past their time (called periodically).
+    pub fn housekeeping(&self) {
+        for target in &self.targets {
+            target.pool.reap();
         }
     }
 
@@ -96,14 +115,8 @@ impl Upstream {
         let mut last_error = RequestError::UpstreamUnavailable;
         for attempt in 0..attempts {
             let index = (first + attempt) % self.targets.len();
-            let (scheme, authority) = &self.targets[index];
-            let uri = Uri::builder()
-                .scheme(scheme.clone())
-                .authority(authority.clone())
-                .path_and_query(path_and_query.clone())
-                .build()
-                .map_err(|_| RequestError::Internal)?;
-            let parts = match head.take() {
+            let target = &self.targets[index];
+            let mut parts = match head.take() {
                 Some(parts) if attempt + 1 < attempts => {
                     head = Some(parts.clone_head());
                     parts
@@ -111,33 +124,30 @@ impl Upstream {
                 Some(parts) => parts,
                 None => return Err(last_error),
             };
-            let mut request = Request::from_parts(parts, body.take().unwrap_or_else(body::empty));
-            *request.uri_mut() = uri;
-            match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
+            parts.uri = Uri::from(path_and_query.clone());
+            parts.headers.insert(HOST, target.host.clone());
+            let request = Request::from_parts(parts, body.take().unwrap_or_else(body::empty));
+            match tokio::time::timeout(self.response_timeout, target.pool.send(request)).await {
                 Err(_) => {
-                    tracing::warn!(upstream = %authority, timeout = ?self.response_timeout, "Livy did not answer in time");
+                    tracing::warn!(upstream = %target.authority, timeout = ?self.response_timeout, "Livy did not answer in time");
                     return Err(RequestError::UpstreamTimeout);
                 }
                 Ok(Ok(response)) => {
                     self.active.store(index, Ordering::Relaxed);
-                    return Ok(response.map(boxed_incoming));
+                    return Ok(response);
+                }
+                Ok(Err(error @ SendError::Connect { .. })) => {
+                    tracing::warn!(upstream = %target.authority, error = %error, connect = true, "Livy request failed");
+                    last_error = RequestError::UpstreamUnavailable;
                 }
                 Ok(Err(error)) => {
-                    let connect = error.is_connect();
-                    tracing::warn!(upstream = %authority, error = %error_chain(&error), connect, "Livy request failed");
-                    if !connect {
-                        return Err(RequestError::UpstreamFailed);
-                    }
-                    last_error = RequestError::UpstreamUnavailable;
+                    tracing::warn!(upstream = %target.authority, error = %error_chain(&error), connect = false, "Livy request failed");
+                    return Err(RequestError::UpstreamFailed);
                 }
             }
         }
         Err(last_error)
     }
-}
-
-fn boxed_incoming(body: Incoming) -> Body {
-    body::boxed(body)
 }
 
 /// The message of an error and all its sources, for the log.
