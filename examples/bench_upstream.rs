@@ -2,13 +2,15 @@
 //! under test forwards to it, so all see the same upstream.
 //!
 //! `GET /batches/1` (and anything else) → a fixed Livy batch view; `POST /batches`
-//! → 201 with that view; `GET /batches/1/log` → a log of `--log-bytes` bytes,
+//! → 201 with that view under a new id each time (as Livy numbers batches), so a
+//! gateway that records owners really writes one per creation; `GET /batches/1/log` → a log of `--log-bytes` bytes,
 //! streamed in 64 KiB chunks; `GET /version` → Livy's version object.
 //!
 //! Usage: `bench_upstream --listen 127.0.0.1:18998 [--log-bytes 1073741824]`
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -61,13 +63,16 @@ impl Body for LogBody {
     }
 }
 
-fn json(status: StatusCode, body: &'static str) -> Response<BoxBody<Bytes, Infallible>> {
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<BoxBody<Bytes, Infallible>> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json;charset=utf-8")
-        .body(Full::new(Bytes::from_static(body.as_bytes())).boxed())
+        .body(Full::new(body.into()).boxed())
         .expect("static response")
 }
+
+/// The id of the next batch created.
+static NEXT_ID: AtomicU64 = AtomicU64::new(2);
 
 async fn handle(
     request: Request<Incoming>,
@@ -80,9 +85,15 @@ async fn handle(
     let _ = request.into_body().collect().await;
     Ok(match (method, path.as_str()) {
         (Method::POST, "/batches") => {
-            let mut r = json(StatusCode::CREATED, VIEW);
-            r.headers_mut()
-                .insert("location", http::HeaderValue::from_static("/batches/1"));
+            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+            let mut r = json(
+                StatusCode::CREATED,
+                VIEW.replacen(r#""id":1"#, &format!(r#""id":{id}"#), 1),
+            );
+            r.headers_mut().insert(
+                "location",
+                http::HeaderValue::from_str(&format!("/batches/{id}")).expect("a path"),
+            );
             r
         }
         (Method::GET, "/version") => json(

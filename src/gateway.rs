@@ -146,6 +146,8 @@ pub struct Gateway {
     max_header_bytes: usize,
     sessions: Arc<dyn SessionStore>,
     ownership: Arc<dyn OwnershipStore>,
+    /// Writes ownership changes (one thread, batched).
+    ownership_writer: ownership::Writer,
     upstream: Upstream,
     policy: LivyPolicy,
     audit: Option<AuditLog>,
@@ -156,6 +158,7 @@ pub struct Gateway {
 struct Carried {
     sessions: Arc<dyn SessionStore>,
     ownership: Arc<dyn OwnershipStore>,
+    ownership_writer: ownership::Writer,
     audit: Option<AuditLog>,
     limits: Arc<RateLimits>,
     throttle: Arc<LoginThrottle>,
@@ -174,6 +177,8 @@ impl Gateway {
     /// store and the audit log, prepares the upstream client and an in-memory session
     /// store.
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
+        let ownership: Arc<dyn OwnershipStore> =
+            Arc::new(RedbOwnershipStore::open(&config.server.data_dir)?);
         Self::build(
             config,
             Carried {
@@ -182,7 +187,8 @@ impl Gateway {
                     config.absolute_timeout(),
                     config.session.max_sessions,
                 )),
-                ownership: Arc::new(RedbOwnershipStore::open(&config.server.data_dir)?),
+                ownership_writer: ownership::Writer::start(ownership.clone())?,
+                ownership,
                 audit: open_audit(config)?,
                 limits: Arc::new(RateLimits::new(&config.rate_limit)),
                 throttle: Arc::new(LoginThrottle::new(&config.login)),
@@ -221,6 +227,7 @@ impl Gateway {
             Carried {
                 sessions: self.sessions.clone(),
                 ownership: self.ownership.clone(),
+                ownership_writer: self.ownership_writer.clone(),
                 audit,
                 limits,
                 throttle,
@@ -246,6 +253,7 @@ impl Gateway {
         let Carried {
             sessions,
             ownership,
+            ownership_writer,
             audit,
             limits,
             throttle,
@@ -282,6 +290,7 @@ impl Gateway {
             max_header_bytes: config.server.max_header_bytes,
             sessions,
             ownership,
+            ownership_writer,
             upstream: Upstream::new(&config.upstream_uris(), &config.livy),
             policy: LivyPolicy {
                 identity: config.livy.identity,
@@ -567,7 +576,9 @@ impl Gateway {
         let owner = listing::view_owner(&view, None)
             .ok_or_else(|| RequestError::Hidden(name.to_owned()))?;
         if let Some((id, record)) = listing::learnt(&view, kind, self.ownership.as_ref()) {
-            ownership::persist(&self.ownership, Change::Put(kind, vec![(id, record)])).await;
+            self.ownership_writer
+                .persist(Change::Put(kind, vec![(id, record)]))
+                .await;
         }
         Ok((id, owner))
     }
@@ -732,7 +743,8 @@ impl Gateway {
                                 .unwrap_or_else(|| principal.user.to_string()),
                             name: view.get("name").and_then(Value::as_str).map(str::to_owned),
                         };
-                        ownership::persist(&self.ownership, Change::Put(kind, vec![(id, record)]))
+                        self.ownership_writer
+                            .persist(Change::Put(kind, vec![(id, record)]))
                             .await;
                     }
                     None => {
@@ -754,7 +766,9 @@ impl Gateway {
                     *page,
                 )?;
                 if !learned.is_empty() {
-                    ownership::persist(&self.ownership, Change::Put(*kind, learned)).await;
+                    self.ownership_writer
+                        .persist(Change::Put(*kind, learned))
+                        .await;
                 }
                 parts.headers.remove(CONTENT_LENGTH);
                 body::full(narrowed)
@@ -762,7 +776,9 @@ impl Gateway {
             Plan::Item { kind, id, .. }
                 if *method == Method::DELETE && parts.status.is_success() =>
             {
-                ownership::persist(&self.ownership, Change::Remove(*kind, *id)).await;
+                self.ownership_writer
+                    .persist(Change::Remove(*kind, *id))
+                    .await;
                 body
             }
             _ => body,
