@@ -173,6 +173,9 @@ class Gateway(Proxy):
     name = "livy-gateway"
 
     def command(self, cheap):
+        # Every start from an empty data directory: (e) leaves an owner record per
+        # batch it made, which a later start would load.
+        shutil.rmtree(self.dir / "data", ignore_errors=True)
         cfg = self.dir / "gateway.toml"
         cfg.write_text(f"""
 [server]
