@@ -60,35 +60,41 @@ impl AuditEvent<'_> {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"time\":\"");
         write_rfc3339(out, self.time);
-        out.extend_from_slice(b"\",\"request_id\":");
-        json_str(out, self.request_id);
-        out.extend_from_slice(b",\"client\":");
-        json_str(out, self.client);
-        out.extend_from_slice(b",\"user\":");
-        json_opt_str(out, self.user);
-        out.extend_from_slice(b",\"effective_user\":");
-        json_opt_str(out, self.effective_user);
-        out.extend_from_slice(b",\"method\":");
-        json_str(out, self.method);
-        out.extend_from_slice(b",\"path\":");
-        json_str(out, self.path);
-        out.extend_from_slice(b",\"action\":");
-        json_opt_str(out, self.action);
-        out.extend_from_slice(b",\"resource\":");
-        json_opt_str(out, self.resource);
-        out.extend_from_slice(b",\"status\":");
+        out.push(b'"');
+        let texts = [
+            ("request_id", Some(self.request_id)),
+            ("client", Some(self.client)),
+            ("user", self.user),
+            ("effective_user", self.effective_user),
+            ("method", Some(self.method)),
+            ("path", Some(self.path)),
+            ("action", self.action),
+            ("resource", self.resource),
+        ];
+        for (name, value) in texts {
+            json_key(out, name);
+            json_opt_str(out, value);
+        }
+        json_key(out, "status");
         out.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
-        out.extend_from_slice(b",\"upstream_status\":");
+        json_key(out, "upstream_status");
         match self.upstream_status {
             Some(status) => out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes()),
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(b",\"outcome\":");
+        json_key(out, "outcome");
         json_str(out, self.outcome);
-        out.extend_from_slice(b",\"reason\":");
+        json_key(out, "reason");
         json_opt_str(out, self.reason.as_deref());
         out.push(b'}');
     }
+}
+
+/// `,"name":` for a key that needs no escaping.
+fn json_key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// A JSON string. Text with nothing to escape (the usual case) is copied as is;
