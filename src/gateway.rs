@@ -157,7 +157,7 @@ pub struct Gateway {
 /// replaces it on reload.
 struct Carried {
     sessions: Arc<dyn SessionStore>,
-    ownership: Arc<dyn OwnershipStore>,
+    /// Also the way to the ownership store.
     ownership_writer: ownership::Writer,
     audit: Option<AuditLog>,
     limits: Arc<RateLimits>,
@@ -177,8 +177,7 @@ impl Gateway {
     /// store and the audit log, prepares the upstream client and an in-memory session
     /// store.
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
-        let ownership: Arc<dyn OwnershipStore> =
-            Arc::new(RedbOwnershipStore::open(&config.server.data_dir)?);
+        let ownership = Arc::new(RedbOwnershipStore::open(&config.server.data_dir)?);
         Self::build(
             config,
             Carried {
@@ -187,8 +186,7 @@ impl Gateway {
                     config.absolute_timeout(),
                     config.session.max_sessions,
                 )),
-                ownership_writer: ownership::Writer::start(ownership.clone())?,
-                ownership,
+                ownership_writer: ownership::Writer::start(ownership)?,
                 audit: open_audit(config)?,
                 limits: Arc::new(RateLimits::new(&config.rate_limit)),
                 throttle: Arc::new(LoginThrottle::new(&config.login)),
@@ -226,7 +224,6 @@ impl Gateway {
             config,
             Carried {
                 sessions: self.sessions.clone(),
-                ownership: self.ownership.clone(),
                 ownership_writer: self.ownership_writer.clone(),
                 audit,
                 limits,
@@ -252,7 +249,6 @@ impl Gateway {
     fn build(config: &Config, carried: Carried) -> Result<Self, StartupError> {
         let Carried {
             sessions,
-            ownership,
             ownership_writer,
             audit,
             limits,
@@ -289,7 +285,7 @@ impl Gateway {
             max_headers: config.server.max_headers,
             max_header_bytes: config.server.max_header_bytes,
             sessions,
-            ownership,
+            ownership: ownership_writer.store().clone(),
             ownership_writer,
             upstream: Upstream::new(&config.upstream_uris(), &config.livy),
             policy: LivyPolicy {

@@ -283,6 +283,11 @@ impl Writer {
         Ok(Self { store, queue })
     }
 
+    /// The store this writer writes to (for lookups).
+    pub fn store(&self) -> &Arc<dyn OwnershipStore> {
+        &self.store
+    }
+
     /// Writes `change` and waits until it is on disk, logging rather than failing on
     /// error: the request it belongs to already succeeded at Livy.
     pub async fn persist(&self, change: Change) {

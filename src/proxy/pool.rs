@@ -106,7 +106,8 @@ impl Pool {
     }
 
     /// Idle connections held now.
-    pub fn idle_count(&self) -> usize {
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
         self.idle.lock().expect("upstream pool lock").len()
     }
 
@@ -312,6 +313,18 @@ mod tests {
         response.into_body().collect().await.unwrap().to_bytes()
     }
 
+    /// One whole exchange: the response body, read to the end.
+    async fn fetch(pool: &Arc<Pool>) -> Bytes {
+        read(pool.send(request()).await.unwrap()).await
+    }
+
+    /// Moves the clock past the pools' idle timeout (90 s).
+    async fn outlive_idle_timeout() {
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(91)).await;
+        tokio::time::resume();
+    }
+
     /// Lets the connection tasks run until the pool holds `n` idle connections
     /// (bounded: a connection goes back as soon as hyper has seen the exchange end).
     async fn settle(pool: &Pool, n: usize) {
@@ -342,7 +355,7 @@ mod tests {
         let pool = pool(&livy, 8);
         drop(pool.send(request()).await.unwrap());
         settle(&pool, 0).await;
-        assert_eq!(read(pool.send(request()).await.unwrap()).await, "hello");
+        assert_eq!(fetch(&pool).await, "hello");
         assert_eq!(livy.connections.load(Ordering::SeqCst), 2);
     }
 
@@ -350,7 +363,7 @@ mod tests {
     async fn a_connection_livy_closed_is_not_used() {
         let livy = livy(false).await;
         let pool = pool(&livy, 8);
-        assert_eq!(read(pool.send(request()).await.unwrap()).await, "hello");
+        assert_eq!(fetch(&pool).await, "hello");
         // Livy closed it; wait until hyper has noticed.
         for _ in 0..1000 {
             let usable = pool
@@ -364,7 +377,7 @@ mod tests {
             }
             tokio::task::yield_now().await;
         }
-        assert_eq!(read(pool.send(request()).await.unwrap()).await, "hello");
+        assert_eq!(fetch(&pool).await, "hello");
         assert_eq!(livy.connections.load(Ordering::SeqCst), 2);
     }
 
@@ -372,18 +385,14 @@ mod tests {
     async fn idle_connections_expire() {
         let livy = livy(true).await;
         let pool = pool(&livy, 8);
-        assert_eq!(read(pool.send(request()).await.unwrap()).await, "hello");
+        assert_eq!(fetch(&pool).await, "hello");
         settle(&pool, 1).await;
-        tokio::time::pause();
-        tokio::time::advance(Duration::from_secs(91)).await;
-        tokio::time::resume();
-        assert_eq!(read(pool.send(request()).await.unwrap()).await, "hello");
+        outlive_idle_timeout().await;
+        assert_eq!(fetch(&pool).await, "hello");
         assert_eq!(livy.connections.load(Ordering::SeqCst), 2);
         // And the housekeeping sweep drops one that sat too long.
         settle(&pool, 1).await;
-        tokio::time::pause();
-        tokio::time::advance(Duration::from_secs(91)).await;
-        tokio::time::resume();
+        outlive_idle_timeout().await;
         pool.reap();
         assert_eq!(pool.idle_count(), 0);
     }
