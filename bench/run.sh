@@ -6,6 +6,9 @@
 #
 #   bash bench/run.sh           # full run: 3 repetitions, ~25 minutes
 #   bash bench/run.sh --quick   # smoke run: seconds per figure, one repetition
+#
+# The table and chart can be written again from a run's saved figures, without
+# measuring: bench/.venv/bin/python bench/bench.py --report bench/results/results.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
