@@ -669,8 +669,8 @@ def usual_clumps(sizes):
 
 
 def targets(table, names, ceiling):
-    g = lambda label: table[(label, "livy-gateway")]
-    n = lambda label: table[(label, "nginx")]
+    g = lambda label: table.get((label, "livy-gateway"))
+    n = lambda label: table.get((label, "nginx"))
     checks = []
 
     def check(text, ok):
