@@ -736,7 +736,7 @@ def main():
     args = p.parse_args()
     if args.quick:
         args.reps, args.duration = 1, 2
-    args.conns = [100] if args.quick else [1000, 10000]
+    args.conns = conn_counts(args.quick)
     if args.report:
         return rerender(args)
     if not (args.gateway and args.upstream and args.conns_bin):
@@ -772,31 +772,35 @@ def main():
     saved = {"date": datetime.date.today().isoformat(), "machine": machine(), "names": names, "runs": runs,
              "direct": direct_runs, "rates": rates, "duration": args.duration, "quick": args.quick}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = "quick" if args.quick else "results"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(saved, indent=1))
-    write_report(saved, args, stem)
+    (RESULTS / f"{stem(args.quick)}.json").write_text(json.dumps(saved, indent=1))
+    write_report(saved, args)
     shutil.rmtree(work, ignore_errors=True)
 
 
-def write_report(saved, args, stem):
+def conn_counts(quick):
+    """Idle connections held for the memory figures."""
+    return [100] if quick else [1000, 10000]
+
+
+def stem(quick):
+    """Name of a run's files under bench/results/."""
+    return "quick" if quick else "results"
+
+
+def write_report(saved, args):
     names = saved["names"]
     text, table, _ = report(saved["runs"], names, args, saved["direct"], saved["rates"], saved["machine"],
                             saved["date"])
-    (RESULTS / f"{stem}.md").write_text(text)
-    chart(table, names, RESULTS / f"{stem}.png")
+    (RESULTS / f"{stem(args.quick)}.md").write_text(text)
+    chart(table, names, RESULTS / f"{stem(args.quick)}.png")
     print(text)
 
 
 def rerender(args):
     saved = json.loads(args.report.read_text())
-    args.duration = saved["duration"]
-    args.quick = saved.get("quick", args.report.stem == "quick")
-    args.conns = [100] if args.quick else [1000, 10000]
-    # Runs saved before the date and names were kept: the file's own date, the
-    # proxies in the order the runs hold them.
-    saved.setdefault("date", datetime.date.fromtimestamp(args.report.stat().st_mtime).isoformat())
-    saved.setdefault("names", list(saved["runs"][0]))
-    write_report(saved, args, "quick" if args.quick else "results")
+    args.duration, args.quick = saved["duration"], saved["quick"]
+    args.conns = conn_counts(args.quick)
+    write_report(saved, args)
 
 
 if __name__ == "__main__":
