@@ -507,8 +507,9 @@ impl Gateway {
                 };
                 let (id, owner) = match known {
                     Some(known) => known,
+                    // Boxed: this rare path would otherwise size every request's future.
                     None => {
-                        self.discover_owner(*kind, segment, &name, principal, conn, ctx)
+                        Box::pin(self.discover_owner(*kind, segment, &name, principal, conn, ctx))
                             .await?
                     }
                 };
@@ -603,7 +604,7 @@ impl Gateway {
 
         let (body, effective) = match plan {
             Plan::Create(_) => {
-                let bytes = self.read_create_body(&headers, incoming).await?;
+                let bytes = Box::pin(self.read_create_body(&headers, incoming)).await?;
                 let mut object = livy::body::parse_object(&bytes)?;
                 let effective = livy::body::assert_proxy_user(&mut object, principal)?;
                 let bytes = Bytes::from(Value::Object(object).to_string());

@@ -115,7 +115,8 @@ impl Pool {
         loop {
             let (link, kept) = match self.take_idle() {
                 Some(link) => (link, true),
-                None => (self.connect().await?, false),
+                // Boxed: connecting is rare, and would size every request's future.
+                None => (Box::pin(self.connect()).await?, false),
             };
             match exchange(link, request).await {
                 (link, Ok(response)) => return Ok(self.clone().track(response, link)),
