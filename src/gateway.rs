@@ -604,6 +604,7 @@ impl Gateway {
 
         let (body, effective) = match plan {
             Plan::Create(_) => {
+                // Boxed, as for owner discovery: only creations read a body here.
                 let bytes = Box::pin(self.read_create_body(&headers, incoming)).await?;
                 let mut object = livy::body::parse_object(&bytes)?;
                 let effective = livy::body::assert_proxy_user(&mut object, principal)?;
