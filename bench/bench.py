@@ -755,29 +755,30 @@ def repetitions(runs, names):
     ceiling = lambda r: (f"{fmt(r['b']['rps'])} / {'–'.join(fmt(c) for c in r['c_beside']['each'])}"
                          if "c_beside" in r else None)
     pairings = lambda x: ", ".join(f"with {peer} {fmt(v['b'])} / {fmt(v['d'])}" for peer, v in x.items())
+    # (label, section of a proxy's result ("" for the whole), cell text, separator
+    # between repetitions: "; " where one repetition's text has several values).
     rows = [
-        ("(b) at fixed rate, p50 / p99", "lat_b", p50_p99),
-        ("(d) at fixed rate, p50 / p99", "lat_d", p50_p99),
-        (f"(b) at fixed rate, p99 of each {WINDOWS}th of the run", "lat_b", windows),
-        (f"(d) at fixed rate, p99 of each {WINDOWS}th of the run", "lat_d", windows),
-        ("(b) clients in clumps, p50 / p99", "burst_b", p50_p99),
-        ("(d) clients in clumps, p50 / p99", "burst_d", p50_p99),
-        ("(b) requests per clump", "burst_b", clumps),
-        ("(d) requests per clump", "burst_d", clumps),
-        ("(b) req/s / ceiling just before–after", "", ceiling),
-        ("gateway's p99 (b) / (d) in each pairing", "lat_pairs", pairings),
+        ("(b) at fixed rate, p50 / p99", "lat_b", p50_p99, ", "),
+        ("(d) at fixed rate, p50 / p99", "lat_d", p50_p99, ", "),
+        (f"(b) at fixed rate, p99 of each {WINDOWS}th of the run", "lat_b", windows, "; "),
+        (f"(d) at fixed rate, p99 of each {WINDOWS}th of the run", "lat_d", windows, "; "),
+        ("(b) clients in clumps, p50 / p99", "burst_b", p50_p99, ", "),
+        ("(d) clients in clumps, p50 / p99", "burst_d", p50_p99, ", "),
+        ("(b) requests per clump", "burst_b", clumps, ", "),
+        ("(d) requests per clump", "burst_d", clumps, ", "),
+        ("(b) req/s / ceiling just before–after", "", ceiling, ", "),
+        ("gateway's p99 (b) / (d) in each pairing", "lat_pairs", pairings, "; "),
     ]
     lines = ["", "## Each repetition", "",
              "Latency in ms; one entry per repetition in the order run (`;` between repetitions where "
              "an entry has several values). Requests per clump: the clump sizes that carried a tenth or more "
              "of the requests.", "",
              "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for label, section, cell in rows:
+    for label, section, cell, sep in rows:
         cells = []
         for name in names:
             values = [r[name] if not section else r[name].get(section) for r in runs if name in r]
             texts = [cell(v) for v in values if v]
-            sep = "; " if cell in (windows, pairings) else ", "
             cells.append(sep.join(t for t in texts if t) or "–")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines

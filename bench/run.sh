@@ -4,7 +4,7 @@
 # builds the gateway and the bench helpers in release mode, and writes
 # bench/results/{results,quick}.{md,json,png}.
 #
-#   bash bench/run.sh           # full run: 3 repetitions, ~25 minutes
+#   bash bench/run.sh           # full run: 3 repetitions, ~30 minutes
 #   bash bench/run.sh --quick   # smoke run: seconds per figure, one repetition
 #
 # The table and chart can be written again from a run's saved figures, without
