@@ -24,12 +24,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// How the allocator gives freed memory back to the OS. mimalloc returns an empty
 /// page after its purge delay (1 s), but only when some later allocation or free
 /// looks: a gateway whose connections have gone idle makes none, so the buffers
-/// those connections gave back would stay resident (470 MiB → 141 MiB after 10,000
-/// connections, README). Purging at once instead made every page that emptied under
-/// load fault in again when next used: 0.7 page faults per HTTP/2 request, about a
-/// fifth of its throughput on this VM (README, Benchmark). So: a short delay, which
-/// load rarely outlasts, and a thread that looks every `PURGE_CHECK`, so pages are
-/// back with the OS well within a second of going unused. An operator's
+/// those connections gave back would stay resident (470 MiB → 141 MiB with 10,000
+/// idle connections, README). Purging at once instead made every page that emptied
+/// under load fault in again when next used: 0.7 page faults per HTTP/2 request,
+/// 5.5% of its CPU by perf (README, Benchmark). So: a short delay, which load
+/// rarely outlasts, and a thread that looks every `PURGE_CHECK`, so pages are back
+/// with the OS well within a second of going unused. An operator's
 /// `MIMALLOC_PURGE_DELAY` wins over the delay.
 fn tune_allocator() {
     // `mi_option_purge_delay` in mimalloc v3's option enum, which libmimalloc-sys
@@ -53,7 +53,8 @@ fn tune_allocator() {
             // program's arenas have had unused past the delay; callable any time.
             unsafe { libmimalloc_sys::mi_collect(false) };
         });
-    // Without it memory is still returned, only later: not worth refusing to start.
+    // Without the thread, empty pages go back only when a later allocation looks
+    // (as with mimalloc's defaults): not worth refusing to start over.
     drop(purger);
 }
 
