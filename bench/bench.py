@@ -6,11 +6,11 @@ binaries; see the README's "Benchmark" section for what is measured and why.
 
 The proxy under test is pinned to CPU 0, the load generator and the upstream to
 CPU 1, so figures measure per-core efficiency. Each figure is the median of
---reps repetitions, proxies alternating order between repetitions. Two figures are
-taken so that this VM's drift in speed falls on the proxies compared alike: the
-fixed-rate latency of each peer at the same time as the gateway's, and the
-throughput (b), (d) and direct ceiling (c) of each peer, the gateway and the
-ceiling in short turns (`in_pairs`)."""
+--reps repetitions, proxies alternating order between repetitions. The judged
+figures are taken so that this VM's drift in speed falls on the proxies compared
+alike (`in_pairs`): each peer runs beside the gateway, their fixed-rate latency is
+measured at the same time, and their throughput (b), (d) and the direct ceiling (c)
+in short turns."""
 
 import argparse
 import base64
@@ -481,7 +481,7 @@ def throughput_turns(proxies, args, upstream_port):
             for name, measure in (takes if turn % 2 == 0 else takes[::-1]):
                 seen[name].append(measure())
         for name, results in seen.items():
-            figure = combined(results, length)
+            figure = combined(results)
             if name == CEILING:
                 for proxy_figures in out.values():
                     proxy_figures["c_beside"] = figure
@@ -492,12 +492,12 @@ def throughput_turns(proxies, args, upstream_port):
     return out
 
 
-def combined(results, length):
-    """One figure from a proxy's turns of `length` seconds: the mean rate, CPU per
-    request over all their requests, and the failures summed."""
+def combined(results):
+    """One figure from a proxy's turns: the mean rate, CPU per request over all
+    their requests, and the failures summed."""
     requests = sum(r["requests"] for r in results)
     figure = {"rps": statistics.mean(r["rps"] for r in results), "requests": requests,
-              "each": [r["rps"] for r in results], "turn_s": length}
+              "each": [r["rps"] for r in results]}
     if requests and all("cpu_us_per_req" in r for r in results):
         figure["cpu_us_per_req"] = sum(r["cpu_us_per_req"] * r["requests"] for r in results) / requests
     for bad in ("non2xx", "failed"):
