@@ -435,8 +435,13 @@ def latency_samples(url, headers, duration, rate, h1, work: Path, name, steady=T
 def latency(url, headers, duration, rate, h1, work: Path, name, steady=True):
     """p50/p99 of one latency run (see `latency_samples`)."""
     durations, starts, failed = latency_samples(url, headers, duration, rate, h1, work, name, steady)
+    return {**latency_figures(durations, rate, failed), "clumps": clump_sizes(starts)}
+
+
+def latency_figures(durations, rate, failed):
+    """What every latency run reports: p50, p99 and how many requests it rests on."""
     return {"p50_ms": percentile(durations, 0.5), "p99_ms": percentile(durations, 0.99),
-            "rate": rate, "samples": len(durations), "failed": failed, "clumps": clump_sizes(starts)}
+            "rate": rate, "samples": len(durations), "failed": failed}
 
 
 @contextlib.contextmanager
@@ -530,10 +535,8 @@ def latency_together(proxies, env: Env, args, rates):
             windows = [[] for _ in range(WINDOWS)]
             for d, t in zip(durations, starts):
                 windows[min(WINDOWS - 1, int((t - begin) / width))].append(d)
-            out[name][f"lat_{key}"] = {
-                "p50_ms": percentile(durations, 0.5), "p99_ms": percentile(durations, 0.99),
-                "window_p99_ms": [percentile(w, 0.99) for w in windows], "together": True,
-                "rate": rates[key], "samples": len(durations), "failed": failed}
+            out[name][f"lat_{key}"] = {**latency_figures(durations, rates[key], failed), "together": True,
+                                       "window_p99_ms": [percentile(w, 0.99) for w in windows]}
     return out
 
 
@@ -653,26 +656,25 @@ def measure_proxy(proxy: Proxy, env: Env, args, rates):
     proxy.stop()
 
     # (b)…(f): the peers with their cheapest hash; the gateway with its session cookie.
-    proxy.start(cheap=True)
-    wait_ready(proxy, {"Authorization": env.basic})
-    proxy.prepare()
-    url = proxy.url("/batches/1")
-    # Throughput (b), (d) and the fixed-rate latency are measured with the gateway
-    # and a peer running side by side (`in_pairs`).
-    for key, h1 in [("b", True), ("d", False)]:
-        out[f"burst_{key}"] = latency(url, proxy.auth_headers(key), args.duration, rates[key], h1, env.work,
-                                      proxy.name, steady=False)
-    # The log download before the connection figures, whose memory an allocator
-    # may keep afterwards.
-    out["f"] = big_log(proxy, proxy.auth_headers("f"))
-    for count in args.conns:
-        out[f"conns_{count}"] = idle_connections(proxy, env, count)
-    # (e) last: every creation gets a new id from the upstream, and the gateway keeps
-    # an owner record for each, which would otherwise count in the memory figures.
-    post = env.work / "post.lua"
-    out["e"] = measure_cpu(proxy, lambda: wrk(proxy.url("/batches"), {**proxy.auth_headers("e"), "Content-Type": "application/json"},
-                                              args.duration, script=post))
-    proxy.stop()
+    with running([proxy]):
+        url = proxy.url("/batches/1")
+        # Throughput (b), (d) and the fixed-rate latency are measured with the gateway
+        # and a peer running side by side (`in_pairs`).
+        for key, h1 in [("b", True), ("d", False)]:
+            out[f"burst_{key}"] = latency(url, proxy.auth_headers(key), args.duration, rates[key], h1, env.work,
+                                          proxy.name, steady=False)
+        # The log download before the connection figures, whose memory an allocator
+        # may keep afterwards.
+        out["f"] = big_log(proxy, proxy.auth_headers("f"))
+        for count in args.conns:
+            out[f"conns_{count}"] = idle_connections(proxy, env, count)
+        # (e) last: every creation gets a new id from the upstream, and the gateway
+        # keeps an owner record for each, which would otherwise count in the memory
+        # figures.
+        post = env.work / "post.lua"
+        out["e"] = measure_cpu(proxy, lambda: wrk(proxy.url("/batches"),
+                                                  {**proxy.auth_headers("e"), "Content-Type": "application/json"},
+                                                  args.duration, script=post))
     return out
 
 
