@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need from
 # Debian's packages (Apache's htpasswd for interoperability tests, curl for the
-# seed document's commands), runs every Rust test, then the end-to-end suite with
+# seed document's commands and early-answer tests, openssl for TLS clients that
+# send odd server names), runs every Rust test, fuzzes the pre-authentication
+# parsers for a bounded time (scripts/fuzz.sh), then the end-to-end suite with
 # real clients (tests/clients/run.sh installs its own prerequisites).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/ensure-packages.sh htpasswd:apache2-utils curl:curl
+bash scripts/ensure-packages.sh htpasswd:apache2-utils curl:curl openssl:openssl
 
 cargo test --locked --all-targets
+bash scripts/fuzz.sh
 bash tests/clients/run.sh

@@ -69,6 +69,11 @@ pub struct ServerConfig {
     /// Address of the TLS listener.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// `host[:port]` clients use to reach the gateway, sent to Livy as
+    /// `X-Forwarded-Host`. Unset: the TLS server name (SNI) each client asked for,
+    /// with the listener's port. Never the client's `Host` header.
+    #[serde(default)]
+    pub public_host: Option<String>,
     /// PEM certificate chain, leaf first.
     pub tls_cert: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
@@ -94,6 +99,13 @@ pub struct ServerConfig {
     /// Open client connections at most; further ones are closed at once.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Open connections from one client address at most (0 = no limit), so one
+    /// address cannot hold every slot. Mind clients behind one NAT address.
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
+    /// A request body that sends nothing for this long is cut with 408.
+    #[serde(default = "default_body_idle_timeout")]
+    pub body_idle_timeout_secs: u64,
     /// A connection with no request in flight and no bytes moving for this long is
     /// closed (idle keep-alive).
     #[serde(default = "default_conn_idle_timeout")]
@@ -141,6 +153,11 @@ pub struct AuthConfig {
     /// Upper bound on remembered credential pairs.
     #[serde(default = "default_cache_entries")]
     pub cache_max_entries: usize,
+    /// Password checks that may wait for a core, in each of two lines (logins from
+    /// familiar addresses and users, and the rest); beyond, a login is answered 503
+    /// with `Retry-After` at once.
+    #[serde(default = "default_pending_verifications")]
+    pub max_pending_verifications: usize,
 }
 
 /// `[session]`: the cookie that stands in for credentials after a login.
@@ -381,6 +398,9 @@ fn default_cache_ttl() -> u64 {
 fn default_cache_entries() -> usize {
     10_000
 }
+fn default_pending_verifications() -> usize {
+    32
+}
 fn default_cookie_name() -> String {
     "JSESSIONID".into()
 }
@@ -407,6 +427,12 @@ fn default_pool_max_idle() -> usize {
 }
 fn default_max_connections() -> usize {
     10_000
+}
+fn default_max_connections_per_address() -> usize {
+    256
+}
+fn default_body_idle_timeout() -> u64 {
+    30
 }
 fn default_conn_idle_timeout() -> u64 {
     120
@@ -573,6 +599,13 @@ impl Config {
                 "key gateway.topology: {topology:?} must be non-empty and use only letters, digits, '-' and '_'"
             ));
         }
+        if let Some(host) = &self.server.public_host {
+            if host.parse::<http::uri::Authority>().is_err() || host.contains('@') {
+                return Err(format!(
+                    "key server.public_host: {host:?} is not a host or host:port"
+                ));
+            }
+        }
         if self.auth.realm.contains('"') || self.auth.realm.chars().any(char::is_control) {
             return Err("key auth.realm: must not contain quotes or control characters".into());
         }
@@ -596,6 +629,10 @@ impl Config {
             (
                 "server.header_read_timeout_secs",
                 self.server.header_read_timeout_secs,
+            ),
+            (
+                "server.body_idle_timeout_secs",
+                self.server.body_idle_timeout_secs,
             ),
             ("session.idle_timeout_secs", self.session.idle_timeout_secs),
             (

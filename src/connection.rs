@@ -1,13 +1,21 @@
 //! One client connection: TLS handshake, HTTP/1.1 or HTTP/2 on top (as ALPN chose),
 //! when to close it, and what it holds while idle.
 //!
-//! A handshake that does not finish within its timeout is dropped. A connection with
-//! no request in flight and no bytes moving for the idle timeout is asked to close
-//! gracefully, as is every connection when the gateway shuts down. Activity is
+//! A handshake that does not finish within its timeout is dropped. A connection that
+//! has sent no request within the header read timeout of its handshake, or that has
+//! had no bytes moving for the idle timeout while nothing waits on the gateway's
+//! side, is asked to close gracefully, as is every connection when the gateway
+//! shuts down; one that has not closed a grace period later is dropped. Activity is
 //! observed at the I/O level ([`Tracked`]) as a flag the watchdog samples on its own
-//! timer (a quarter of the idle timeout, or half the release time), and a request
-//! counts as in flight until its response body has been handed over in full, so a
-//! long response streaming to a slow reader is never mistaken for idleness.
+//! timer (a quarter of the idle timeout, or half the release time).
+//!
+//! "Waits on the gateway's side" means a request whose handler is still running
+//! (bounded by Livy's timeouts and the body idle timeout), or a response body
+//! waiting for Livy's next bytes. A response the *client* does not take (an HTTP/2
+//! stream whose flow-control window stays shut, a reader that stopped reading) is
+//! not a reason to keep a connection: a client could otherwise hold a slot forever
+//! with one request and a zero window. A response streaming to a slow reader moves
+//! bytes, so it is never mistaken for idleness.
 //!
 //! An idle HTTP/1.1 keep-alive connection gives back hyper's per-connection buffers
 //! (read and write buffers, some 25 KB) after `release_buffers_after`: the stream
@@ -52,6 +60,12 @@ struct Activity {
     moved: AtomicBool,
     /// Requests whose responses are not yet fully handed to hyper.
     in_flight: AtomicUsize,
+    /// Requests whose handler is still running (no response head yet).
+    handling: AtomicUsize,
+    /// Response bodies whose last poll found nothing from Livy yet.
+    awaiting_upstream: AtomicUsize,
+    /// Whether any request has arrived on the connection.
+    requested: AtomicBool,
     /// Bytes arrived that no finished request accounts for (part of a request).
     unanswered_bytes: AtomicBool,
     /// The watchdog asks the stream to end hyper's connection at its next idle read.
@@ -65,6 +79,9 @@ impl Activity {
         Self {
             moved: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            handling: AtomicUsize::new(0),
+            awaiting_upstream: AtomicUsize::new(0),
+            requested: AtomicBool::new(false),
             unanswered_bytes: AtomicBool::new(false),
             release_requested: AtomicBool::new(false),
             released: AtomicBool::new(false),
@@ -79,6 +96,13 @@ impl Activity {
 
     fn busy(&self) -> bool {
         self.in_flight.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether something on the gateway's side is under way (a handler running, a
+    /// response waiting for Livy), which keeps a quiet connection open.
+    fn working(&self) -> bool {
+        self.handling.load(Ordering::Relaxed) > 0
+            || self.awaiting_upstream.load(Ordering::Relaxed) > 0
     }
 
     /// Whether hyper may be told the input ended: asked for, and nothing is in
@@ -97,6 +121,7 @@ struct InFlight(Arc<Activity>);
 impl InFlight {
     fn new(activity: &Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.requested.store(true, Ordering::Relaxed);
         activity.release_requested.store(false, Ordering::Relaxed);
         activity.touch();
         Self(activity.clone())
@@ -112,10 +137,48 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request [`InFlight`].
+/// Counts a handler as running for as long as it lives.
+struct HandlerRunning(Arc<Activity>);
+
+impl HandlerRunning {
+    fn new(activity: &Arc<Activity>) -> Self {
+        activity.handling.fetch_add(1, Ordering::Relaxed);
+        Self(activity.clone())
+    }
+}
+
+impl Drop for HandlerRunning {
+    fn drop(&mut self) {
+        self.0.handling.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request [`InFlight`], and notes while it waits
+/// for Livy's next bytes.
 struct ResponseBody {
     inner: Body,
-    _in_flight: InFlight,
+    in_flight: InFlight,
+    /// Its last poll was pending (counted in `awaiting_upstream`).
+    awaiting: bool,
+}
+
+impl ResponseBody {
+    fn awaiting(&mut self, now: bool) {
+        if now != self.awaiting {
+            self.awaiting = now;
+            let counter = &self.in_flight.0.awaiting_upstream;
+            match now {
+                true => counter.fetch_add(1, Ordering::Relaxed),
+                false => counter.fetch_sub(1, Ordering::Relaxed),
+            };
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        self.awaiting(false);
+    }
 }
 
 impl hyper::body::Body for ResponseBody {
@@ -126,7 +189,9 @@ impl hyper::body::Body for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        self.awaiting(polled.is_pending());
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -159,11 +224,14 @@ impl hyper::service::Service<Request<Incoming>> for Handler {
         let gateway = self.runtime.gateway();
         let conn = self.conn.clone();
         let in_flight = InFlight::new(&self.activity);
+        let running = HandlerRunning::new(&self.activity);
         Box::pin(async move {
             let response = gateway.handle(request, &conn).await;
+            drop(running);
             Ok(response.map(|inner| ResponseBody {
                 inner,
-                _in_flight: in_flight,
+                in_flight,
+                awaiting: false,
             }))
         })
     }
@@ -290,6 +358,9 @@ struct Conn {
     runtime: Arc<Runtime>,
     /// When the watchdog last saw the connection active (within one check).
     quiet_since: Instant,
+    /// When its TLS handshake finished: the first request is due within the header
+    /// read timeout of it.
+    opened: Instant,
 }
 
 /// Serves one accepted TCP connection until it closes, is idle too long, or
@@ -297,13 +368,29 @@ struct Conn {
 /// accepted; each request is served by the gateway current when it arrives.
 pub async fn serve(
     stream: TcpStream,
-    conn: ConnInfo,
+    mut conn: ConnInfo,
     runtime: Arc<Runtime>,
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let peer = conn.peer;
     let settings = runtime.current().connection.clone();
+    match tokio::time::timeout(settings.handshake_timeout, speaks_tls(&stream)).await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            tracing::debug!(%peer, "plain HTTP on the TLS port");
+            Metrics::kind(&runtime.metrics().tls_handshake_failures, "plain_http");
+            // Boxed: rare, and it would size every connection's future.
+            Box::pin(refuse_plain_http(stream, settings.handshake_timeout)).await;
+            return;
+        }
+        Ok(Err(_)) => return,
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            Metrics::kind(&runtime.metrics().tls_handshake_failures, "timeout");
+            return;
+        }
+    }
     // Boxed, like the stream it yields: the task's own future stays small, which is
     // what every idle connection keeps.
     let handshake = Box::pin(settings.acceptor.accept(stream));
@@ -320,6 +407,7 @@ pub async fn serve(
             return;
         }
     };
+    conn.set_server_name(tls.get_ref().1.server_name());
     let activity = Arc::new(Activity::new());
     let handler = Handler {
         runtime: runtime.clone(),
@@ -336,6 +424,7 @@ pub async fn serve(
         closing,
         runtime,
         quiet_since: Instant::now(),
+        opened: Instant::now(),
     };
     if h2 {
         conn.serve_http2(tls, handler).await;
@@ -404,7 +493,11 @@ impl Conn {
         }
         let parked = &self.runtime.metrics().released_connections;
         parked.inc();
-        let idle_deadline = self.quiet_since + self.settings.idle_timeout;
+        let mut idle_deadline = self.quiet_since + self.settings.idle_timeout;
+        if !self.activity.requested.load(Ordering::Relaxed) {
+            // Released before its first request: that is still due in time.
+            idle_deadline = idle_deadline.min(self.opened + self.settings.header_read_timeout);
+        }
         let woken = loop {
             tokio::select! {
                 ready = tls.get_ref().0.readable() => break ready.is_ok(),
@@ -425,8 +518,10 @@ impl Conn {
     }
 
     /// Drives `connection` until it ends (true when it ended without an error),
-    /// closing it gracefully when idle too long or on shutdown, and asking for its
-    /// release after `release_after` idle.
+    /// closing it gracefully when it sent no request in time, when idle too long or
+    /// on shutdown, and asking for its release after `release_after` idle. A
+    /// connection closed for idleness that has not ended a grace period later is
+    /// dropped (false): its client is not taking what it asked for.
     async fn watch(
         &mut self,
         connection: &mut impl Served,
@@ -434,16 +529,26 @@ impl Conn {
     ) -> bool {
         let activity = self.activity.clone();
         let idle_timeout = self.settings.idle_timeout;
+        let first_request_by = self.opened + self.settings.header_read_timeout;
         if self.closing {
             connection.close_gracefully();
         }
-        // Checked often enough to release within 1.5 × `release_after` and close
-        // within 1.25 × the idle timeout of the last activity.
-        let check_every = release_after
-            .map_or(idle_timeout / 4, |after| (after / 2).min(idle_timeout / 4))
-            .max(Duration::from_millis(10));
+        // Checked often enough to release within 1.5 × `release_after`, close within
+        // 1.25 × the idle timeout of the last activity, and within 1.25 × the
+        // header read timeout of the handshake when no request came.
+        let check_every = |requested: bool| {
+            let mut every =
+                release_after.map_or(idle_timeout / 4, |after| (after / 2).min(idle_timeout / 4));
+            if !requested {
+                every = every.min(self.settings.header_read_timeout / 4);
+            }
+            every.max(Duration::from_millis(10))
+        };
+        // Set once the connection is being closed for idleness.
+        let mut give_up_at: Option<Instant> = None;
         loop {
-            let deadline = Instant::now() + check_every;
+            let requested = activity.requested.load(Ordering::Relaxed);
+            let deadline = Instant::now() + check_every(requested);
             tokio::select! {
                 result = std::future::poll_fn(|cx| connection.poll_served(cx)) => {
                     if let Err(error) = result {
@@ -458,9 +563,18 @@ impl Conn {
                         connection.close_gracefully();
                     }
                 }
+                _ = tokio::time::sleep_until(give_up_at.unwrap_or(deadline)), if give_up_at.is_some() => {
+                    tracing::debug!(peer = %self.peer, "connection did not close in time; dropping it");
+                    return false;
+                }
                 _ = tokio::time::sleep_until(deadline), if !self.closing => {
                     let now = Instant::now();
-                    if activity.moved.swap(false, Ordering::Relaxed) || activity.busy() {
+                    if !requested && now >= first_request_by {
+                        // Nothing to finish: no request ever came.
+                        tracing::debug!(peer = %self.peer, "no request within the header read timeout; closing");
+                        return false;
+                    }
+                    if activity.moved.swap(false, Ordering::Relaxed) || activity.working() {
                         self.quiet_since = now;
                         continue;
                     }
@@ -468,6 +582,7 @@ impl Conn {
                     if idle >= idle_timeout {
                         tracing::debug!(peer = %self.peer, "closing idle connection");
                         self.closing = true;
+                        give_up_at = Some(now + self.close_grace());
                         connection.close_gracefully();
                     } else if release_after.is_some_and(|after| idle >= after) {
                         // The next poll of the connection reaches the stream's read.
@@ -477,6 +592,45 @@ impl Conn {
             }
         }
     }
+
+    /// How long a connection closed for idleness may take to finish closing.
+    fn close_grace(&self) -> Duration {
+        (self.settings.idle_timeout / 4).max(Duration::from_secs(1))
+    }
+}
+
+/// Whether the client's first byte opens a TLS record (a handshake, 0x16) rather
+/// than a plain HTTP request (a method's capital letter). Anything else goes on to
+/// the TLS handshake, which fails it.
+async fn speaks_tls(stream: &TcpStream) -> io::Result<bool> {
+    let mut first = [0u8; 1];
+    let n = stream.peek(&mut first).await?;
+    Ok(n == 0 || !first[0].is_ascii_uppercase())
+}
+
+/// Answers a plain HTTP request sent to the TLS port with a 400 saying to use
+/// https (as nginx does), then closes. What the client sent is read and dropped
+/// for a moment first (a bounded lingering close), so the answer is not lost to a
+/// reset caused by unread bytes.
+async fn refuse_plain_http(mut stream: TcpStream, within: Duration) {
+    use tokio::io::AsyncReadExt;
+    let answer = crate::error::RequestError::PlainHttp.to_bytes();
+    let _ = tokio::time::timeout(within, async {
+        let _ = stream.write_all(&answer).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 /// Ends a connection hyper has let go of: TLS close_notify, then the socket.

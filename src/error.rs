@@ -54,8 +54,11 @@ pub enum StartupError {
 /// only learns that it is not authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
-    /// No Authorization header and no valid session cookie.
+    /// No Authorization header and no session cookie.
     Missing,
+    /// No Authorization header, and a session cookie naming no live session
+    /// (expired, ended, or made up).
+    UnknownSession,
     /// An Authorization header that is not well-formed Basic credentials.
     Malformed,
     /// Well-formed credentials that do not match.
@@ -66,6 +69,7 @@ impl AuthFailure {
     pub fn as_str(self) -> &'static str {
         match self {
             AuthFailure::Missing => "missing",
+            AuthFailure::UnknownSession => "unknown_session",
             AuthFailure::Malformed => "malformed",
             AuthFailure::BadCredentials => "bad_credentials",
         }
@@ -97,6 +101,8 @@ pub enum RequestError {
     Unauthenticated(AuthFailure),
     #[error("{0}")]
     BadPath(&'static str),
+    #[error("{0}")]
+    BadHeader(&'static str),
     #[error("not found")]
     NotFound,
     /// A Livy resource the caller may not see: answered exactly as Livy answers for an
@@ -111,12 +117,15 @@ pub enum RequestError {
     BadQuery(String),
     #[error("the request body is too large")]
     PayloadTooLarge,
-    #[error("form-encoded bodies are not accepted; send JSON")]
-    UnsupportedMediaType,
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     #[error("too many requests ({} limit); retry in {retry_after_secs} s", limit.as_str())]
     RateLimited { limit: Limit, retry_after_secs: u64 },
     #[error("too many failed logins; retry in {retry_after_secs} s")]
     LockedOut { retry_after_secs: u64 },
+    /// More password checks are waiting than the gateway queues.
+    #[error("too many logins are being checked; retry in {retry_after_secs} s")]
+    LoginsBusy { retry_after_secs: u64 },
     #[error("request headers too large")]
     HeadersTooLarge,
     #[error("method not allowed")]
@@ -129,6 +138,12 @@ pub enum RequestError {
     UpstreamFailed,
     #[error("the Livy service's answer was too large")]
     UpstreamTooLarge,
+    /// Plain HTTP sent to the TLS port (answered before any TLS, then closed).
+    #[error("this port speaks HTTPS: use https:// URLs")]
+    PlainHttp,
+    /// A request body that sent nothing for `server.body_idle_timeout_secs`.
+    #[error("the request body stalled; send it without pauses")]
+    BodyTimeout,
     #[error("internal error")]
     Internal,
 }
@@ -141,13 +156,15 @@ impl RequestError {
     pub fn status(&self) -> StatusCode {
         match self {
             RequestError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            RequestError::BadPath(_) | RequestError::BadBody(_) | RequestError::BadQuery(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            RequestError::BadPath(_)
+            | RequestError::PlainHttp
+            | RequestError::BadHeader(_)
+            | RequestError::BadBody(_)
+            | RequestError::BadQuery(_) => StatusCode::BAD_REQUEST,
             RequestError::NotFound | RequestError::Hidden(_) => StatusCode::NOT_FOUND,
             RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
             RequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RequestError::RateLimited { .. } | RequestError::LockedOut { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -157,6 +174,8 @@ impl RequestError {
             | RequestError::UpstreamFailed
             | RequestError::UpstreamTooLarge => StatusCode::BAD_GATEWAY,
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            RequestError::LoginsBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             RequestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -166,20 +185,24 @@ impl RequestError {
         match self {
             RequestError::Unauthenticated(_) => "unauthorized",
             RequestError::BadPath(_) => "bad_path",
+            RequestError::BadHeader(_) => "bad_header",
             RequestError::NotFound | RequestError::Hidden(_) => "not_found",
             RequestError::Forbidden(_) => "forbidden",
             RequestError::BadBody(_) => "bad_body",
             RequestError::BadQuery(_) => "bad_query",
             RequestError::PayloadTooLarge => "payload_too_large",
-            RequestError::UnsupportedMediaType => "unsupported_media_type",
+            RequestError::UnsupportedMediaType(_) => "unsupported_media_type",
             RequestError::RateLimited { .. } => "rate_limited",
             RequestError::LockedOut { .. } => "locked_out",
+            RequestError::LoginsBusy { .. } => "logins_busy",
             RequestError::HeadersTooLarge => "headers_too_large",
             RequestError::UpstreamTooLarge => "upstream_response_too_large",
             RequestError::MethodNotAllowed => "method_not_allowed",
             RequestError::UpstreamUnavailable => "upstream_unavailable",
             RequestError::UpstreamTimeout => "upstream_timeout",
             RequestError::UpstreamFailed => "upstream_failed",
+            RequestError::PlainHttp => "plain_http",
+            RequestError::BodyTimeout => "request_timeout",
             RequestError::Internal => "internal",
         }
     }
@@ -192,20 +215,40 @@ impl RequestError {
                 | RequestError::UpstreamTimeout
                 | RequestError::UpstreamFailed
                 | RequestError::UpstreamTooLarge
+                | RequestError::LoginsBusy { .. }
                 | RequestError::Internal
         )
+    }
+
+    /// The JSON body of this error's response.
+    fn body(&self) -> serde_json::Value {
+        match self {
+            // Exactly Livy's body for a missing id.
+            RequestError::Hidden(_) => serde_json::json!({ "msg": self.to_string() }),
+            _ => serde_json::json!({ "error": self.code(), "msg": self.to_string() }),
+        }
+    }
+
+    /// The whole HTTP/1.1 response for this error, as bytes, for answers written
+    /// below HTTP (a connection that is closed after it).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let status = self.status();
+        let body = self.body().to_string();
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            JSON_CONTENT_TYPE.to_str().unwrap_or("application/json"),
+            body.len()
+        )
+        .into_bytes()
     }
 
     /// The response for this error. `challenge` is the `WWW-Authenticate` value sent
     /// with a 401.
     pub fn to_response(&self, challenge: &HeaderValue) -> Response<Body> {
         let status = self.status();
-        let body = match self {
-            // Exactly Livy's body for a missing id.
-            RequestError::Hidden(_) => serde_json::json!({ "msg": self.to_string() }),
-            _ => serde_json::json!({ "error": self.code(), "msg": self.to_string() }),
-        };
-        let mut response = json_response(status, &body);
+        let mut response = json_response(status, &self.body());
         match self {
             RequestError::Unauthenticated(_) => {
                 response
@@ -220,7 +263,8 @@ impl RequestError {
             RequestError::RateLimited {
                 retry_after_secs, ..
             }
-            | RequestError::LockedOut { retry_after_secs } => {
+            | RequestError::LockedOut { retry_after_secs }
+            | RequestError::LoginsBusy { retry_after_secs } => {
                 response
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
@@ -255,13 +299,14 @@ mod tests {
         let cases = [
             (RequestError::Unauthenticated(AuthFailure::Missing), 401),
             (RequestError::BadPath("dot segment"), 400),
+            (RequestError::BadHeader("two hosts"), 400),
             (RequestError::NotFound, 404),
             (RequestError::Hidden("7".into()), 404),
             (RequestError::Forbidden("no".into()), 403),
             (RequestError::BadBody("no".into()), 400),
             (RequestError::BadQuery("no".into()), 400),
             (RequestError::PayloadTooLarge, 413),
-            (RequestError::UnsupportedMediaType, 415),
+            (RequestError::UnsupportedMediaType("form"), 415),
             (RequestError::UpstreamTooLarge, 502),
             (
                 RequestError::RateLimited {
@@ -277,10 +322,18 @@ mod tests {
                 429,
             ),
             (RequestError::HeadersTooLarge, 431),
+            (
+                RequestError::LoginsBusy {
+                    retry_after_secs: 1,
+                },
+                503,
+            ),
             (RequestError::MethodNotAllowed, 405),
             (RequestError::UpstreamUnavailable, 502),
             (RequestError::UpstreamFailed, 502),
             (RequestError::UpstreamTimeout, 504),
+            (RequestError::PlainHttp, 400),
+            (RequestError::BodyTimeout, 408),
             (RequestError::Internal, 500),
         ];
         for (error, status) in cases {
@@ -291,7 +344,10 @@ mod tests {
                 response.headers().contains_key(WWW_AUTHENTICATE),
                 status == 401
             );
-            assert_eq!(response.headers().contains_key(RETRY_AFTER), status == 429);
+            assert_eq!(
+                response.headers().contains_key(RETRY_AFTER),
+                status == 429 || status == 503
+            );
         }
     }
 

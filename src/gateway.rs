@@ -9,12 +9,16 @@
 //! Livy as the identity the gateway decided on.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, SET_COOKIE};
+use http::header::{
+    HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, SET_COOKIE,
+};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -28,6 +32,7 @@ use crate::body::{self, Body, CollectError};
 use crate::config::{Config, IdentityMode};
 use crate::error::{AuthFailure, RequestError, StartupError};
 use crate::livy::{self, listing, query, Operation, Scope};
+use crate::logging;
 use crate::metrics::{self, Metrics};
 use crate::ownership::{self, Change, Kind, OwnershipStore, Record, RedbOwnershipStore};
 use crate::proxy::headers::{self, Forwarded, X_REQUEST_ID};
@@ -40,6 +45,9 @@ const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
+/// A client's request body as the gateway reads it: cut when it stalls.
+type RequestBody = body::Stalling<Incoming>;
+
 /// What the gateway knows about the connection a request arrived on.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
@@ -49,16 +57,37 @@ pub struct ConnInfo {
     pub client: HeaderValue,
     /// The listener's port, as sent in `X-Forwarded-Port`.
     pub local_port: HeaderValue,
+    /// The host the client reached the gateway under, as sent in `X-Forwarded-Host`
+    /// unless `server.public_host` says otherwise: the TLS server name it asked for
+    /// (SNI, a DNS name rustls has checked) with the listener's port, or without
+    /// SNI the address it connected to. Never a client's `Host` header, which is
+    /// free text.
+    pub host: HeaderValue,
 }
 
 impl ConnInfo {
-    pub fn new(peer: SocketAddr, local_port: HeaderValue) -> Self {
+    /// A connection from `peer` to the gateway's address `local`.
+    pub fn new(peer: SocketAddr, local: SocketAddr) -> Self {
         let client = HeaderValue::from_str(&peer.ip().to_string())
             .expect("an IP address is a valid header value");
         Self {
             peer,
             client,
-            local_port,
+            local_port: HeaderValue::from(local.port()),
+            host: HeaderValue::from_str(&local.to_string())
+                .expect("a socket address is a valid header value"),
+        }
+    }
+
+    /// Notes the TLS server name the client asked for, once the handshake is done.
+    pub fn set_server_name(&mut self, name: Option<&str>) {
+        let port = self.local_port.to_str().unwrap_or("443");
+        let host = name.map(|name| match port {
+            "443" => name.to_owned(),
+            port => format!("{name}:{port}"),
+        });
+        if let Some(value) = host.and_then(|h| HeaderValue::from_str(&h).ok()) {
+            self.host = value;
         }
     }
 
@@ -76,12 +105,14 @@ struct RequestContext {
     user: Option<Arc<str>>,
     /// Who Livy is told the request runs as.
     effective_user: Option<String>,
-    /// Set when this request logged in without a valid session: its id goes back in
-    /// `Set-Cookie`.
+    /// Set when this request logged in without a valid session: a session is started
+    /// for it once the request is let through the rate limits.
+    needs_session: bool,
+    /// The session started for this request: its id goes back in `Set-Cookie`.
     new_session: Option<String>,
     /// How the caller was identified: `password`, `cached` or `session`.
     auth_method: Option<&'static str>,
-    /// Whether the request carried a live session cookie.
+    /// Whether the request carried the gateway's session cookie (live or not).
     session_cookie: bool,
     auth_failure: Option<AuthFailure>,
     action: Option<&'static str>,
@@ -92,7 +123,9 @@ struct RequestContext {
     /// Identity parameters a client tried to pass, removed.
     removed_params: Vec<String>,
     /// Set when a streamed request body overran its limit.
-    body_too_large: Arc<std::sync::atomic::AtomicBool>,
+    body_too_large: Arc<AtomicBool>,
+    /// Set when a request body paused past `server.body_idle_timeout_secs`.
+    body_stalled: Arc<AtomicBool>,
     error: Option<RequestError>,
 }
 
@@ -137,6 +170,10 @@ pub struct Gateway {
     challenge: HeaderValue,
     /// `Strict-Transport-Security` value, if enabled.
     hsts: Option<HeaderValue>,
+    /// `server.public_host`: the `X-Forwarded-Host` every request carries, when set.
+    public_host: Option<HeaderValue>,
+    /// A request body pausing this long is cut (408).
+    body_idle_timeout: Duration,
     /// The configuration this gateway was built from (compared on reload).
     config: Config,
     metrics: Arc<Metrics>,
@@ -271,7 +308,15 @@ impl Gateway {
             )),
             None => None,
         };
+        let public_host = match &config.server.public_host {
+            Some(host) => Some(HeaderValue::from_str(host).map_err(|_| {
+                StartupError::Other("server.public_host is not a valid header value".into())
+            })?),
+            None => None,
+        };
         Ok(Self {
+            public_host,
+            body_idle_timeout: Duration::from_secs(config.server.body_idle_timeout_secs),
             public_livy_root: format!("{prefix}/livy/v1"),
             context: HeaderValue::from_str(&format!("{prefix}/livy")).expect("validated topology"),
             prefix,
@@ -347,17 +392,33 @@ impl Gateway {
             request_id: request_id(request.headers()),
             ..RequestContext::default()
         };
+        // An HTTP/1.1 client waiting for `100 Continue` sends no body after an early
+        // answer: there is nothing to read, and reading would take its next request.
+        let expects_continue = request.headers().contains_key(EXPECT);
+        let (parts, incoming) = request.into_parts();
+        let mut unread = (!incoming.is_end_stream()).then(|| {
+            body::Stalling::new(incoming, self.body_idle_timeout, ctx.body_stalled.clone())
+        });
 
         let span = tracing::info_span!("request", request_id = %ctx.request_id);
-        let result = self.process(request, conn, &mut ctx).instrument(span).await;
+        let result = self
+            .process(parts, &mut unread, conn, &mut ctx)
+            .instrument(span)
+            .await;
         let mut response = match result {
             Ok(response) => response,
             Err(error) => {
                 if let RequestError::Unauthenticated(reason) = error {
                     ctx.auth_failure = Some(reason);
                 }
-                let response = error.to_response(&self.challenge);
+                let mut response = error.to_response(&self.challenge);
                 ctx.error = Some(error);
+                if let Some(rest) = unread.take().filter(|_| !expects_continue) {
+                    // Answered before the body was read: read it after the answer,
+                    // so the exchange ends cleanly on both protocols.
+                    response =
+                        response.map(|answer| body::boxed(body::Draining::new(answer, rest)));
+                }
                 response
             }
         };
@@ -375,20 +436,28 @@ impl Gateway {
 
     async fn process(
         &self,
-        request: Request<Incoming>,
+        parts: http::request::Parts,
+        unread: &mut Option<RequestBody>,
         conn: &ConnInfo,
         ctx: &mut RequestContext,
     ) -> Result<Response<Body>, RequestError> {
-        let (parts, incoming) = request.into_parts();
-
         // limit
         self.check_header_size(&parts.headers)?;
+        if parts.headers.get_all(HOST).iter().nth(1).is_some() {
+            // RFC 9112 §3.2: a request with more than one Host is answered 400.
+            return Err(RequestError::BadHeader("more than one Host header"));
+        }
         self.limits.check_ip(conn.peer.ip())?;
 
         // authenticate
         let principal = self.authenticate(&parts.headers, conn, ctx).await?;
         ctx.user = Some(principal.user.clone());
         self.limits.check_user(&principal.user)?;
+        if ctx.needs_session {
+            // Only now: a refused request must not cost a session (nor push an
+            // older one out).
+            ctx.new_session = Some(self.sessions.create(&principal.user));
+        }
 
         // route
         let route = route::resolve(
@@ -397,10 +466,7 @@ impl Gateway {
             parts.uri.query(),
             &self.prefix,
         )?;
-        if is_form(&parts.headers) {
-            // Livy's framework reads `_method` from form bodies too.
-            return Err(RequestError::UnsupportedMediaType);
-        }
+        livy::check_content_type(&parts.headers)?;
         let operation = livy::classify(&parts.method, &route.path);
         ctx.action = Some(operation.action);
 
@@ -411,7 +477,7 @@ impl Gateway {
 
         // rewrite
         let upstream_request = self
-            .rewrite(parts, incoming, &route, &plan, &principal, conn, ctx)
+            .rewrite(parts, unread, &route, &plan, &principal, conn, ctx)
             .await?;
         let method = upstream_request.method().clone();
 
@@ -419,11 +485,11 @@ impl Gateway {
         let upstream_started = Instant::now();
         let result = self.upstream.forward(upstream_request).await;
         ctx.upstream_time = Some(upstream_started.elapsed());
-        if ctx
-            .body_too_large
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        if ctx.body_too_large.load(Ordering::Relaxed) {
             return Err(RequestError::PayloadTooLarge);
+        }
+        if ctx.body_stalled.load(Ordering::Relaxed) {
+            return Err(RequestError::BodyTimeout);
         }
         let response = result?;
         ctx.upstream_status = Some(response.status().as_u16());
@@ -443,7 +509,7 @@ impl Gateway {
     ) -> Result<Principal, RequestError> {
         let session_user =
             session::session_ids(headers, &self.cookie_name).find_map(|id| self.sessions.touch(id));
-        ctx.session_cookie = session_user.is_some();
+        ctx.session_cookie = session::carries_cookie(headers, &self.cookie_name);
         ctx.auth_method = session_user.is_some().then_some("session");
         let credentials = basic::parse(headers).map_err(RequestError::Unauthenticated)?;
         let user: Arc<str> = match credentials {
@@ -453,12 +519,16 @@ impl Gateway {
                     Verified::Cached => "cached",
                     Verified::Computed => "password",
                 });
-                if session_user.as_deref() != Some(credentials.user.as_str()) {
-                    ctx.new_session = Some(self.sessions.create(&credentials.user));
-                }
+                ctx.needs_session = session_user.as_deref() != Some(credentials.user.as_str());
                 Arc::from(credentials.user)
             }
-            None => session_user.ok_or(RequestError::Unauthenticated(AuthFailure::Missing))?,
+            None => {
+                session_user.ok_or(RequestError::Unauthenticated(match ctx.session_cookie {
+                    // A stale or forged cookie, told apart from no credentials.
+                    true => AuthFailure::UnknownSession,
+                    false => AuthFailure::Missing,
+                }))?
+            }
         };
         Ok(Principal {
             admin: self.auth.is_admin(&user),
@@ -553,7 +623,7 @@ impl Gateway {
         let mut request = Request::get(path)
             .body(body::empty())
             .map_err(|_| RequestError::Internal)?;
-        self.upstream_headers(request.headers_mut(), None, conn, ctx);
+        self.upstream_headers(request.headers_mut(), conn, ctx);
         let response = self.upstream.forward(request).await?;
         let status = response.status();
         if status.is_server_error() {
@@ -587,7 +657,7 @@ impl Gateway {
     async fn rewrite(
         &self,
         parts: http::request::Parts,
-        incoming: Incoming,
+        unread: &mut Option<RequestBody>,
         route: &Route,
         plan: &Plan,
         principal: &Principal,
@@ -595,17 +665,11 @@ impl Gateway {
         ctx: &mut RequestContext,
     ) -> Result<Request<Body>, RequestError> {
         let mut headers = parts.headers;
-        let host = headers.get(HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
 
         let (body, effective) = match plan {
             Plan::Create(_) => {
                 // Boxed, as for owner discovery: only creations read a body here.
-                let bytes = Box::pin(self.read_create_body(&headers, incoming)).await?;
+                let bytes = Box::pin(self.read_create_body(&headers, unread, ctx)).await?;
                 let mut object = livy::body::parse_object(&bytes)?;
                 let effective = livy::body::assert_proxy_user(&mut object, principal)?;
                 let bytes = Bytes::from(Value::Object(object).to_string());
@@ -622,8 +686,15 @@ impl Gateway {
                 if declared_length(&headers).is_some_and(|n| n > limit as u64) {
                     return Err(RequestError::PayloadTooLarge);
                 }
-                let capped = body::Capped::new(incoming, limit, ctx.body_too_large.clone());
-                (body::boxed(capped), principal.user.to_string())
+                let body = match unread.take() {
+                    Some(incoming) => body::boxed(body::Capped::new(
+                        incoming,
+                        limit,
+                        ctx.body_too_large.clone(),
+                    )),
+                    None => body::empty(),
+                };
+                (body, principal.user.to_string())
             }
         };
 
@@ -661,7 +732,7 @@ impl Gateway {
         *request.uri_mut() = http::Uri::try_from(path_and_query)
             .map_err(|_| RequestError::BadPath("unparsable path"))?;
         *request.headers_mut() = headers;
-        self.upstream_headers(request.headers_mut(), host, conn, ctx);
+        self.upstream_headers(request.headers_mut(), conn, ctx);
         if let Some((name, value)) = &self.policy.csrf {
             if request.method() != Method::GET && !request.headers().contains_key(name) {
                 request.headers_mut().insert(name.clone(), value.clone());
@@ -670,18 +741,12 @@ impl Gateway {
         Ok(request)
     }
 
-    fn upstream_headers(
-        &self,
-        headers: &mut HeaderMap,
-        host: Option<HeaderValue>,
-        conn: &ConnInfo,
-        ctx: &RequestContext,
-    ) {
+    fn upstream_headers(&self, headers: &mut HeaderMap, conn: &ConnInfo, ctx: &RequestContext) {
         headers::to_upstream(
             headers,
             Forwarded {
                 client: &conn.client,
-                host,
+                host: self.public_host.as_ref().unwrap_or(&conn.host),
                 port: &conn.local_port,
                 context: &self.context,
                 cookie_name: &self.cookie_name,
@@ -690,19 +755,32 @@ impl Gateway {
         headers.insert(X_REQUEST_ID, ctx.request_id.header());
     }
 
-    /// Reads a create body, refusing one over the configured size.
+    /// Reads a create body, refusing one over the configured size. The body is
+    /// taken from `unread` once read; a body refused for its size is left there, to
+    /// be drained after the answer.
     async fn read_create_body(
         &self,
         headers: &HeaderMap,
-        incoming: Incoming,
+        unread: &mut Option<RequestBody>,
+        ctx: &RequestContext,
     ) -> Result<Bytes, RequestError> {
         let limit = self.policy.max_create_body;
         if declared_length(headers).is_some_and(|n| n > limit as u64) {
             return Err(RequestError::PayloadTooLarge);
         }
-        match body::collect_limited(incoming, limit).await {
+        let Some(incoming) = unread.as_mut() else {
+            return Ok(Bytes::new());
+        };
+        let read = body::collect_limited(incoming, limit).await;
+        if !matches!(read, Err(CollectError::TooLarge)) {
+            *unread = None;
+        }
+        match read {
             Ok(bytes) => Ok(bytes),
             Err(CollectError::TooLarge) => Err(RequestError::PayloadTooLarge),
+            Err(CollectError::Failed(_)) if ctx.body_stalled.load(Ordering::Relaxed) => {
+                Err(RequestError::BodyTimeout)
+            }
             Err(CollectError::Failed(_)) => Err(RequestError::BadBody(
                 "the request body could not be read".into(),
             )),
@@ -811,6 +889,7 @@ impl Gateway {
         match &ctx.error {
             Some(RequestError::Unauthenticated(failure)) => m.auth_outcome(failure.as_str()),
             Some(RequestError::LockedOut { .. }) => m.auth_outcome("locked_out"),
+            Some(RequestError::LoginsBusy { .. }) => m.auth_outcome("busy"),
             Some(RequestError::RateLimited { limit, .. }) => {
                 Metrics::kind(&m.rate_limited, limit.as_str())
             }
@@ -839,6 +918,8 @@ impl Gateway {
     ) {
         self.count(ctx, method, status, elapsed);
         let error_code = ctx.error.as_ref().map(RequestError::code);
+        // Paths come from clients, authenticated or not: bounded in every line.
+        let path = &*logging::clip(path);
         tracing::info!(
             target: "livy_gateway::access",
             request_id = %ctx.request_id,
@@ -863,7 +944,7 @@ impl Gateway {
                 "allowed",
                 Some(format!(
                     "identity parameters removed: {}",
-                    ctx.removed_params.join(", ")
+                    logging::clip(&ctx.removed_params.join(", "))
                 )),
             ),
             Some(e) => {
@@ -983,18 +1064,6 @@ fn random_id() -> [u8; 16] {
     std::array::from_fn(|i| HEX[(n >> (60 - 4 * i)) as usize & 0xf])
 }
 
-/// Whether the body is form-encoded.
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        })
-}
-
 /// A path segment, percent-decoded (names may be encoded).
 fn decode_segment(segment: &str) -> String {
     percent_encoding::percent_decode_str(segment)
@@ -1012,8 +1081,8 @@ fn replace_id_segment(path: &str, id: u64) -> String {
 }
 
 /// Reads a whole body, at most `limit` bytes.
-async fn buffer(body: Body, limit: usize) -> Result<Bytes, RequestError> {
-    match body::collect_limited(body, limit).await {
+async fn buffer(mut body: Body, limit: usize) -> Result<Bytes, RequestError> {
+    match body::collect_limited(&mut body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(CollectError::TooLarge) => Err(RequestError::UpstreamTooLarge),
         Err(CollectError::Failed(_)) => Err(RequestError::UpstreamFailed),

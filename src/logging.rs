@@ -1,22 +1,224 @@
 //! Process-wide diagnostics: installs the `tracing` subscriber in the configured
-//! format (text or JSON) and level. Access lines are emitted by the request
-//! pipeline under the target `livy_gateway::access`.
+//! format (text or JSON) and level, and keeps what clients can make the gateway
+//! write bounded. Access lines are emitted by the request pipeline under the target
+//! `livy_gateway::access`.
+//!
+//! Unauthenticated traffic must not be able to fill the disk: text that comes from
+//! a client (paths, parameter names) is [`clip`]ped in every line, and warnings and
+//! errors are rate-limited per call site (and, for lines bridged from the `log`
+//! crate, such as rustls's, per target): [`PER_WINDOW`] each per [`WINDOW`], the
+//! rest counted and reported in one line by [`report_suppressed`].
 
-use tracing_subscriber::EnvFilter;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tracing::callsite::Identifier;
+use tracing::subscriber::Interest;
+use tracing::{Level, Metadata};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogConfig, LogFormat};
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides the configured
-/// level. Calling it twice is harmless (the second call does nothing).
+/// Longest client-supplied text written into one log or audit field, in bytes.
+pub const MAX_LOGGED_TEXT: usize = 1024;
+
+/// Warnings (and errors) from one call site written per [`WINDOW`]; the rest are
+/// counted.
+pub const PER_WINDOW: u32 = 10;
+/// The window [`PER_WINDOW`] applies to.
+pub const WINDOW: Duration = Duration::from_secs(60);
+
+/// `text` cut to at most [`MAX_LOGGED_TEXT`] bytes (on a character boundary),
+/// marked with `…` when cut.
+pub fn clip(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_LOGGED_TEXT {
+        return Cow::Borrowed(text);
+    }
+    let mut end = MAX_LOGGED_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &text[..end]))
+}
+
+/// Installs the global subscriber, writing to standard error. `RUST_LOG`, when set,
+/// overrides the configured level. Calling it twice is harmless (the second call
+/// does nothing).
 pub fn init(config: &LogConfig) {
+    init_with_writer(config, std::io::stderr);
+}
+
+/// [`init`], writing to `writer` (tests capture the log this way).
+pub fn init_with_writer<W>(config: &LogConfig, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let limiter = limiter();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = match config.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => registry.with(fmt.with_filter(limiter)).try_init(),
+        LogFormat::Json => registry
+            .with(fmt.json().flatten_event(true).with_filter(limiter))
+            .try_init(),
     };
+}
+
+/// Writes one warning per call site whose warnings were suppressed since the last
+/// report, saying how many. Called periodically.
+pub fn report_suppressed() {
+    for (target, suppressed) in limiter().take_suppressed() {
+        tracing::warn!(
+            target: "livy_gateway::log",
+            from = %target,
+            suppressed,
+            "repeated warnings suppressed"
+        );
+    }
+}
+
+/// The process's warning limiter (one, shared by every subscriber installed).
+fn limiter() -> &'static WarnLimiter {
+    static LIMITER: OnceLock<WarnLimiter> = OnceLock::new();
+    LIMITER.get_or_init(WarnLimiter::default)
+}
+
+/// How many warnings one call site wrote in its current window.
+struct Window {
+    started: Instant,
+    written: u32,
+    suppressed: u64,
+}
+
+/// A per-layer filter that lets through at most [`PER_WINDOW`] warnings and errors
+/// per call site and target per [`WINDOW`]. Everything less severe passes
+/// untouched (and without a lookup: such call sites are always enabled).
+#[derive(Default)]
+pub struct WarnLimiter {
+    windows: Mutex<HashMap<(Identifier, String), Window>>,
+}
+
+/// Distinct call sites and targets tracked; past it, finished windows are dropped.
+const MAX_TRACKED: usize = 1024;
+
+impl WarnLimiter {
+    /// Whether the next warning from `key` may be written at `now`.
+    fn allow(&self, site: Identifier, target: &str, now: Instant) -> bool {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() >= MAX_TRACKED {
+            windows.retain(|_, w| w.suppressed > 0 || now.duration_since(w.started) < WINDOW);
+        }
+        let window = windows.entry((site, target.to_owned())).or_insert(Window {
+            started: now,
+            written: 0,
+            suppressed: 0,
+        });
+        if now.duration_since(window.started) >= WINDOW {
+            window.started = now;
+            window.written = 0;
+        }
+        if window.written < PER_WINDOW {
+            window.written += 1;
+            true
+        } else {
+            window.suppressed += 1;
+            false
+        }
+    }
+
+    /// Targets with suppressed warnings since the last call, and how many.
+    fn take_suppressed(&self) -> Vec<(String, u64)> {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut taken = Vec::new();
+        for ((_, target), window) in windows.iter_mut() {
+            if window.suppressed > 0 {
+                taken.push((target.clone(), std::mem::take(&mut window.suppressed)));
+            }
+        }
+        taken
+    }
+}
+
+impl<S> Filter<S> for &'static WarnLimiter {
+    fn enabled(&self, _: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        true
+    }
+
+    // Counted here, once per event (`enabled` may be asked more than once for one
+    // line, as it is for lines bridged from the `log` crate).
+    fn event_enabled(&self, event: &tracing::Event<'_>, _: &Context<'_, S>) -> bool {
+        if *event.metadata().level() > Level::WARN {
+            return true;
+        }
+        // Lines from the `log` crate share one call site per level: their target
+        // (the logger's module) tells them apart.
+        let normalized = event.normalized_metadata();
+        let target = normalized
+            .as_ref()
+            .map_or(event.metadata().target(), |m| m.target());
+        self.allow(event.metadata().callsite(), target, Instant::now())
+    }
+
+    fn callsite_enabled(&self, _: &'static Metadata<'static>) -> Interest {
+        Interest::always()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_client_text_is_clipped_on_a_character_boundary() {
+        assert_eq!(clip("/short"), "/short");
+        let long = "é".repeat(MAX_LOGGED_TEXT);
+        let clipped = clip(&long);
+        assert!(clipped.len() <= MAX_LOGGED_TEXT + "…".len());
+        assert!(clipped.ends_with('…'));
+        assert!(clipped.trim_end_matches('…').chars().all(|c| c == 'é'));
+    }
+
+    // Not zero-sized: two statics must have two addresses (an identifier is one).
+    struct Site(#[allow(dead_code)] u8);
+    impl tracing::callsite::Callsite for Site {
+        fn set_interest(&self, _: Interest) {}
+        fn metadata(&self) -> &Metadata<'_> {
+            unimplemented!("not needed: only the identity is used")
+        }
+    }
+    static SITE_A: Site = Site(1);
+    static SITE_B: Site = Site(2);
+
+    #[test]
+    fn warnings_are_limited_per_call_site_and_window() {
+        let limiter = WarnLimiter::default();
+        let a = Identifier(&SITE_A);
+        let b = Identifier(&SITE_B);
+        let hs = "rustls::server::hs";
+        let start = Instant::now();
+        let allowed = (0..100)
+            .filter(|_| limiter.allow(a.clone(), hs, start))
+            .count();
+        assert_eq!(allowed, PER_WINDOW as usize);
+        assert!(
+            limiter.allow(b.clone(), hs, start),
+            "another call site has its own"
+        );
+        assert!(
+            limiter.allow(a.clone(), "rustls::other", start),
+            "another target too"
+        );
+        assert_eq!(limiter.take_suppressed(), vec![(hs.to_string(), 90)]);
+        assert!(limiter.take_suppressed().is_empty(), "reported once");
+        assert!(!limiter.allow(a.clone(), hs, start + WINDOW / 2));
+        assert!(limiter.allow(a, hs, start + WINDOW), "a new window");
+    }
 }

@@ -42,6 +42,11 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
 }
@@ -59,9 +64,10 @@ pub struct Metrics {
     pub rate_limited: Family<KindLabels, Counter>,
     pub active_connections: Gauge,
     pub released_connections: Gauge,
-    pub refused_connections: Counter,
+    /// By reason: `capacity` (`server.max_connections`), `per_address`.
+    pub refused_connections: Family<ReasonLabels, Counter>,
     pub live_sessions: Gauge,
-    /// By kind: `error`, `timeout`.
+    /// By kind: `error`, `timeout`, `plain_http`.
     pub tls_handshake_failures: Family<KindLabels, Counter>,
     /// By kind: `unavailable`, `timeout`, `failed`, `too_large`.
     pub upstream_errors: Family<KindLabels, Counter>,
@@ -129,7 +135,7 @@ impl Metrics {
             rate_limited: Family::default(),
             active_connections: Gauge::default(),
             released_connections: Gauge::default(),
-            refused_connections: Counter::default(),
+            refused_connections: Family::default(),
             live_sessions: Gauge::default(),
             tls_handshake_failures: Family::default(),
             upstream_errors: Family::default(),
@@ -173,7 +179,7 @@ impl Metrics {
         );
         registry.register(
             "refused_connections",
-            "Connections closed at once because the connection limit was reached",
+            "Connections closed at once because a connection limit was reached, by reason",
             m.refused_connections.clone(),
         );
         registry.register(

@@ -3,13 +3,17 @@
 //! `/gateway/<topology>/livy/v1/<path>?<query>` and `/gateway/<topology>/livy/<path>?<query>`
 //! both map to `<livy>/<path>?<query>` (Livy itself has no `/v1`). The path is checked
 //! as received, before any decoding: dot segments, percent-encoded `/`, `\` or `.`,
-//! backslashes, empty segments and control characters (raw or encoded) are refused
-//! with 400, so Livy and the gateway can never disagree about which resource a path
-//! names. Everything else outside the prefix is 404.
+//! backslashes, empty segments, path parameters (`;`, raw or encoded: old Jetty
+//! strips `;…` from a segment before resolving `..`), control characters (raw or
+//! encoded) and any `%` not followed by two hex digits (`%u0064` is an escape Jetty
+//! 9.3 decodes) are refused with 400, so Livy and the gateway can never disagree
+//! about which resource a path names. The query gets the same escape check
+//! ([`query::check`]). Everything else outside the prefix is 404.
 
 use http::Method;
 
 use crate::error::RequestError;
+use crate::livy::query;
 
 /// A request's destination inside Livy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +42,9 @@ pub fn resolve(
     prefix: &str,
 ) -> Result<Route, RequestError> {
     check_path(path)?;
+    if let Some(query) = query {
+        query::check(query)?;
+    }
     let rest = path
         .strip_prefix(prefix)
         .and_then(|r| r.strip_prefix("/livy/"))
@@ -78,6 +85,7 @@ fn check_path(path: &str) -> Result<(), RequestError> {
                 segment_start = Some(i + 1);
             }
             b'\\' => return Err(RequestError::BadPath("backslash in path")),
+            b';' => return Err(RequestError::BadPath("path parameter (';') in path")),
             b if b < 0x20 || b == 0x7f => {
                 return Err(RequestError::BadPath("control character in path"))
             }
@@ -88,9 +96,9 @@ fn check_path(path: &str) -> Result<(), RequestError> {
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or(RequestError::BadPath("malformed percent-encoding in path"))?;
                 match decoded {
-                    b'/' | b'\\' | b'.' => {
+                    b'/' | b'\\' | b'.' | b';' => {
                         return Err(RequestError::BadPath(
-                            "percent-encoded '/', '\\' or '.' in path",
+                            "percent-encoded '/', '\\', '.' or ';' in path",
                         ))
                     }
                     b if b < 0x20 || b == 0x7f => {
@@ -202,6 +210,11 @@ mod tests {
             "/gateway/default/livy/v1/batches/.",
             "/gateway/default/../default/livy/v1/batches",
             "//gateway/default/livy/v1/batches",
+            "/gateway/default/livy/v1/batches/1/..;/..;/sessions/1",
+            "/gateway/default/livy/v1/batches/1;x=y",
+            "/gateway/default/livy/v1/batches/1%3b",
+            "/gateway/default/livy/v1/batches/%u0031",
+            "/gateway/default/livy/v1/batches/%u002e%u002e/x",
         ] {
             assert!(
                 matches!(

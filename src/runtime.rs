@@ -30,6 +30,8 @@ pub struct ConnectionSettings {
     pub http1: http1::Builder,
     pub http2: http2::Builder<TokioExecutor>,
     pub handshake_timeout: Duration,
+    /// A connection's first request must arrive within this of its handshake.
+    pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     /// After this long idle, an HTTP/1.1 connection gives back its buffers; `None`
     /// keeps them.
@@ -68,9 +70,14 @@ fn http2_builder(c: &ServerConfig) -> http2::Builder<TokioExecutor> {
     builder
 }
 
-/// hyper's own header buffer: four times the gateway's limit, at least 64 KiB.
+/// hyper's own header limit (HTTP/1.1 read buffer, HTTP/2 `MAX_HEADER_LIST_SIZE`):
+/// sixteen times the gateway's limit, at least 256 KiB. Headers between the two get
+/// the gateway's JSON 431 on both protocols; only beyond this one does the protocol
+/// layer refuse them itself (hyper's bare 431 on HTTP/1.1; over HTTP/2 the limit is
+/// advertised, and clients such as curl refuse to send more). It is also what one
+/// connection may make the gateway buffer for a request head.
 fn hyper_buffer(c: &ServerConfig) -> usize {
-    (c.max_header_bytes * 4).max(64 * 1024)
+    (c.max_header_bytes * 16).max(256 * 1024)
 }
 
 impl Active {
@@ -82,6 +89,7 @@ impl Active {
                 http1: http1_builder(&config.server),
                 http2: http2_builder(&config.server),
                 handshake_timeout: Duration::from_secs(config.server.handshake_timeout_secs),
+                header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
                 idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
                 release_buffers_after: match config.server.release_idle_buffers_after_ms {
                     0 => None,
@@ -172,6 +180,10 @@ impl Runtime {
             (
                 "server.shutdown_grace_secs",
                 config.server.shutdown_grace_secs != old.server.shutdown_grace_secs,
+            ),
+            (
+                "server.max_connections_per_address",
+                config.server.max_connections_per_address != old.server.max_connections_per_address,
             ),
             ("admin", config.admin != old.admin),
         ] {

@@ -2,17 +2,19 @@
 //! each to [`connection::serve`], periodic housekeeping, reloads on SIGHUP, and
 //! graceful shutdown.
 //!
-//! A connection beyond `server.max_connections` is closed at once, before any TLS
-//! work. On shutdown the listener stops accepting, every connection is asked to
+//! A connection beyond `server.max_connections`, or beyond
+//! `server.max_connections_per_address` from one client address, is closed at once,
+//! before any TLS work. On shutdown the listener stops accepting, every connection is asked to
 //! finish its in-flight requests and close, and the gateway waits at most the grace
 //! period for them.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
@@ -20,10 +22,11 @@ use crate::config::Config;
 use crate::connection;
 use crate::error::StartupError;
 use crate::gateway::ConnInfo;
+use crate::metrics::{Metrics, ReasonLabels};
 use crate::runtime::Runtime;
 
 /// How often expired sessions, idle rate-limit keys and old login failures are
-/// dropped from memory.
+/// dropped from memory (and suppressed warnings reported).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Checks everything a config names (certificate, key, users, upstream URLs) without
@@ -95,17 +98,79 @@ async fn reload_on_sighup(runtime: Arc<Runtime>) {
     }
 }
 
+/// Counts a refused connection (closed at once, before any TLS work), with a
+/// warning on the 1st, 2nd, 4th, 8th … of each reason.
+fn refuse(metrics: &Metrics, reason: &'static str, peer: std::net::SocketAddr, max: usize) {
+    let counter = metrics
+        .refused_connections
+        .get_or_create(&ReasonLabels { reason })
+        .clone();
+    let refused = counter.inc() + 1;
+    if refused.is_power_of_two() {
+        tracing::warn!(%peer, refused, max, reason, "connection limit reached; refusing connections");
+    }
+}
+
+/// Open connections per client address, within `server.max_connections_per_address`
+/// (0: no limit), so one address cannot take every slot.
+struct AddressSlots {
+    max: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's place in [`AddressSlots`], given back when dropped.
+struct AddressSlot {
+    ip: IpAddr,
+    open: Option<Arc<Mutex<HashMap<IpAddr, usize>>>>,
+}
+
+impl AddressSlots {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for a connection from `ip`, or `None` when it has its share.
+    fn take(&self, ip: IpAddr) -> Option<AddressSlot> {
+        if self.max == 0 {
+            return Some(AddressSlot { ip, open: None });
+        }
+        let mut open = self.open.lock().expect("address slots lock");
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            ip,
+            open: Some(self.open.clone()),
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let Some(open) = &self.open else { return };
+        let mut open = open.lock().expect("address slots lock");
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Serves connections from `listener` until `shutdown` completes, then drains.
 pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Future<Output = ()>) {
     let config = runtime.config();
     let max_connections = config.server.max_connections;
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let local_port = listener
-        .local_addr()
-        .map(|a| HeaderValue::from(a.port()))
-        .unwrap_or(HeaderValue::from_static("443"));
     // One permit per open connection: the cap, and what the drain waits for.
     let slots = Arc::new(Semaphore::new(max_connections));
+    let per_address = AddressSlots::new(config.server.max_connections_per_address);
     let (closing, closing_rx) = watch::channel(false);
     let metrics = runtime.metrics().clone();
 
@@ -116,6 +181,7 @@ pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Fu
             loop {
                 tick.tick().await;
                 runtime.gateway().housekeeping();
+                crate::logging::report_suppressed();
             }
         })
     };
@@ -135,15 +201,20 @@ pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Fu
             },
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            metrics.refused_connections.inc();
-            let refused = metrics.refused_connections.get();
-            if refused.is_power_of_two() {
-                tracing::warn!(%peer, refused, max = max_connections, "connection limit reached; refusing connections");
-            }
-            drop(stream);
+            refuse(&metrics, "capacity", peer, max_connections);
             continue;
         };
-        let conn = ConnInfo::new(peer, local_port.clone());
+        let Some(per_address) = per_address.take(peer.ip()) else {
+            refuse(
+                &metrics,
+                "per_address",
+                peer,
+                config.server.max_connections_per_address,
+            );
+            continue;
+        };
+        let local = stream.local_addr().unwrap_or(peer);
+        let conn = ConnInfo::new(peer, local);
         let (runtime, closing_rx, metrics) = (runtime.clone(), closing_rx.clone(), metrics.clone());
         metrics.active_connections.inc();
         // The connection's future is made inside the task so that the task holds it
@@ -151,6 +222,7 @@ pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Fu
         tokio::spawn(async move {
             connection::serve(stream, conn, runtime, closing_rx).await;
             metrics.active_connections.dec();
+            drop(per_address);
             drop(permit);
         });
     }

@@ -6,10 +6,10 @@
 //! unused for the idle timeout or, however busy, at the absolute timeout. The
 //! [`SessionStore`] trait keeps the storage replaceable (a store shared by several
 //! gateway instances comes later); [`MemorySessionStore`] is the in-process one,
-//! bounded in size: past `max_sessions` the oldest session is evicted, in constant
-//! time (clients that never keep cookies start a session per request).
+//! bounded in size: past `max_sessions` the least recently used session is evicted,
+//! in constant time, so a flood of new logins (clients that never keep cookies
+//! start one per request) pushes out idle sessions before busy ones.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,29 +47,15 @@ struct Record {
     last_used: Instant,
 }
 
-/// Sessions, and their ids in order of creation (for eviction).
-#[derive(Default)]
-struct Sessions {
-    /// Keyed by ids the gateway minted (random), so a fast hash is safe: a client
-    /// cannot choose keys that collide.
-    map: HashMap<String, Record, foldhash::fast::RandomState>,
-    /// Ids oldest first; may still hold ids already removed from `map`, which are
-    /// skipped on eviction and pruned when they pile up.
-    order: VecDeque<String>,
-}
-
-impl Sessions {
-    fn prune_order(&mut self) {
-        let map = &self.map;
-        self.order.retain(|id| map.contains_key(id));
-    }
-}
+/// Sessions by id, in order of use. Keyed by ids the gateway minted (random), so a
+/// fast hash is safe: a client cannot choose keys that collide.
+type Sessions = lru::LruCache<String, Record, foldhash::fast::RandomState>;
 
 /// An in-memory [`SessionStore`].
 pub struct MemorySessionStore {
     idle: Duration,
     absolute: Duration,
-    /// Past this many sessions the oldest one is evicted.
+    /// Past this many sessions the least recently used one is evicted.
     max_sessions: usize,
     sessions: Mutex<Sessions>,
 }
@@ -80,7 +66,9 @@ impl MemorySessionStore {
             idle,
             absolute,
             max_sessions: max_sessions.max(1),
-            sessions: Mutex::new(Sessions::default()),
+            // Unbounded to the cache itself (a bounded one allocates its whole
+            // capacity up front); `create` keeps it within `max_sessions`.
+            sessions: Mutex::new(Sessions::unbounded_with_hasher(Default::default())),
         }
     }
 
@@ -95,18 +83,10 @@ impl SessionStore for MemorySessionStore {
         let id = new_session_id();
         let now = Instant::now();
         let mut sessions = self.sessions.lock().expect("session lock");
-        while sessions.map.len() >= self.max_sessions {
-            match sessions.order.pop_front() {
-                Some(oldest) => {
-                    sessions.map.remove(&oldest);
-                }
-                None => break,
-            }
+        while sessions.len() >= self.max_sessions {
+            sessions.pop_lru();
         }
-        if sessions.order.len() >= 2 * self.max_sessions {
-            sessions.prune_order();
-        }
-        sessions.map.insert(
+        sessions.push(
             id.clone(),
             Record {
                 user: Arc::from(user),
@@ -114,16 +94,16 @@ impl SessionStore for MemorySessionStore {
                 last_used: now,
             },
         );
-        sessions.order.push_back(id.clone());
         id
     }
 
     fn touch(&self, id: &str) -> Option<Arc<str>> {
         let now = Instant::now();
         let mut sessions = self.sessions.lock().expect("session lock");
-        let record = sessions.map.get_mut(id)?;
+        // `get_mut` also makes it the most recently used.
+        let record = sessions.get_mut(id)?;
         if self.expired(record, now) {
-            sessions.map.remove(id);
+            sessions.pop(id);
             return None;
         }
         record.last_used = now;
@@ -131,26 +111,44 @@ impl SessionStore for MemorySessionStore {
     }
 
     fn remove(&self, id: &str) {
-        self.sessions.lock().expect("session lock").map.remove(id);
+        self.sessions.lock().expect("session lock").pop(id);
     }
 
     fn remove_user(&self, user: &str) {
-        self.sessions
-            .lock()
-            .expect("session lock")
-            .map
-            .retain(|_, r| &*r.user != user);
+        let mut sessions = self.sessions.lock().expect("session lock");
+        let ids: Vec<String> = sessions
+            .iter()
+            .filter(|(_, r)| &*r.user == user)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            sessions.pop(&id);
+        }
     }
 
     fn sweep(&self) {
         let now = Instant::now();
         let mut sessions = self.sessions.lock().expect("session lock");
-        sessions.map.retain(|_, r| !self.expired(r, now));
-        sessions.prune_order();
+        // Least recently used first: stop at the first one still in use.
+        while let Some((_, oldest)) = sessions.peek_lru() {
+            if now.duration_since(oldest.last_used) < self.idle {
+                break;
+            }
+            sessions.pop_lru();
+        }
+        // Busy sessions past their absolute timeout can sit anywhere in the order.
+        let over: Vec<String> = sessions
+            .iter()
+            .filter(|(_, r)| self.expired(r, now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in over {
+            sessions.pop(&id);
+        }
     }
 
     fn len(&self) -> usize {
-        self.sessions.lock().expect("session lock").map.len()
+        self.sessions.lock().expect("session lock").len()
     }
 }
 
@@ -182,6 +180,16 @@ pub fn session_ids<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<I
             (n == name).then_some(v.trim_matches('"'))
         })
         .filter(|v| is_well_formed_id(v))
+}
+
+/// Whether the request carries a cookie named `name` at all (well-formed or not).
+pub fn carries_cookie(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .any(|pair| pair.trim().split_once('=').is_some_and(|(n, _)| n == name))
 }
 
 /// The `Cookie` header value without the cookie named `name`; `None` when nothing
@@ -267,7 +275,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn bounded_by_evicting_the_oldest() {
+    async fn bounded_by_evicting_the_least_recently_used() {
         let s = store();
         let a = s.create("a");
         let b = s.create("b");
@@ -275,20 +283,43 @@ mod tests {
         s.remove(&b);
         let d = s.create("d");
         assert_eq!(s.len(), 3, "a freed slot is reused before evicting");
+        // `a` is the oldest, but in use: `c` goes instead.
+        assert!(s.touch(&a).is_some());
         let e = s.create("e");
         assert_eq!(s.len(), 3);
-        assert!(s.touch(&a).is_none(), "the oldest went");
-        for id in [&c, &d, &e] {
+        assert!(s.touch(&c).is_none(), "the least recently used went");
+        for id in [&d, &e, &a] {
             assert!(s.touch(id).is_some());
         }
+        // A flood of logins never pushes out a session kept in use.
         for _ in 0..100 {
             s.create("flood");
+            assert!(s.touch(&a).is_some());
             assert!(s.len() <= 3);
         }
-        assert!(
-            s.sessions.lock().unwrap().order.len() <= 6,
-            "eviction order stays bounded"
-        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sweeping_drops_idle_and_overage_sessions_only() {
+        let s = MemorySessionStore::new(Duration::from_secs(60), Duration::from_secs(100), 10);
+        let busy = s.create("busy");
+        let idle = s.create("idle");
+        tokio::time::advance(Duration::from_secs(50)).await;
+        let fresh = s.create("fresh");
+        assert!(s.touch(&busy).is_some());
+        tokio::time::advance(Duration::from_secs(20)).await;
+        s.sweep();
+        assert_eq!(s.len(), 2, "the idle one went");
+        assert!(s.touch(&idle).is_none());
+        for _ in 0..2 {
+            tokio::time::advance(Duration::from_secs(10)).await;
+            assert!(s.touch(&busy).is_some());
+        }
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(s.touch(&fresh).is_some());
+        s.sweep();
+        assert_eq!(s.len(), 1, "busy reached its absolute timeout");
+        assert!(s.touch(&fresh).is_some());
     }
 
     #[test]
@@ -313,6 +344,8 @@ mod tests {
             vec![id.as_str()]
         );
         assert_eq!(strip_cookie(&h, "JSESSIONID").unwrap(), "a=1; b=2");
+        assert!(carries_cookie(&h, "JSESSIONID"));
+        assert!(!carries_cookie(&h, "JSESSION"));
         let mut only = HeaderMap::new();
         only.insert(
             COOKIE,

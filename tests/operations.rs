@@ -38,10 +38,18 @@ async fn metrics_count_what_happened() {
     let mut plain = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     plain.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
     drop(plain);
-    // Let the failed handshake be counted.
+    let mut garbage = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    garbage
+        .write_all(b"\x16\x03\x01\x00\x01\x00")
+        .await
+        .unwrap();
+    drop(garbage);
+    // Let the failed handshakes be counted.
     let mut m = scrape(&gw).await;
     for _ in 0..100 {
-        if m.contains_key(r#"livy_gateway_tls_handshake_failures_total{kind="error"}"#) {
+        if m.contains_key(r#"livy_gateway_tls_handshake_failures_total{kind="error"}"#)
+            && m.contains_key(r#"livy_gateway_tls_handshake_failures_total{kind="plain_http"}"#)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -106,6 +114,13 @@ async fn metrics_count_what_happened() {
         metric(
             &m,
             r#"livy_gateway_tls_handshake_failures_total{kind="error"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"livy_gateway_tls_handshake_failures_total{kind="plain_http"}"#
         ),
         1.0
     );

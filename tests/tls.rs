@@ -100,14 +100,27 @@ async fn sessions_resume_with_tickets() {
 }
 
 #[tokio::test]
-async fn plain_http_on_the_tls_port_fails_that_connection_only() {
+async fn plain_http_on_the_tls_port_is_told_to_use_https() {
     let gw = TestGateway::start(Options::default()).await;
     let mut plain = TcpStream::connect(gw.addr).await.unwrap();
     plain
         .write_all(b"GET /gateway/default/livy/v1/batches HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    assert!(closed_within(&mut plain, Duration::from_secs(10)).await);
+    // Answered as nginx does: a 400 saying to use https, then closed.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "not closed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("connection: close\r\n"), "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"], "plain_http");
+    assert!(body["msg"].as_str().unwrap().contains("https"));
     let r = gw
         .client()
         .as_user("alice", Method::GET, "/gateway/default/livy/v1/batches", "")

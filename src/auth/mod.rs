@@ -1,17 +1,20 @@
 //! Authentication: who is making a request.
 //!
 //! [`Authenticator`] checks Basic credentials against the htpasswd file. Hash
-//! verification runs on the blocking pool, at most one per core at a time, so a
-//! burst of logins cannot starve the async workers. Successful verifications are
-//! remembered by the [`cache::CredentialCache`]. An unknown user is checked against a
-//! dummy hash of the same cost, so response time does not reveal which users exist.
-//! Repeated failures lock logins out for a while ([`throttle`]); a locked-out attempt
-//! is refused before any hash is computed (a remembered, already verified password
-//! is still accepted: it proves nothing new to a guesser).
+//! verification runs on the blocking pool, at most one per core at a time, behind a
+//! bounded [`queue`] where familiar logins wait ahead of strangers, so a burst of
+//! logins can neither starve the async workers nor delay real users without bound.
+//! Successful verifications are remembered by the [`cache::CredentialCache`]. An
+//! unknown user is checked against a dummy hash of the same cost, so response time
+//! does not reveal which users exist. Repeated failures lock logins out for a while
+//! ([`throttle`]); a locked-out attempt is refused before anything else, remembered
+//! credentials included (otherwise a guesser could go on guessing whenever the user
+//! had logged in recently, and a remembered match would confirm a guess).
 
 pub mod basic;
 pub mod cache;
 pub mod htpasswd;
+pub mod queue;
 pub mod throttle;
 
 use std::collections::HashSet;
@@ -19,7 +22,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};
-use tokio::sync::Semaphore;
 
 use std::net::IpAddr;
 
@@ -30,6 +32,7 @@ use crate::error::{AuthFailure, RequestError, StartupError};
 use basic::Credentials;
 use cache::CredentialCache;
 use htpasswd::{Entry, Htpasswd, Scheme};
+use queue::{Line, Slot, VerifyQueue};
 use throttle::LoginThrottle;
 
 /// bcrypt cost of the dummy hash when the file has no bcrypt entry to copy.
@@ -52,8 +55,8 @@ pub struct Authenticator {
     /// it, nor does the first login compete with it for the CPU.
     dummy: Arc<OnceLock<Entry>>,
     cache: CredentialCache,
-    /// Bounds concurrent hash computations to the number of cores.
-    slots: Semaphore,
+    /// Bounds concurrent hash computations to the number of cores, and those waiting.
+    queue: Arc<VerifyQueue>,
     admins: HashSet<String>,
     /// Shared with the next configuration after a reload, so lockouts survive it.
     throttle: Arc<LoginThrottle>,
@@ -84,34 +87,52 @@ impl Authenticator {
                 Duration::from_secs(config.cache_ttl_secs),
                 config.cache_max_entries,
             ),
-            slots: Semaphore::new(cores),
+            queue: VerifyQueue::new(cores, config.max_pending_verifications),
             admins: config.admins.iter().cloned().collect(),
             throttle,
         })
     }
 
-    /// A login attempt from `ip`: the credential cache, then the lockout check, then
-    /// the password hash. Failures count towards lockouts.
+    /// A login attempt from `ip`: the lockout check, then the credential cache, then
+    /// (reserved with the throttle, and queued) the password hash. Failures count
+    /// towards lockouts; a check refused because the queue is full counts for
+    /// nothing.
     pub async fn login(
         &self,
         credentials: &Credentials,
         ip: IpAddr,
     ) -> Result<Verified, RequestError> {
+        let locked_out = |wait: Duration| RequestError::LockedOut {
+            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        };
+        self.throttle
+            .check(&credentials.user, ip)
+            .map_err(locked_out)?;
         if self.is_cached(credentials) {
             return Ok(Verified::Cached);
         }
-        if let Err(wait) = self.throttle.check(&credentials.user, ip) {
-            return Err(RequestError::LockedOut {
-                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-            });
-        }
-        match self.verify(credentials).await {
+        let attempt = self
+            .throttle
+            .begin(&credentials.user, ip)
+            .map_err(locked_out)?;
+        let line = match self.throttle.is_familiar(&credentials.user, ip) {
+            true => Line::Familiar,
+            false => Line::Other,
+        };
+        let slot = self
+            .queue
+            .acquire(line)
+            .await
+            .map_err(|_| RequestError::LoginsBusy {
+                retry_after_secs: 1,
+            })?;
+        match self.check(slot, credentials).await {
             Ok(verified) => {
-                self.throttle.succeeded(&credentials.user, ip);
+                attempt.succeeded();
                 Ok(verified)
             }
             Err(failure) => {
-                self.throttle.failed(&credentials.user, ip);
+                attempt.failed();
                 Err(RequestError::Unauthenticated(failure))
             }
         }
@@ -139,33 +160,38 @@ impl Authenticator {
         self.throttle.housekeeping();
     }
 
-    /// Checks credentials. The error is always [`AuthFailure::BadCredentials`], whether
-    /// the user is unknown or the password wrong.
+    /// Checks credentials (the cache, else a hash in the queue's ordinary line),
+    /// without the throttle. The error is always [`AuthFailure::BadCredentials`],
+    /// whether the user is unknown or the password wrong.
     pub async fn verify(&self, credentials: &Credentials) -> Result<Verified, AuthFailure> {
-        let known = self.users.get(&credentials.user).cloned();
-        if let Some(entry) = &known {
-            if self
-                .cache
-                .contains(&credentials.user, &credentials.password, &entry.hash)
-            {
-                return Ok(Verified::Cached);
-            }
+        if self.is_cached(credentials) {
+            return Ok(Verified::Cached);
         }
-        let _slot = self
-            .slots
-            .acquire()
+        let slot = self
+            .queue
+            .acquire(Line::Other)
             .await
             .map_err(|_| AuthFailure::BadCredentials)?;
+        self.check(slot, credentials).await
+    }
+
+    /// Computes the hash for `credentials` while holding `slot`.
+    async fn check(&self, slot: Slot, credentials: &Credentials) -> Result<Verified, AuthFailure> {
+        let known = self.users.get(&credentials.user).cloned();
         let password = credentials.password.clone();
         let dummy = self.dummy.clone();
         let entry = known.clone();
         let cost = self.users.bcrypt_cost().unwrap_or(DEFAULT_DUMMY_COST);
-        let matches = tokio::task::spawn_blocking(move || match entry {
-            Some(entry) => entry.verify(&password),
-            None => {
-                // Same work as for a known user, and never a match.
-                dummy.get_or_init(|| dummy_entry(cost)).verify(&password);
-                false
+        let matches = tokio::task::spawn_blocking(move || {
+            // The slot is held until the hash is done, even if the request is not.
+            let _slot = slot;
+            match entry {
+                Some(entry) => entry.verify(&password),
+                None => {
+                    // Same work as for a known user, and never a match.
+                    dummy.get_or_init(|| dummy_entry(cost)).verify(&password);
+                    false
+                }
             }
         })
         .await
@@ -226,6 +252,7 @@ mod tests {
             admins: vec!["root".into()],
             cache_ttl_secs: 60,
             cache_max_entries: 100,
+            max_pending_verifications: 8,
         }
     }
 
@@ -288,9 +315,14 @@ mod tests {
             auth.login(&creds("alice", "pw"), elsewhere).await.unwrap(),
             Verified::Computed
         );
-        // A remembered, verified password passes even on the locked pair.
+        // Remembered, the right password still gets nowhere on the locked pair:
+        // a lockout holds for every attempt it covers.
+        assert!(matches!(
+            auth.login(&creds("alice", "pw"), ip).await,
+            Err(RequestError::LockedOut { .. })
+        ));
         assert_eq!(
-            auth.login(&creds("alice", "pw"), ip).await.unwrap(),
+            auth.login(&creds("alice", "pw"), elsewhere).await.unwrap(),
             Verified::Cached
         );
     }

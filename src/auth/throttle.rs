@@ -1,5 +1,6 @@
 //! Failed-login throttling: repeated wrong passwords lead to temporary lockouts with
-//! growing backoff, during which the password is not even checked.
+//! growing backoff, during which no password is checked, and no remembered one
+//! accepted either.
 //!
 //! The policy, chosen so an attacker elsewhere cannot lock a real user out:
 //! - **per (user, address) pair**: `max_failures_per_pair` failures lock that pair;
@@ -13,7 +14,13 @@
 //! Each lockout lasts `lockout_secs`, doubling with every further lockout of the same
 //! key up to `max_lockout_secs`; failures older than `failure_window_secs` are
 //! forgotten, and a success resets its pair. Session cookies are never affected:
-//! lockouts only gate password checks. State is bounded by `max_tracked_keys`.
+//! lockouts only gate password logins.
+//!
+//! A password check is reserved before it starts ([`LoginThrottle::begin`]): checks
+//! in flight count against every limit as if they had already failed, so a burst of
+//! concurrent guesses gets no more checks than the limit, however many arrive at
+//! once. The [`Attempt`] records the outcome; dropped unsettled (the client went
+//! away) it counts for nothing. State is bounded by `max_tracked_keys`.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -25,12 +32,30 @@ use tokio::time::Instant;
 
 use crate::config::LoginConfig;
 
+/// How long a caller is asked to wait when every allowed check is already in
+/// flight (one of them will have settled by then).
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone, Copy)]
 struct Counter {
     failures: u32,
+    /// Checks reserved and not yet settled.
+    in_flight: u32,
     last_failure: Instant,
     lockouts: u32,
     locked_until: Option<Instant>,
+}
+
+impl Counter {
+    fn new(now: Instant) -> Self {
+        Self {
+            failures: 0,
+            in_flight: 0,
+            last_failure: now,
+            lockouts: 0,
+            locked_until: None,
+        }
+    }
 }
 
 /// Failure counters for one kind of key.
@@ -47,36 +72,72 @@ impl<K: Hash + Eq + Clone> Counters<K> {
         }
     }
 
-    fn locked_until(&self, key: &K, now: Instant) -> Option<Instant> {
-        self.map
-            .get(key)
-            .and_then(|c| c.locked_until)
-            .filter(|until| *until > now)
+    /// How long `key` must wait: a running lockout, or every allowed check in
+    /// flight already.
+    fn blocked(&self, key: &K, now: Instant, policy: &Policy) -> Option<Duration> {
+        let counter = self.map.get(key)?;
+        if let Some(until) = counter.locked_until.filter(|until| *until > now) {
+            return Some(until - now);
+        }
+        let fresh = policy.forgotten(counter, now);
+        let failures = if fresh { 0 } else { counter.failures };
+        (self.threshold > 0 && failures + counter.in_flight >= self.threshold)
+            .then_some(IN_FLIGHT_WAIT)
     }
 
-    fn fail(&mut self, key: K, now: Instant, policy: &Policy, cap: usize) {
+    /// The counter for `key`, made if there is room (`None` past `cap`: the key is
+    /// not tracked, as when counting is off).
+    fn counter(
+        &mut self,
+        key: K,
+        now: Instant,
+        policy: &Policy,
+        cap: usize,
+    ) -> Option<&mut Counter> {
         if self.threshold == 0 {
-            return;
+            return None;
         }
         if !self.map.contains_key(&key) && self.map.len() >= cap {
             self.map.retain(|_, c| !policy.forgotten(c, now));
             if self.map.len() >= cap {
                 tracing::warn!("login throttle is tracking too many keys; not tracking a new one");
-                return;
+                return None;
             }
         }
-        let counter = self.map.entry(key).or_insert(Counter {
-            failures: 0,
-            last_failure: now,
-            lockouts: 0,
-            locked_until: None,
-        });
+        let counter = self.map.entry(key).or_insert_with(|| Counter::new(now));
         if policy.forgotten(counter, now) {
             *counter = Counter {
-                failures: 0,
-                last_failure: now,
-                lockouts: 0,
-                locked_until: None,
+                in_flight: counter.in_flight,
+                ..Counter::new(now)
+            };
+        }
+        Some(counter)
+    }
+
+    /// Reserves a check for `key`; false if the key is not tracked.
+    fn reserve(&mut self, key: K, now: Instant, policy: &Policy, cap: usize) -> bool {
+        match self.counter(key, now, policy, cap) {
+            Some(counter) => {
+                counter.in_flight += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends a reservation; a failure counts and may start a lockout.
+    fn settle(&mut self, key: &K, failed: bool, now: Instant, policy: &Policy) {
+        let Some(counter) = self.map.get_mut(key) else {
+            return;
+        };
+        counter.in_flight = counter.in_flight.saturating_sub(1);
+        if !failed {
+            return;
+        }
+        if policy.forgotten(counter, now) {
+            *counter = Counter {
+                in_flight: counter.in_flight,
+                ..Counter::new(now)
             };
         }
         counter.failures += 1;
@@ -89,7 +150,13 @@ impl<K: Hash + Eq + Clone> Counters<K> {
     }
 
     fn reset(&mut self, key: &K) {
-        self.map.remove(key);
+        if let Some(counter) = self.map.get_mut(key) {
+            // Keep the reservations of checks still running; forget the rest.
+            *counter = Counter {
+                in_flight: counter.in_flight,
+                ..Counter::new(counter.last_failure)
+            };
+        }
     }
 
     fn sweep(&mut self, now: Instant, policy: &Policy) {
@@ -115,10 +182,46 @@ impl Policy {
             .min(self.max_lockout)
     }
 
-    /// A counter with no recent failure and no running lockout can be dropped.
+    /// A counter with no recent failure, no running lockout and no check in flight
+    /// can be dropped.
     fn forgotten(&self, c: &Counter, now: Instant) -> bool {
-        now.duration_since(c.last_failure) > self.window
+        c.in_flight == 0
+            && now.duration_since(c.last_failure) > self.window
             && c.locked_until.is_none_or(|until| until <= now)
+    }
+}
+
+/// When each key last logged in successfully.
+struct Successes<K> {
+    map: HashMap<K, Instant>,
+}
+
+impl<K> Default for Successes<K> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq> Successes<K> {
+    fn recent(&self, key: &K, now: Instant, within: Duration) -> bool {
+        self.map
+            .get(key)
+            .is_some_and(|at| now.duration_since(*at) <= within)
+    }
+
+    fn record(&mut self, key: K, now: Instant, within: Duration, cap: usize) {
+        if self.map.len() >= cap && !self.map.contains_key(&key) {
+            self.map.retain(|_, at| now.duration_since(*at) <= within);
+        }
+        if self.map.len() < cap || self.map.contains_key(&key) {
+            self.map.insert(key, now);
+        }
+    }
+
+    fn sweep(&mut self, now: Instant, within: Duration) {
+        self.map.retain(|_, at| now.duration_since(*at) <= within);
     }
 }
 
@@ -126,8 +229,13 @@ struct State {
     pairs: Counters<(String, IpAddr)>,
     addresses: Counters<IpAddr>,
     users: Counters<String>,
-    /// (user, address) → last successful login.
-    trusted: HashMap<(String, IpAddr), Instant>,
+    /// (user, address) → last successful login: exempts the pair from the user's
+    /// global lockout.
+    trusted: Successes<(String, IpAddr)>,
+    /// Addresses and users with a recent successful login (any user, any address):
+    /// their checks go ahead of anonymous ones when checks queue up.
+    known_addresses: Successes<IpAddr>,
+    known_users: Successes<String>,
 }
 
 /// Tracks failed logins and answers whether a login may be attempted.
@@ -136,6 +244,43 @@ pub struct LoginThrottle {
     trusted_for: Duration,
     max_keys: usize,
     state: Mutex<State>,
+}
+
+/// A reserved password check: settle it with [`Attempt::succeeded`] or
+/// [`Attempt::failed`]; dropped unsettled it counts for nothing.
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    user: String,
+    ip: IpAddr,
+    /// Which counters hold a reservation for it.
+    reserved: [bool; 3],
+    settled: bool,
+}
+
+impl Attempt<'_> {
+    /// The password matched: the pair's failures are forgotten and the address
+    /// trusted for this user.
+    pub fn succeeded(mut self) {
+        self.settle(false);
+    }
+
+    /// The password did not match: counts towards every lockout.
+    pub fn failed(mut self) {
+        self.settle(true);
+    }
+
+    fn settle(&mut self, failed: bool) {
+        self.settled = true;
+        self.throttle.settle(self, Some(failed));
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.throttle.settle(self, None);
+        }
+    }
 }
 
 impl LoginThrottle {
@@ -152,25 +297,26 @@ impl LoginThrottle {
                 pairs: Counters::new(config.max_failures_per_pair),
                 addresses: Counters::new(config.max_failures_per_address),
                 users: Counters::new(config.max_failures_per_user),
-                trusted: HashMap::new(),
+                trusted: Successes::default(),
+                known_addresses: Successes::default(),
+                known_users: Successes::default(),
             }),
         }
     }
 
-    /// `Err(wait)` if a login as `user` from `ip` is locked out now.
+    /// `Err(wait)` if logins as `user` from `ip` are locked out now. Checked before
+    /// anything else about a login, remembered credentials included.
     pub fn check(&self, user: &str, ip: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
         let state = self.state.lock().expect("throttle lock");
         let key = (user.to_owned(), ip);
-        let trusted = state
-            .trusted
-            .get(&key)
-            .is_some_and(|at| now.duration_since(*at) <= self.trusted_for);
+        let trusted = state.trusted.recent(&key, now, self.trusted_for);
+        let locked = |c: &Counter| c.locked_until.filter(|until| *until > now);
         let until = [
-            state.pairs.locked_until(&key, now),
-            state.addresses.locked_until(&ip, now),
+            state.pairs.map.get(&key).and_then(locked),
+            state.addresses.map.get(&ip).and_then(locked),
             (!trusted)
-                .then(|| state.users.locked_until(&key.0, now))
+                .then(|| state.users.map.get(user).and_then(locked))
                 .flatten(),
         ]
         .into_iter()
@@ -182,35 +328,111 @@ impl LoginThrottle {
         }
     }
 
-    /// Records a failed login.
-    pub fn failed(&self, user: &str, ip: IpAddr) {
+    /// Reserves a password check for `user` from `ip`, or `Err(wait)` when a
+    /// lockout runs or the checks already in flight use up what the limits allow.
+    pub fn begin(&self, user: &str, ip: IpAddr) -> Result<Attempt<'_>, Duration> {
         let now = Instant::now();
         let mut state = self.state.lock().expect("throttle lock");
+        let key = (user.to_owned(), ip);
+        let trusted = state.trusted.recent(&key, now, self.trusted_for);
+        let wait = [
+            state.pairs.blocked(&key, now, &self.policy),
+            state.addresses.blocked(&ip, now, &self.policy),
+            (!trusted)
+                .then(|| state.users.blocked(&key.0, now, &self.policy))
+                .flatten(),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
         let State {
             pairs,
             addresses,
             users,
             ..
         } = &mut *state;
-        pairs.fail((user.to_owned(), ip), now, &self.policy, self.max_keys);
-        addresses.fail(ip, now, &self.policy, self.max_keys);
-        users.fail(user.to_owned(), now, &self.policy, self.max_keys);
+        let reserved = [
+            pairs.reserve(key.clone(), now, &self.policy, self.max_keys),
+            addresses.reserve(ip, now, &self.policy, self.max_keys),
+            users.reserve(key.0.clone(), now, &self.policy, self.max_keys),
+        ];
+        Ok(Attempt {
+            throttle: self,
+            user: key.0,
+            ip,
+            reserved,
+            settled: false,
+        })
     }
 
-    /// Records a successful login: its pair is reset and its address trusted.
-    pub fn succeeded(&self, user: &str, ip: IpAddr) {
+    /// Whether `user` from `ip` is a familiar login, whose check goes ahead of
+    /// others when checks queue up: the address had a recent successful login, or
+    /// the user had one and the address no failures.
+    pub fn is_familiar(&self, user: &str, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let state = self.state.lock().expect("throttle lock");
+        if state.known_addresses.recent(&ip, now, self.trusted_for) {
+            return true;
+        }
+        let clean = state.addresses.map.get(&ip).is_none_or(|c| {
+            self.policy.forgotten(c, now)
+                || (c.failures == 0 && c.locked_until.is_none_or(|until| until <= now))
+        });
+        clean
+            && state
+                .known_users
+                .recent(&user.to_owned(), now, self.trusted_for)
+    }
+
+    /// Ends `attempt`'s reservations: `Some(true)` failed, `Some(false)` succeeded,
+    /// `None` abandoned.
+    fn settle(&self, attempt: &Attempt<'_>, outcome: Option<bool>) {
         let now = Instant::now();
         let mut state = self.state.lock().expect("throttle lock");
-        let key = (user.to_owned(), ip);
-        state.pairs.reset(&key);
-        if state.trusted.len() >= self.max_keys && !state.trusted.contains_key(&key) {
-            let horizon = self.trusted_for;
-            state
-                .trusted
-                .retain(|_, at| now.duration_since(*at) <= horizon);
+        let failed = outcome == Some(true);
+        let key = (attempt.user.clone(), attempt.ip);
+        let State {
+            pairs,
+            addresses,
+            users,
+            trusted,
+            known_addresses,
+            known_users,
+        } = &mut *state;
+        if attempt.reserved[0] {
+            pairs.settle(&key, failed, now, &self.policy);
         }
-        if state.trusted.len() < self.max_keys || state.trusted.contains_key(&key) {
-            state.trusted.insert(key, now);
+        if attempt.reserved[1] {
+            addresses.settle(&attempt.ip, failed, now, &self.policy);
+        }
+        if attempt.reserved[2] {
+            users.settle(&key.0, failed, now, &self.policy);
+        }
+        if outcome == Some(false) {
+            pairs.reset(&key);
+            let (within, cap) = (self.trusted_for, self.max_keys);
+            known_users.record(key.0.clone(), now, within, cap);
+            known_addresses.record(attempt.ip, now, within, cap);
+            trusted.record(key, now, within, cap);
+        }
+    }
+
+    /// Records a failed login that was not reserved (tests of the policy).
+    #[cfg(test)]
+    fn failed(&self, user: &str, ip: IpAddr) {
+        if let Ok(attempt) = self.begin(user, ip) {
+            attempt.failed();
+        }
+    }
+
+    /// Records a successful login that was not reserved (tests of the policy).
+    #[cfg(test)]
+    fn succeeded(&self, user: &str, ip: IpAddr) {
+        if let Ok(attempt) = self.begin(user, ip) {
+            attempt.succeeded();
         }
     }
 
@@ -218,16 +440,21 @@ impl LoginThrottle {
     pub fn housekeeping(&self) {
         let now = Instant::now();
         let mut state = self.state.lock().expect("throttle lock");
+        let within = self.trusted_for;
         let State {
             pairs,
             addresses,
             users,
             trusted,
+            known_addresses,
+            known_users,
         } = &mut *state;
         pairs.sweep(now, &self.policy);
         addresses.sweep(now, &self.policy);
         users.sweep(now, &self.policy);
-        trusted.retain(|_, at| now.duration_since(*at) <= self.trusted_for);
+        trusted.sweep(now, within);
+        known_addresses.sweep(now, within);
+        known_users.sweep(now, within);
     }
 }
 
@@ -325,6 +552,68 @@ mod tests {
             t.failed("alice", ip(n));
         }
         assert!(t.check("alice", ip(1)).is_err(), "trust expires");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_in_flight_count_against_every_limit() {
+        let t = LoginThrottle::new(&LoginConfig {
+            max_failures_per_pair: 3,
+            max_failures_per_address: 5,
+            max_failures_per_user: 7,
+            ..config()
+        });
+        // A burst from one address for one user: three checks, no more.
+        let burst: Vec<_> = (0..3).map(|_| t.begin("alice", ip(1)).unwrap()).collect();
+        assert_eq!(t.begin("alice", ip(1)).err(), Some(IN_FLIGHT_WAIT));
+        assert!(
+            t.check("alice", ip(1)).is_ok(),
+            "in flight is not yet locked"
+        );
+        for attempt in burst {
+            attempt.failed();
+        }
+        assert_eq!(t.check("alice", ip(1)), Err(Duration::from_secs(60)));
+        assert!(t.begin("alice", ip(1)).is_err());
+
+        // Spraying from one address: the address limit counts checks in flight.
+        let spray: Vec<_> = (0..5)
+            .map(|n| t.begin(&format!("user{n}"), ip(2)).unwrap())
+            .collect();
+        assert!(t.begin("someone", ip(2)).is_err());
+        drop(spray);
+        assert!(
+            t.begin("someone", ip(2)).is_ok(),
+            "abandoned checks count for nothing"
+        );
+
+        // One user from many addresses: the user's ceiling.
+        let spread: Vec<_> = (10..17).map(|n| t.begin("bob", ip(n)).unwrap()).collect();
+        assert!(t.begin("bob", ip(30)).is_err());
+        for attempt in spread {
+            attempt.failed();
+        }
+        assert!(t.check("bob", ip(31)).is_err(), "bob is locked");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn familiar_logins_are_told_apart_from_strangers() {
+        let t = LoginThrottle::new(&config());
+        assert!(!t.is_familiar("alice", ip(1)));
+        t.succeeded("alice", ip(1));
+        assert!(t.is_familiar("alice", ip(1)));
+        assert!(t.is_familiar("carol", ip(1)), "an address with a success");
+        assert!(
+            t.is_familiar("alice", ip(2)),
+            "a user with a success, clean address"
+        );
+        t.failed("mallory", ip(3));
+        assert!(
+            !t.is_familiar("alice", ip(3)),
+            "not from an address that has been guessing"
+        );
+        assert!(!t.is_familiar("mallory", ip(4)));
+        tokio::time::advance(Duration::from_secs(3601)).await;
+        assert!(!t.is_familiar("alice", ip(1)), "familiarity fades");
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,15 +4,57 @@
 //! [`classify`] names the operation (for the audit log and for the rules);
 //! [`body`] parses and rewrites create bodies; [`query`] strips identity parameters
 //! and appends the asserted `doAs`; [`listing`] filters collection listings down to
-//! the caller's own resources.
+//! the caller's own resources; [`check_content_type`] refuses bodies Livy's
+//! framework would read parameters from.
 
 pub mod body;
 pub mod listing;
 pub mod query;
 
-use http::Method;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, Method};
 
+use crate::error::RequestError;
 use crate::ownership::Kind;
+
+/// The media type whose bodies Jetty parses into request parameters.
+const FORM: &[u8] = b"application/x-www-form-urlencoded";
+
+/// Refuses a request whose body Livy's Jetty would read parameters from (`doAs`,
+/// `_method`): a form-encoded `Content-Type`. The decision is taken on the header's
+/// bytes, so a value that is not ASCII (which a text view would skip) cannot hide
+/// it: non-ASCII values, and more than one `Content-Type`, are refused outright.
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), RequestError> {
+    let mut values = headers.get_all(CONTENT_TYPE).iter();
+    let Some(value) = values.next() else {
+        return Ok(());
+    };
+    if values.next().is_some() {
+        return Err(RequestError::UnsupportedMediaType(
+            "more than one Content-Type",
+        ));
+    }
+    let bytes = value.as_bytes();
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii() && (*b >= 0x20 || *b == b'\t'))
+    {
+        return Err(RequestError::UnsupportedMediaType(
+            "the Content-Type is not plain ASCII",
+        ));
+    }
+    let media_type = bytes
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if media_type.eq_ignore_ascii_case(FORM) {
+        return Err(RequestError::UnsupportedMediaType(
+            "form-encoded bodies are not accepted; send JSON",
+        ));
+    }
+    Ok(())
+}
 
 /// What a request does, in Livy's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +195,39 @@ mod tests {
                 id: "nightly".into()
             }
         );
+    }
+
+    #[test]
+    fn form_bodies_are_refused_on_the_bytes_of_the_media_type() {
+        let with = |values: &[&[u8]]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(CONTENT_TYPE, http::HeaderValue::from_bytes(v).unwrap());
+            }
+            check_content_type(&h)
+        };
+        for ok in [
+            &b"application/json"[..],
+            b"application/json; charset=utf-8",
+            b"text/plain",
+            b"multipart/form-data; boundary=x",
+        ] {
+            assert!(with(&[ok]).is_ok(), "{ok:?}");
+        }
+        assert!(with(&[]).is_ok());
+        for bad in [
+            &b"application/x-www-form-urlencoded"[..],
+            b"  Application/X-WWW-Form-Urlencoded ; charset=utf-8",
+            b"application/x-www-form-urlencoded;x=\xe9",
+            b"application/json; x=\xe9",
+            b"\xe9",
+        ] {
+            assert!(
+                matches!(with(&[bad]), Err(RequestError::UnsupportedMediaType(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(with(&[b"application/json", b"application/json"]).is_err());
     }
 
     #[test]

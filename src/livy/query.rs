@@ -5,10 +5,19 @@
 //! routes a POST by `_method`. A client must not be able to set either, so `doAs`,
 //! `proxyUser`, `user.name` and `_method` are removed however they are spelt: in any
 //! case, repeated, or with percent-encoded names.
+//!
+//! The removal is only sound if the gateway decodes names exactly as Livy's Jetty
+//! does. Jetty decodes `%XX` (UTF-8) and `+`, and Jetty 9.3 (Livy 0.6/0.7) also the
+//! non-standard `%uXXXX`, so `%u0064oAs` is `doAs` to Livy. [`check`] therefore
+//! refuses every query holding a `%` that is not followed by two hex digits, and
+//! any parameter name that does not decode to UTF-8, before anything is forwarded:
+//! what remains decodes one way only.
 
 use std::fmt::Write;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::error::RequestError;
 
 /// Parameter names (lower case, decoded) that never reach Livy from a client.
 const REMOVED: [&str; 4] = ["doas", "proxyuser", "user.name", "_method"];
@@ -26,6 +35,42 @@ fn decoded_name(pair: &str) -> String {
     percent_decode_str(&name.replace('+', " "))
         .decode_utf8_lossy()
         .into_owned()
+}
+
+/// Refuses a query whose parameter names Livy's Jetty could decode differently from
+/// the gateway: a `%` not followed by two hex digits (`%u0064`, `%zz`, a trailing
+/// `%`), a raw control character, or a name that is not UTF-8 once decoded.
+pub fn check(query: &str) -> Result<(), RequestError> {
+    let bytes = query.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return Err(RequestError::BadQuery(
+                        "malformed percent-encoding in the query (only %XX is accepted)".into(),
+                    ));
+                }
+                i += 3;
+            }
+            b if b < 0x20 || b == 0x7f => {
+                return Err(RequestError::BadQuery(
+                    "control character in the query".into(),
+                ))
+            }
+            _ => i += 1,
+        }
+    }
+    for pair in query.split('&') {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        if percent_decode_str(name).decode_utf8().is_err() {
+            return Err(RequestError::BadQuery(
+                "a parameter name in the query is not UTF-8".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The result of rewriting a query.
@@ -121,6 +166,36 @@ mod tests {
             &[("from", "0")],
         );
         assert_eq!(r.query.as_deref(), Some("order=desc&from=0&doAs=u"));
+    }
+
+    #[test]
+    fn escapes_jetty_could_read_otherwise_are_refused() {
+        for bad in [
+            "%u0064oAs=alice",
+            "from=0&%U0064oAs=alice",
+            "doAs=%u0061lice",
+            "a=%zz",
+            "a=%4",
+            "a=1%",
+            "a=\u{1}",
+            "%ff%fe=x",
+            "%C0%A4oAs=alice",
+        ] {
+            assert!(
+                matches!(check(bad), Err(RequestError::BadQuery(_))),
+                "{bad}"
+            );
+        }
+        for good in [
+            "",
+            "from=0&size=10",
+            "doAs=%C3%A9",
+            "a=%ff",
+            "na%C3%AFve=1",
+            "x+y=1",
+        ] {
+            assert!(check(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -5,13 +5,15 @@
 //! headers a client might forge are removed; `X-Forwarded-*` are set by the gateway
 //! (client-sent values for them are replaced, except `X-Forwarded-For`, which is
 //! appended to). Coming back:
-//! hop-by-hop headers, `Set-Cookie` and `WWW-Authenticate` are removed, `Location` is
-//! turned into a gateway URL, and the gateway's security headers are added.
+//! hop-by-hop headers, `Set-Cookie`, `WWW-Authenticate` and the headers naming Livy's
+//! server software (`Server`, `X-Powered-By`: they tell an attacker which Jetty
+//! parsing quirks apply) are removed, `Location` is turned into a gateway URL, and
+//! the gateway's security headers are added.
 
 use http::header::{
     HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, COOKIE, FORWARDED, HOST, LOCATION,
-    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
-    WWW_AUTHENTICATE,
+    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SERVER, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE, WWW_AUTHENTICATE,
 };
 use http::HeaderMap;
 use smallvec::SmallVec;
@@ -23,6 +25,7 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 pub const X_FORWARDED_CONTEXT: HeaderName = HeaderName::from_static("x-forwarded-context");
+const X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -96,8 +99,8 @@ fn strip(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
 pub struct Forwarded<'a> {
     /// The client's address as text.
     pub client: &'a HeaderValue,
-    /// `Host` (HTTP/1) or `:authority` (HTTP/2) the client used.
-    pub host: Option<HeaderValue>,
+    /// The host the client reached the gateway under (never a client's `Host`).
+    pub host: &'a HeaderValue,
     /// Port of the gateway's listener the request came in on.
     pub port: &'a HeaderValue,
     /// `/gateway/<topology>/livy`.
@@ -137,9 +140,7 @@ pub fn to_upstream(headers: &mut HeaderMap, fwd: Forwarded<'_>) {
         headers.insert(X_FORWARDED_FOR, value);
     }
     headers.insert(X_FORWARDED_PROTO, HTTPS);
-    if let Some(value) = fwd.host {
-        headers.insert(X_FORWARDED_HOST, value);
-    }
+    headers.insert(X_FORWARDED_HOST, fwd.host.clone());
     headers.insert(X_FORWARDED_PORT, fwd.port.clone());
     headers.insert(X_FORWARDED_CONTEXT, fwd.context.clone());
 }
@@ -149,7 +150,7 @@ pub fn to_upstream(headers: &mut HeaderMap, fwd: Forwarded<'_>) {
 /// are Livy's own `http://host:port` origins, stripped from absolute `Location`s.
 pub fn from_upstream(headers: &mut HeaderMap, public_prefix: &str, upstream_origins: &[String]) {
     strip(headers, |name| {
-        name == SET_COOKIE || name == WWW_AUTHENTICATE
+        name == SET_COOKIE || name == WWW_AUTHENTICATE || name == SERVER || name == X_POWERED_BY
     });
     if let Some(location) = headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
         if let Some(rewritten) = rewrite_location(location, public_prefix, upstream_origins) {
@@ -195,6 +196,7 @@ mod tests {
         h.insert(COOKIE, HeaderValue::from_static("JSESSIONID=abc; other=1"));
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        h.insert(X_FORWARDED_HOST, HeaderValue::from_static("evil.example"));
         h.insert(FORWARDED, HeaderValue::from_static("for=1.2.3.4"));
         h.insert("x-http-method-override", HeaderValue::from_static("DELETE"));
         h.insert("X-Forwarded-User", HeaderValue::from_static("admin"));
@@ -205,7 +207,7 @@ mod tests {
             &mut h,
             Forwarded {
                 client: &HeaderValue::from_static("127.0.0.1"),
-                host: Some(HeaderValue::from_static("gw.example:8443")),
+                host: &HeaderValue::from_static("gw.example:8443"),
                 port: &port,
                 context: &context,
                 cookie_name: "JSESSIONID",
@@ -251,7 +253,11 @@ mod tests {
         h.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
         h.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         h.insert(LOCATION, HeaderValue::from_static("/batches/1"));
+        h.insert(SERVER, HeaderValue::from_static("Jetty(9.4.57.v20241219)"));
+        h.insert(X_POWERED_BY, HeaderValue::from_static("Scalatra"));
         from_upstream(&mut h, "/gateway/default/livy/v1", &[]);
+        assert!(!h.contains_key(SERVER));
+        assert!(!h.contains_key(X_POWERED_BY));
         assert!(!h.contains_key(SET_COOKIE));
         assert!(!h.contains_key(WWW_AUTHENTICATE));
         assert!(!h.contains_key(TRANSFER_ENCODING));

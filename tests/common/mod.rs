@@ -106,6 +106,8 @@ pub struct Options {
     pub backend: Backend,
     pub session: &'static str,
     pub server_extra: &'static str,
+    /// Extra keys of the `[auth]` section.
+    pub auth_extra: &'static str,
     pub livy_extra: &'static str,
     /// The `[rate_limit]` section's keys. Tests default to limits no test reaches.
     pub rate_limit: &'static str,
@@ -125,6 +127,7 @@ impl Default for Options {
             }),
             session: "",
             server_extra: "",
+            auth_extra: "",
             livy_extra: "",
             rate_limit: RELAXED_LIMITS,
             login: "",
@@ -173,13 +176,18 @@ impl TestGateway {
         };
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"certs/gateway.crt\"\ntls_key = \"certs/gateway.key\"\ndata_dir = \"data\"\n{}\n\
-             [auth]\nhtpasswd = \"users.htpasswd\"\nadmins = [\"admin\"]\n\n\
+             [auth]\nhtpasswd = \"users.htpasswd\"\nadmins = [\"admin\"]\n{}\n\
              [session]\n{}\n\
              [livy]\nupstreams = [\"{upstream}\"]\n{}\n\
              [rate_limit]\n{}\n\
              [login]\n{}\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n",
-            options.server_extra, options.session, options.livy_extra, options.rate_limit, options.login
+            options.server_extra,
+            options.auth_extra,
+            options.session,
+            options.livy_extra,
+            options.rate_limit,
+            options.login
         );
         std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
         let ca_pem = std::fs::read_to_string(files.ca_cert).unwrap();
@@ -587,12 +595,24 @@ impl Client {
 
     /// `method path` as `user` (password [`PASSWORD`]) over HTTP/1.1.
     pub async fn as_user(&self, user: &str, method: Method, path: &str, body: &str) -> Answer {
+        self.as_user_over(Proto::H1, user, method, path, body).await
+    }
+
+    /// `method path` as `user` (password [`PASSWORD`]) over `proto`.
+    pub async fn as_user_over(
+        &self,
+        proto: Proto,
+        user: &str,
+        method: Method,
+        path: &str,
+        body: &str,
+    ) -> Answer {
         let auth = basic(user, PASSWORD);
         let mut headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
         if !body.is_empty() {
             headers.push(("content-type", b"application/json"));
         }
-        self.send(Proto::H1, method, path, &headers, body).await
+        self.send(proto, method, path, &headers, body).await
     }
 
     /// `GET path` with only a cookie.
