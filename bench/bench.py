@@ -2,7 +2,7 @@
 """Benchmark livy-gateway against nginx, HAProxy and Caddy on one machine, in one
 run, with the same upstream (examples/bench_upstream.rs), certificate and htpasswd
 file for all. Called by bench/run.sh, which installs the tools and builds the
-binaries; see the README's "Benchmark" section for what is measured and why.
+binaries; see bench/README.md for what is measured and why.
 
 The proxy under test is pinned to CPU 0, the load generator and the upstream to
 CPU 1, so figures measure per-core efficiency. Each figure is the median of
@@ -196,6 +196,8 @@ tls_cert = "{self.env.cert}"
 tls_key = "{self.env.key}"
 data_dir = "{self.dir / 'data'}"
 max_connections = 50000
+# Every load generator connects from 127.0.0.1 (10,000 idle connections at once).
+max_connections_per_address = 0
 [auth]
 htpasswd = "{self.env.bcrypt}"
 [livy]

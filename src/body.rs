@@ -3,8 +3,8 @@
 //!
 //! Proxied bodies are streamed frame by frame; only small synthetic bodies (JSON
 //! errors, simulator views) are built in memory. Request bodies are watched while
-//! they stream: [`Capped`] past their size limit, [`Stalling`] when they pause too
-//! long, and an answer sent before a request body was read goes out through
+//! they stream ([`Guarded`]: past their size limit, or when they pause too long),
+//! and an answer sent before a request body was read goes out through
 //! [`Draining`], which reads the rest of that body (bounded) before ending the
 //! answer.
 
@@ -45,26 +45,51 @@ where
     body.map_err(Into::into).boxed()
 }
 
-/// A streamed body that fails once more than a set number of bytes went through,
-/// noting it in a shared flag so the caller can answer 413 rather than 502.
-pub struct Capped<B> {
-    inner: B,
-    remaining: usize,
-    exceeded: Arc<AtomicBool>,
+/// What went wrong with a [`Guarded`] request body, for the answer: 413 rather than
+/// 502 when it overran its limit, 408 when it stalled.
+#[derive(Debug, Default)]
+pub struct BodyTrouble {
+    pub too_large: AtomicBool,
+    pub stalled: AtomicBool,
 }
 
-impl<B> Capped<B> {
-    /// Wraps `inner`; `exceeded` is set if it turns out longer than `limit`.
-    pub fn new(inner: B, limit: usize, exceeded: Arc<AtomicBool>) -> Self {
+/// A client's request body as the gateway reads it: it fails once more than its
+/// limit went through, or once it has sent nothing for `timeout`, noting which in
+/// its [`BodyTrouble`]. The timer only exists while the body is waiting, and
+/// restarts with every frame.
+pub struct Guarded<B> {
+    inner: B,
+    remaining: usize,
+    timeout: Duration,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+    trouble: Arc<BodyTrouble>,
+}
+
+impl<B> Guarded<B> {
+    /// Wraps `inner`, with no size limit yet (see [`Guarded::limit`]).
+    pub fn new(inner: B, timeout: Duration) -> Self {
         Self {
             inner,
-            remaining: limit,
-            exceeded,
+            remaining: usize::MAX,
+            timeout,
+            waiting: None,
+            trouble: Arc::default(),
         }
+    }
+
+    /// Lets at most `limit` more bytes through.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.remaining = limit;
+        self
+    }
+
+    /// Where what went wrong with it is noted.
+    pub fn trouble(&self) -> Arc<BodyTrouble> {
+        self.trouble.clone()
     }
 }
 
-impl<B> http_body::Body for Capped<B>
+impl<B> http_body::Body for Guarded<B>
 where
     B: http_body::Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
@@ -79,77 +104,32 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                this.waiting = None;
                 let len = frame.data_ref().map_or(0, Bytes::len);
                 if len > this.remaining {
-                    this.exceeded.store(true, Ordering::Relaxed);
+                    this.trouble.too_large.store(true, Ordering::Relaxed);
                     return Poll::Ready(Some(Err("request body too large".into())));
                 }
                 this.remaining -= len;
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A request body that fails once it has sent nothing for `timeout`, noting it in a
-/// shared flag so the caller can answer 408 rather than 502. The timer only exists
-/// while the body is waiting, and restarts with every frame.
-pub struct Stalling<B> {
-    inner: B,
-    timeout: Duration,
-    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
-    stalled: Arc<AtomicBool>,
-}
-
-impl<B> Stalling<B> {
-    pub fn new(inner: B, timeout: Duration, stalled: Arc<AtomicBool>) -> Self {
-        Self {
-            inner,
-            timeout,
-            waiting: None,
-            stalled,
-        }
-    }
-}
-
-impl<B> http_body::Body for Stalling<B>
-where
-    B: http_body::Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            this.waiting = None;
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
-        }
-        let deadline = tokio::time::Instant::now() + this.timeout;
-        let waiting = this
-            .waiting
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        match waiting.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                this.stalled.store(true, Ordering::Relaxed);
-                Poll::Ready(Some(Err("request body stalled".into())))
+            Poll::Ready(other) => {
+                this.waiting = None;
+                Poll::Ready(other.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                let deadline = tokio::time::Instant::now() + this.timeout;
+                let waiting = this
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match waiting.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.trouble.stalled.store(true, Ordering::Relaxed);
+                        Poll::Ready(Some(Err("request body stalled".into())))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -283,14 +263,15 @@ mod tests {
     use http_body::Body as _;
 
     #[tokio::test]
-    async fn capped_bodies_flag_overruns() {
-        let flag = Arc::new(AtomicBool::new(false));
-        let ok = Capped::new(full("abc"), 3, flag.clone());
+    async fn guarded_bodies_flag_overruns() {
+        let ok = Guarded::new(full("abc"), Duration::from_secs(1)).limit(3);
+        let trouble = ok.trouble();
         assert_eq!(&ok.collect().await.unwrap().to_bytes()[..], b"abc");
-        assert!(!flag.load(Ordering::Relaxed));
-        let over = Capped::new(full("abcd"), 3, flag.clone());
+        assert!(!trouble.too_large.load(Ordering::Relaxed));
+        let over = Guarded::new(full("abcd"), Duration::from_secs(1)).limit(3);
+        let trouble = over.trouble();
         assert!(over.collect().await.is_err());
-        assert!(flag.load(Ordering::Relaxed));
+        assert!(trouble.too_large.load(Ordering::Relaxed));
     }
 
     #[tokio::test]
@@ -315,9 +296,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_body_that_pauses_too_long_stalls() {
-        let flag = Arc::new(AtomicBool::new(false));
         let (mut feed, body) = fed();
-        let mut body = Stalling::new(body, Duration::from_secs(30), flag.clone());
+        let mut body = Guarded::new(body, Duration::from_secs(30));
+        let trouble = body.trouble();
         let reader = tokio::spawn(async move {
             let mut frames = 0;
             while let Some(frame) = body.frame().await {
@@ -333,7 +314,8 @@ mod tests {
         }
         tokio::time::sleep(Duration::from_secs(31)).await;
         assert!(reader.await.unwrap().is_err());
-        assert!(flag.load(Ordering::Relaxed));
+        assert!(trouble.stalled.load(Ordering::Relaxed));
+        assert!(!trouble.too_large.load(Ordering::Relaxed));
         drop(feed);
     }
 

@@ -13,6 +13,7 @@ use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICA
 use http::{Response, StatusCode};
 
 use crate::body::{self, Body};
+use crate::state::StoreError;
 
 /// Errors that keep the gateway from starting.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +127,12 @@ pub enum RequestError {
     /// More password checks are waiting than the gateway queues.
     #[error("too many logins are being checked; retry in {retry_after_secs} s")]
     LoginsBusy { retry_after_secs: u64 },
+    /// The verifier could not check credentials (its directory is unreachable).
+    #[error("logins cannot be checked right now; retry shortly")]
+    AuthUnavailable,
+    /// A state store (sessions, ownership, limits) failed: fail closed.
+    #[error("the gateway's state store is unavailable; retry shortly")]
+    StateUnavailable,
     #[error("request headers too large")]
     HeadersTooLarge,
     #[error("method not allowed")]
@@ -148,8 +155,33 @@ pub enum RequestError {
     Internal,
 }
 
+impl From<StoreError> for RequestError {
+    fn from(error: StoreError) -> Self {
+        tracing::warn!(%error, "state store failed; refusing the request");
+        RequestError::StateUnavailable
+    }
+}
+
+/// Where an error is counted in the metrics, besides `requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// `auth_total{outcome}`.
+    Auth(&'static str),
+    /// `rate_limited_total{kind}`.
+    RateLimited(&'static str),
+    /// `upstream_errors_total{kind}`.
+    Upstream(&'static str),
+    /// `unavailable_total{dependency}`.
+    Unavailable(&'static str),
+    /// Nowhere else.
+    Nowhere,
+}
+
 /// Methods the gateway forwards; anything else is answered 405.
 pub const ALLOWED_METHODS: &str = "GET, POST, DELETE";
+
+/// Seconds a client is asked to wait after a dependency failed.
+const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
 impl RequestError {
     /// The status this error is answered with.
@@ -174,7 +206,9 @@ impl RequestError {
             | RequestError::UpstreamFailed
             | RequestError::UpstreamTooLarge => StatusCode::BAD_GATEWAY,
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            RequestError::LoginsBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::LoginsBusy { .. }
+            | RequestError::AuthUnavailable
+            | RequestError::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             RequestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -195,6 +229,8 @@ impl RequestError {
             RequestError::RateLimited { .. } => "rate_limited",
             RequestError::LockedOut { .. } => "locked_out",
             RequestError::LoginsBusy { .. } => "logins_busy",
+            RequestError::AuthUnavailable => "auth_unavailable",
+            RequestError::StateUnavailable => "state_unavailable",
             RequestError::HeadersTooLarge => "headers_too_large",
             RequestError::UpstreamTooLarge => "upstream_response_too_large",
             RequestError::MethodNotAllowed => "method_not_allowed",
@@ -207,17 +243,91 @@ impl RequestError {
         }
     }
 
-    /// Whether the gateway refused the request (as opposed to failing to serve it).
+    /// Whether the gateway refused the request (`denied` in the audit log) rather
+    /// than failed to serve it (`error`).
     pub fn is_denial(&self) -> bool {
-        !matches!(
-            self,
+        match self {
             RequestError::UpstreamUnavailable
-                | RequestError::UpstreamTimeout
-                | RequestError::UpstreamFailed
-                | RequestError::UpstreamTooLarge
-                | RequestError::LoginsBusy { .. }
-                | RequestError::Internal
-        )
+            | RequestError::UpstreamTimeout
+            | RequestError::UpstreamFailed
+            | RequestError::UpstreamTooLarge
+            | RequestError::LoginsBusy { .. }
+            | RequestError::AuthUnavailable
+            | RequestError::StateUnavailable
+            | RequestError::Internal => false,
+            RequestError::Unauthenticated(_)
+            | RequestError::BadPath(_)
+            | RequestError::BadHeader(_)
+            | RequestError::NotFound
+            | RequestError::Hidden(_)
+            | RequestError::Forbidden(_)
+            | RequestError::BadBody(_)
+            | RequestError::BadQuery(_)
+            | RequestError::PayloadTooLarge
+            | RequestError::UnsupportedMediaType(_)
+            | RequestError::RateLimited { .. }
+            | RequestError::LockedOut { .. }
+            | RequestError::HeadersTooLarge
+            | RequestError::MethodNotAllowed
+            | RequestError::PlainHttp
+            | RequestError::BodyTimeout => true,
+        }
+    }
+
+    /// Where this error is counted in the metrics.
+    pub fn counted(&self) -> Counted {
+        match self {
+            RequestError::Unauthenticated(failure) => Counted::Auth(failure.as_str()),
+            RequestError::LockedOut { .. } => Counted::Auth("locked_out"),
+            RequestError::LoginsBusy { .. } => Counted::Auth("busy"),
+            RequestError::AuthUnavailable => Counted::Unavailable("auth"),
+            RequestError::StateUnavailable => Counted::Unavailable("state"),
+            RequestError::RateLimited { limit, .. } => Counted::RateLimited(limit.as_str()),
+            RequestError::UpstreamUnavailable => Counted::Upstream("unavailable"),
+            RequestError::UpstreamTimeout => Counted::Upstream("timeout"),
+            RequestError::UpstreamFailed => Counted::Upstream("failed"),
+            RequestError::UpstreamTooLarge => Counted::Upstream("too_large"),
+            RequestError::BadPath(_)
+            | RequestError::BadHeader(_)
+            | RequestError::NotFound
+            | RequestError::Hidden(_)
+            | RequestError::Forbidden(_)
+            | RequestError::BadBody(_)
+            | RequestError::BadQuery(_)
+            | RequestError::PayloadTooLarge
+            | RequestError::UnsupportedMediaType(_)
+            | RequestError::HeadersTooLarge
+            | RequestError::MethodNotAllowed
+            | RequestError::PlainHttp
+            | RequestError::BodyTimeout
+            | RequestError::Internal => Counted::Nowhere,
+        }
+    }
+
+    /// The audit line's `reason`: `<code>: <detail>`. Details never carry secrets;
+    /// a hidden resource is not told apart from a missing one.
+    pub fn audit_reason(&self) -> String {
+        let detail = match self {
+            RequestError::Unauthenticated(failure) => failure.as_str().to_string(),
+            RequestError::Hidden(_) => "not the caller's resource, or none such".into(),
+            other => other.to_string(),
+        };
+        format!("{}: {detail}", self.code())
+    }
+
+    /// The `Retry-After` seconds this error's answer carries, if any.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            RequestError::RateLimited {
+                retry_after_secs, ..
+            }
+            | RequestError::LockedOut { retry_after_secs }
+            | RequestError::LoginsBusy { retry_after_secs } => Some(*retry_after_secs),
+            RequestError::AuthUnavailable | RequestError::StateUnavailable => {
+                Some(UNAVAILABLE_RETRY_SECS)
+            }
+            _ => None,
+        }
     }
 
     /// The JSON body of this error's response.
@@ -247,29 +357,19 @@ impl RequestError {
     /// The response for this error. `challenge` is the `WWW-Authenticate` value sent
     /// with a 401.
     pub fn to_response(&self, challenge: &HeaderValue) -> Response<Body> {
-        let status = self.status();
-        let mut response = json_response(status, &self.body());
+        let mut response = json_response(self.status(), &self.body());
+        let headers = response.headers_mut();
         match self {
             RequestError::Unauthenticated(_) => {
-                response
-                    .headers_mut()
-                    .insert(WWW_AUTHENTICATE, challenge.clone());
+                headers.insert(WWW_AUTHENTICATE, challenge.clone());
             }
             RequestError::MethodNotAllowed => {
-                response
-                    .headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
-            }
-            RequestError::RateLimited {
-                retry_after_secs, ..
-            }
-            | RequestError::LockedOut { retry_after_secs }
-            | RequestError::LoginsBusy { retry_after_secs } => {
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                headers.insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
             }
             _ => {}
+        }
+        if let Some(secs) = self.retry_after() {
+            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -333,6 +433,8 @@ mod tests {
             (RequestError::UpstreamFailed, 502),
             (RequestError::UpstreamTimeout, 504),
             (RequestError::PlainHttp, 400),
+            (RequestError::AuthUnavailable, 503),
+            (RequestError::StateUnavailable, 503),
             (RequestError::BodyTimeout, 408),
             (RequestError::Internal, 500),
         ];

@@ -1,28 +1,41 @@
 //! livy-gateway: an authenticating TLS reverse proxy in front of Apache Livy.
 //!
 //! The library holds everything; the binaries (`livy-gateway`, `livy-sim`) only parse
-//! command lines. Request flow lives in [`gateway`]; connection handling in
-//! [`server`]; everything a deployment configures in [`config`].
+//! command lines. The modules, by what they do:
+//!
+//! | concern | modules |
+//! |---|---|
+//! | configuration | [`config`] (the only reader of the file), [`logging`] |
+//! | listening | [`server`] (accept loop, caps, reloads, shutdown), `connection` (TLS, HTTP/1.1 and HTTP/2, idle and slow clients), [`tls`], [`runtime`] (what a reload swaps) |
+//! | one request | `gateway`: the phases limit → authenticate → route → authorize → rewrite → forward → respond → observe, each in its own file |
+//! | who is asking | [`auth`] (verifiers, cache, queue, roles), [`session`] (the cookie) |
+//! | Livy's rules | [`livy`] (operations, create bodies, query identity, listings), [`route`] (URL mapping) |
+//! | reaching Livy | `upstream` (the `Livy` trait, server choice, connection pools, Livy's own authentication) |
+//! | what outlives a request | `state` (sessions, ownership, rate limits, lockouts; backends chosen by `[state]`) |
+//! | what it tells operators | `audit`, `metrics`, [`admin`] (`/metrics`, `/healthz`, `/readyz`) |
+//! | errors | [`error`]: every status, JSON body, metric and audit reason in one place |
+//! | trying it | [`sim`] (the Livy simulator), [`demo`], [`certgen`] |
+//!
+//! Everything only the gateway itself uses is `pub(crate)`.
 
 pub mod admin;
-pub mod audit;
+pub(crate) mod audit;
 pub mod auth;
-pub mod body;
+pub(crate) mod body;
 pub mod certgen;
 pub mod config;
-pub mod connection;
+pub(crate) mod connection;
 pub mod demo;
 pub mod error;
-pub mod gateway;
+pub(crate) mod gateway;
 pub mod livy;
 pub mod logging;
-pub mod metrics;
-pub mod ownership;
-pub mod proxy;
-pub mod ratelimit;
+pub(crate) mod metrics;
 pub mod route;
 pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod sim;
+pub(crate) mod state;
 pub mod tls;
+pub(crate) mod upstream;

@@ -15,22 +15,20 @@ use livy_gateway::sim::SimConfig;
 use livy_gateway::{certgen, logging};
 
 /// mimalloc: the gateway allocates many small, short-lived buffers per request, which
-/// it handles markedly better than the system allocator. Built without transparent
-/// huge pages (`no_thp` in Cargo.toml): the gateway's heap is small, and a 2 MiB page
-/// per thread cost more memory and start-up time than it saved.
+/// it handles better than the system allocator. Built without transparent huge pages
+/// (`no_thp` in Cargo.toml): the gateway's heap is small, and a huge page per thread
+/// costs more memory and start-up time than it saves (bench/README.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// How the allocator gives freed memory back to the OS. mimalloc returns an empty
 /// page after its purge delay (1 s), but only when some later allocation or free
 /// looks: a gateway whose connections have gone idle makes none, so the buffers
-/// those connections gave back would stay resident (470 MiB → 141 MiB with 10,000
-/// idle connections, README). Purging at once instead made every page that emptied
-/// under load fault in again when next used: 0.7 page faults per HTTP/2 request,
-/// 5.5% of its CPU by perf (README, Benchmark). So: a short delay, which load
-/// rarely outlasts, and a thread that looks every `PURGE_CHECK`, so pages are back
-/// with the OS well within a second of going unused. An operator's
-/// `MIMALLOC_PURGE_DELAY` wins over the delay.
+/// those connections gave back would stay resident. Purging at once instead makes
+/// every page that empties under load fault in again when next used (both measured
+/// in bench/README.md). So: a short delay, which load rarely outlasts, and a thread
+/// that looks every `PURGE_CHECK`, so pages are back with the OS well within a
+/// second of going unused. An operator's `MIMALLOC_PURGE_DELAY` wins over the delay.
 fn tune_allocator() {
     // `mi_option_purge_delay` in mimalloc v3's option enum, which libmimalloc-sys
     // does not name; its default there is 1000 (ms), so anything else means another
@@ -149,105 +147,7 @@ fn run(command: Command) -> Result<(), StartupError> {
             let _guard = runtime.enter();
             server::check(&config)?;
             println!("{}: OK", path.display());
-            println!("  listen:        {}", config.server.listen);
-            println!(
-                "  topology:      /gateway/{}/livy/v1/",
-                config.gateway.topology
-            );
-            println!("  upstreams:     {}", config.livy.upstreams.join(", "));
-            println!("  htpasswd:      {}", config.auth.htpasswd.display());
-            println!("  admins:        {}", config.auth.admins.join(", "));
-            println!(
-                "  sessions:      cookie {}, idle {}s, absolute {}s, at most {}",
-                config.session.cookie_name,
-                config.session.idle_timeout_secs,
-                config.session.absolute_timeout_secs,
-                config.session.max_sessions
-            );
-            println!(
-                "  identity:      {}",
-                match config.livy.identity {
-                    livy_gateway::config::IdentityMode::Doas =>
-                        "doAs=<user> appended to every request",
-                    livy_gateway::config::IdentityMode::None =>
-                        "none asserted (client identity parameters still removed)",
-                }
-            );
-            println!(
-                "  csrf header:   {}",
-                config
-                    .livy
-                    .csrf_header
-                    .as_deref()
-                    .unwrap_or("(not injected)")
-            );
-            println!("  data dir:      {}", config.server.data_dir.display());
-            if config.admin.enabled {
-                println!(
-                    "  admin:         http://{}/metrics, /healthz, /readyz",
-                    config.admin.listen
-                );
-            } else {
-                println!("  admin:         off");
-            }
-            match (&config.audit.path, config.audit.enabled) {
-                (Some(path), true) => println!("  audit log:     {}", path.display()),
-                _ => println!("  audit log:     off"),
-            }
-            println!(
-                "  timeouts:      handshake {}s, header read {}s, idle {}s, upstream connect {}s, upstream response {}s",
-                config.server.handshake_timeout_secs,
-                config.server.header_read_timeout_secs,
-                config.server.idle_timeout_secs,
-                config.livy.connect_timeout_secs,
-                config.livy.response_timeout_secs
-            );
-            let rate = |rps: f64, burst: u32| {
-                if rps > 0.0 && burst > 0 {
-                    format!("{rps}/s, burst {burst}")
-                } else {
-                    "off".to_string()
-                }
-            };
-            let r = &config.rate_limit;
-            println!(
-                "  rate limits:   per address {}",
-                rate(r.per_ip_rps, r.per_ip_burst)
-            );
-            println!(
-                "                 per user {}",
-                rate(r.per_user_rps, r.per_user_burst)
-            );
-            println!(
-                "                 creations per user {}/min",
-                r.create_per_user_per_min
-            );
-            let mut overrides: Vec<_> = r.overrides.iter().collect();
-            overrides.sort_by(|a, b| a.0.cmp(b.0));
-            for (user, spec) in overrides {
-                println!(
-                    "                 user {user}: {}",
-                    rate(spec.rps, spec.burst)
-                );
-            }
-            let l = &config.login;
-            println!(
-                "  login lockout: after {} failures per user+address, {} per address, {} per user (except trusted addresses); {}s doubling to {}s",
-                l.max_failures_per_pair,
-                l.max_failures_per_address,
-                l.max_failures_per_user,
-                l.lockout_secs,
-                l.max_lockout_secs
-            );
-            println!(
-                "  size limits:   {} connections, headers {} bytes / {} fields, bodies: create {} B, other {} B, upload {} B",
-                config.server.max_connections,
-                config.server.max_header_bytes,
-                config.server.max_headers,
-                config.livy.max_create_body_bytes,
-                config.livy.max_body_bytes,
-                config.livy.max_upload_bytes
-            );
+            println!("{config}");
             Ok(())
         }
         Command::HashPassword { user, cost } => {

@@ -71,6 +71,9 @@ pub struct Metrics {
     pub tls_handshake_failures: Family<KindLabels, Counter>,
     /// By kind: `unavailable`, `timeout`, `failed`, `too_large`.
     pub upstream_errors: Family<KindLabels, Counter>,
+    /// Requests refused with 503 because a dependency failed, by kind: `auth` (the
+    /// directory), `state` (a state store).
+    pub unavailable: Family<KindLabels, Counter>,
     /// By outcome: `success`, `failure`.
     pub reloads: Family<OutcomeLabels, Counter>,
     /// Handles into `requests`, by (route, method, status).
@@ -139,6 +142,7 @@ impl Metrics {
             live_sessions: Gauge::default(),
             tls_handshake_failures: Family::default(),
             upstream_errors: Family::default(),
+            unavailable: Family::default(),
             reloads: Family::default(),
             request_series: Series::new(),
             duration_series: Series::new(),
@@ -196,6 +200,11 @@ impl Metrics {
             "upstream_errors",
             "Livy requests that failed, by kind",
             m.upstream_errors.clone(),
+        );
+        registry.register(
+            "unavailable",
+            "Requests answered 503 because a dependency failed, by kind (auth, state)",
+            m.unavailable.clone(),
         );
         registry.register(
             "config_reloads",

@@ -50,7 +50,7 @@ fn http1_builder(c: &ServerConfig) -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(c.header_read_timeout_secs))
+        .header_read_timeout(c.header_read_timeout)
         .max_buf_size(hyper_buffer(c));
     // hyper's default limit keeps its header array on the stack; raise it only
     // when the gateway's own limit would come too close.
@@ -88,13 +88,11 @@ impl Active {
                 acceptor: TlsAcceptor::from(tls),
                 http1: http1_builder(&config.server),
                 http2: http2_builder(&config.server),
-                handshake_timeout: Duration::from_secs(config.server.handshake_timeout_secs),
-                header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
-                idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
-                release_buffers_after: match config.server.release_idle_buffers_after_ms {
-                    0 => None,
-                    ms => Some(Duration::from_millis(ms)),
-                },
+                handshake_timeout: config.server.handshake_timeout,
+                header_read_timeout: config.server.header_read_timeout,
+                idle_timeout: config.server.idle_timeout,
+                release_buffers_after: Some(config.server.release_idle_buffers_after)
+                    .filter(|after| !after.is_zero()),
             }),
         }
     }
@@ -147,8 +145,8 @@ impl Runtime {
 
     /// Re-reads the config file (and the certificate, key and htpasswd it names) and
     /// swaps it in; on any error the running configuration stays.
-    pub fn reload(&self) -> Result<(), StartupError> {
-        let result = self.try_reload();
+    pub async fn reload(&self) -> Result<(), StartupError> {
+        let result = self.try_reload().await;
         let outcome = if result.is_ok() { "success" } else { "failure" };
         self.metrics
             .reloads
@@ -163,7 +161,7 @@ impl Runtime {
         result
     }
 
-    fn try_reload(&self) -> Result<(), StartupError> {
+    async fn try_reload(&self) -> Result<(), StartupError> {
         let path = self
             .config_path
             .as_deref()
@@ -179,7 +177,7 @@ impl Runtime {
             ),
             (
                 "server.shutdown_grace_secs",
-                config.server.shutdown_grace_secs != old.server.shutdown_grace_secs,
+                config.server.shutdown_grace != old.server.shutdown_grace,
             ),
             (
                 "server.max_connections_per_address",
@@ -198,7 +196,10 @@ impl Runtime {
         let gateway = current.gateway.reloaded(&config)?;
         let next = Arc::new(Active::new(&config, gateway, tls));
         self.active.store(next.clone());
-        current.gateway.end_sessions_of_removed_users(&next.gateway);
+        current
+            .gateway
+            .end_sessions_of_removed_users(&next.gateway)
+            .await;
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! The public listener: accepting TCP connections within the connection cap, handing
-//! each to [`connection::serve`], periodic housekeeping, reloads on SIGHUP, and
+//! each to `connection::serve`, periodic housekeeping, reloads on SIGHUP, and
 //! graceful shutdown.
 //!
 //! A connection beyond `server.max_connections`, or beyond
@@ -29,16 +29,13 @@ use crate::runtime::Runtime;
 /// dropped from memory (and suppressed warnings reported).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Checks everything a config names (certificate, key, users, upstream URLs) without
-/// binding ports or opening the state the running gateway holds (the ownership store
-/// is locked while it runs), for `check-config`.
+/// Checks everything a config names (certificate, key, users, Livy's trust)
+/// without binding ports or opening the state the running gateway holds (the
+/// ownership store is locked while it runs), for `check-config`.
 pub fn check(config: &Config) -> Result<(), StartupError> {
     crate::tls::server_config(&config.server.tls_cert, &config.server.tls_key)?;
-    crate::auth::Authenticator::load(
-        &config.auth,
-        Arc::new(crate::auth::throttle::LoginThrottle::new(&config.login)),
-    )?;
-    config.upstream_uris();
+    crate::auth::verifier(&config.auth)?;
+    crate::upstream::Upstream::new(&config.livy, None)?;
     Ok(())
 }
 
@@ -94,7 +91,7 @@ async fn reload_on_sighup(runtime: Arc<Runtime>) {
     };
     while hangups.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the configuration");
-        let _ = runtime.reload();
+        let _ = runtime.reload().await;
     }
 }
 
@@ -167,7 +164,7 @@ impl Drop for AddressSlot {
 pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Future<Output = ()>) {
     let config = runtime.config();
     let max_connections = config.server.max_connections;
-    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let grace = config.server.shutdown_grace;
     // One permit per open connection: the cap, and what the drain waits for.
     let slots = Arc::new(Semaphore::new(max_connections));
     let per_address = AddressSlots::new(config.server.max_connections_per_address);

@@ -229,11 +229,8 @@ async fn forged_and_unknown_cookies_are_not_adopted() {
 async fn an_idle_session_expires() {
     // Exact idle/absolute timing is covered with paused time in session.rs; here the
     // whole stack is checked with a 1 s idle timeout and a wait well past it.
-    let gw = TestGateway::start(Options {
-        session: "idle_timeout_secs = 1",
-        ..Options::default()
-    })
-    .await;
+    let gw =
+        TestGateway::start(Options::default().with(|c| c.session.idle_timeout = secs(1))).await;
     let c = gw.client();
     let id = c
         .as_user("alice", Method::GET, LIST, "")

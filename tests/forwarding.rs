@@ -10,10 +10,7 @@ use http::{Method, StatusCode};
 use livy_gateway::sim::SimConfig;
 
 fn recorder(responder: Responder) -> Options {
-    Options {
-        backend: Backend::Recorder(responder),
-        ..Options::default()
-    }
+    Options::backend(Backend::Recorder(responder))
 }
 
 #[tokio::test]
@@ -219,11 +216,7 @@ async fn responses_are_filtered_and_locations_rewritten() {
 
 #[tokio::test]
 async fn a_dead_upstream_is_502_without_naming_it() {
-    let gw = TestGateway::start(Options {
-        backend: Backend::Refusing,
-        ..Options::default()
-    })
-    .await;
+    let gw = TestGateway::start(Options::backend(Backend::Refusing)).await;
     let r = gw
         .client()
         .as_user("alice", Method::GET, "/gateway/default/livy/v1/batches", "")
@@ -237,11 +230,10 @@ async fn a_dead_upstream_is_502_without_naming_it() {
 
 #[tokio::test]
 async fn a_silent_upstream_is_504() {
-    let gw = TestGateway::start(Options {
-        backend: Backend::Recorder(Arc::new(|_| Reply::Never)),
-        livy_extra: "response_timeout_secs = 1",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::backend(Backend::Recorder(Arc::new(|_| Reply::Never)))
+            .with(|c| c.livy.response_timeout = secs(1)),
+    )
     .await;
     let r = gw
         .client()
@@ -256,10 +248,10 @@ async fn a_silent_upstream_is_504() {
 async fn a_second_upstream_takes_over_when_the_first_is_down() {
     let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
     let live = start_recorder(ok_responder(), recorded.clone()).await;
-    let gw = TestGateway::start(Options {
-        backend: Backend::Urls(vec![refusing_url(), format!("http://{live}")]),
-        ..Options::default()
-    })
+    let gw = TestGateway::start(Options::backend(Backend::Urls(vec![
+        refusing_url(),
+        format!("http://{live}"),
+    ])))
     .await;
     let c = gw.client();
     for _ in 0..2 {
@@ -310,14 +302,11 @@ async fn http2_and_http11_clients_get_the_same_answers() {
 
 #[tokio::test]
 async fn a_large_log_streams_through() {
-    let gw = TestGateway::start(Options {
-        backend: Backend::Sim(SimConfig {
-            speed: 1_000_000.0,
-            log_lines: 200_000,
-            ..SimConfig::default()
-        }),
-        ..Options::default()
-    })
+    let gw = TestGateway::start(Options::backend(Backend::Sim(SimConfig {
+        speed: 1_000_000.0,
+        log_lines: 200_000,
+        ..SimConfig::default()
+    })))
     .await;
     let c = gw.client();
     let r = c
@@ -342,4 +331,51 @@ async fn a_large_log_streams_through() {
     let v = r.json();
     assert_eq!(v["total"], 200_000);
     assert_eq!(v["log"].as_array().unwrap().len(), 200_000);
+}
+
+#[tokio::test]
+async fn an_https_livy_is_reached_over_tls_trusting_the_configured_ca() {
+    let gw = TestGateway::start(Options::backend(Backend::TlsRecorder(ok_responder()))).await;
+    assert!(gw.upstream.starts_with("https://localhost:"));
+    for proto in [Proto::H1, Proto::H2] {
+        let r = gw
+            .client()
+            .as_user_over(
+                proto,
+                "admin",
+                Method::GET,
+                "/gateway/default/livy/v1/version",
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{proto:?}");
+        assert_eq!(r.json()["ok"], true);
+    }
+    let seen = gw.recorded();
+    assert_eq!(seen.len(), 2);
+    let port = gw.upstream.rsplit(':').next().unwrap();
+    assert_eq!(
+        seen[0].headers["host"],
+        format!("localhost:{port}").as_str()
+    );
+    assert_eq!(seen[1].uri, "/version?doAs=admin");
+}
+
+#[tokio::test]
+async fn an_https_livy_with_an_untrusted_certificate_is_502() {
+    let gw = TestGateway::start(
+        Options::backend(Backend::TlsRecorder(ok_responder()))
+            // Trust the system's roots instead of the test CA: the certificate
+            // does not chain to them.
+            .with(|c| c.livy.ca_file = None),
+    )
+    .await;
+    let r = gw
+        .client()
+        .as_user("admin", Method::GET, "/gateway/default/livy/v1/version", "")
+        .await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"], "upstream_unavailable");
+    assert!(!r.json()["msg"].as_str().unwrap().contains("localhost"));
+    assert!(gw.recorded().is_empty());
 }

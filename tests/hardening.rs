@@ -18,10 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const BATCHES: &str = "/gateway/default/livy/v1/batches";
 
 fn recording() -> Options {
-    Options {
-        backend: Backend::Recorder(ok_responder()),
-        ..Options::default()
-    }
+    Options::backend(Backend::Recorder(ok_responder()))
 }
 
 fn assert_error(r: &Answer, status: u16, code: &str) {
@@ -162,10 +159,9 @@ async fn two_hosts_are_refused_and_livy_hears_the_gateways_own_host() {
 
 #[tokio::test]
 async fn a_configured_public_host_is_what_livy_hears() {
-    let gw = TestGateway::start(Options {
-        server_extra: "public_host = \"livy.example.org\"",
-        ..recording()
-    })
+    let gw = TestGateway::start(
+        recording().with(|c| c.server.public_host = Some("livy.example.org".parse().unwrap())),
+    )
     .await;
     let r = gw
         .client()
@@ -180,20 +176,17 @@ async fn a_configured_public_host_is_what_livy_hears() {
 
 #[tokio::test]
 async fn livys_server_header_does_not_reach_clients() {
-    let gw = TestGateway::start(Options {
-        backend: Backend::Recorder(Arc::new(|_| {
-            let mut reply = json_reply(StatusCode::OK, r#"{"ok":true}"#);
-            reply.headers_mut().insert(
-                "server",
-                http::HeaderValue::from_static("Jetty(9.4.57.v20241219)"),
-            );
-            reply
-                .headers_mut()
-                .insert("x-powered-by", http::HeaderValue::from_static("Scalatra"));
-            Reply::Now(reply)
-        })),
-        ..Options::default()
-    })
+    let gw = TestGateway::start(Options::backend(Backend::Recorder(Arc::new(|_| {
+        let mut reply = json_reply(StatusCode::OK, r#"{"ok":true}"#);
+        reply.headers_mut().insert(
+            "server",
+            http::HeaderValue::from_static("Jetty(9.4.57.v20241219)"),
+        );
+        reply
+            .headers_mut()
+            .insert("x-powered-by", http::HeaderValue::from_static("Scalatra"));
+        Reply::Now(reply)
+    }))))
     .await;
     for proto in [Proto::H1, Proto::H2] {
         let r = gw
@@ -319,11 +312,8 @@ async fn h2_post(
 
 #[tokio::test]
 async fn answers_before_the_body_is_read_reach_http2_clients_whole() {
-    let gw = TestGateway::start(Options {
-        livy_extra: "max_create_body_bytes = 2048",
-        ..Options::default()
-    })
-    .await;
+    let gw =
+        TestGateway::start(Options::default().with(|c| c.livy.max_create_body_bytes = 2048)).await;
     let (mut send, _connection) = raw_h2(&gw, h2::client::Builder::new()).await;
     let auth = basic("alice", PASSWORD);
     for round in 0..20 {
@@ -348,11 +338,12 @@ async fn answers_before_the_body_is_read_reach_http2_clients_whole() {
 
 #[tokio::test]
 async fn curl_reads_early_answers_on_both_protocols() {
-    let gw = TestGateway::start(Options {
-        livy_extra: "max_create_body_bytes = 2048",
-        rate_limit: "per_ip_rps = 0.001\nper_ip_burst = 60\n",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::default()
+            .with(|c| c.livy.max_create_body_bytes = 2048)
+            .with(|c| c.rate_limit.per_ip_rps = 0.001)
+            .with(|c| c.rate_limit.per_ip_burst = 60),
+    )
     .await;
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small.json");
@@ -448,10 +439,12 @@ fn count(answers: &[(u16, serde_json::Value, Option<String>)], status: u16) -> u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_guesses_get_no_more_checks_than_the_limits() {
-    let gw = TestGateway::start(Options {
-        login: "max_failures_per_pair = 5\nmax_failures_per_address = 20\nmax_failures_per_user = 12\n",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::default()
+            .with(|c| c.login.max_failures_per_pair = 5)
+            .with(|c| c.login.max_failures_per_address = 20)
+            .with(|c| c.login.max_failures_per_user = 12),
+    )
     .await;
     // 40 guesses for alice from one address, all in flight together.
     let mut connections = Vec::new();
@@ -484,18 +477,19 @@ async fn concurrent_guesses_get_no_more_checks_than_the_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_guesses_is_refused_at_once_and_real_users_go_first() {
-    let gw = TestGateway::start(Options {
-        // Every check is computed (nothing remembered), two may wait per line.
-        auth_extra: "cache_ttl_secs = 0\nmax_pending_verifications = 2",
-        login: "max_failures_per_address = 1000\nmax_failures_per_user = 1000",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::default()
+            .with(|c| c.auth.cache_ttl = secs(0))
+            .with(|c| c.auth.max_pending_verifications = 2)
+            .with(|c| c.login.max_failures_per_address = 1000)
+            .with(|c| c.login.max_failures_per_user = 1000),
+    )
     .await;
     // A user whose hash is slow (bcrypt cost 10): unknown users then cost as much.
     let users = std::fs::read_to_string(gw.dir.path().join("users.htpasswd")).unwrap();
     let slow = format!("slow:{}\n", bcrypt::hash("x", 10).unwrap());
     std::fs::write(gw.dir.path().join("users.htpasswd"), users + &slow).unwrap();
-    gw.runtime.reload().unwrap();
+    gw.runtime.reload().await.unwrap();
     // alice has logged in from her machine before: she is familiar there.
     let alice = gw.client().connecting_from("127.0.4.1");
     assert_eq!(
@@ -551,11 +545,7 @@ async fn ends_within(
 
 #[tokio::test]
 async fn a_zero_window_client_cannot_hold_its_connection() {
-    let gw = TestGateway::start(Options {
-        server_extra: "idle_timeout_secs = 1",
-        ..Options::default()
-    })
-    .await;
+    let gw = TestGateway::start(Options::default().with(|c| c.server.idle_timeout = secs(1))).await;
     let mut builder = h2::client::Builder::new();
     builder.initial_window_size(0);
     let (send, connection) = raw_h2(&gw, builder).await;
@@ -579,11 +569,9 @@ async fn a_zero_window_client_cannot_hold_its_connection() {
 
 #[tokio::test]
 async fn one_address_gets_only_its_share_of_connections() {
-    let gw = TestGateway::start(Options {
-        server_extra: "max_connections_per_address = 3",
-        ..Options::default()
-    })
-    .await;
+    let gw =
+        TestGateway::start(Options::default().with(|c| c.server.max_connections_per_address = 3))
+            .await;
     let greedy = gw.client().connecting_from("127.0.6.1");
     let mut held = Vec::new();
     for _ in 0..3 {
@@ -633,11 +621,9 @@ async fn one_address_gets_only_its_share_of_connections() {
 
 #[tokio::test]
 async fn a_connection_that_never_asks_is_closed_after_the_header_timeout() {
-    let gw = TestGateway::start(Options {
-        server_extra: "header_read_timeout_secs = 1",
-        ..Options::default()
-    })
-    .await;
+    let gw =
+        TestGateway::start(Options::default().with(|c| c.server.header_read_timeout = secs(1)))
+            .await;
     for alpn in [&b"h2"[..], b"http/1.1"] {
         let mut tls = gw.client().tls(&[alpn]).await;
         assert!(
@@ -650,11 +636,9 @@ async fn a_connection_that_never_asks_is_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn a_stalled_request_body_is_cut_with_408() {
-    let gw = TestGateway::start(Options {
-        backend: fast_sim(),
-        server_extra: "body_idle_timeout_secs = 1",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::backend(fast_sim()).with(|c| c.server.body_idle_timeout = secs(1)),
+    )
     .await;
     let auth = basic("alice", PASSWORD);
     // HTTP/1.1: 100 bytes declared, 8 sent; a create body and a streamed one.
@@ -718,11 +702,14 @@ async fn a_stalled_request_body_is_cut_with_408() {
 
 #[tokio::test]
 async fn refused_requests_start_no_session_and_busy_sessions_outlive_idle_ones() {
-    let gw = TestGateway::start(Options {
-        session: "max_sessions = 2",
-        rate_limit: "per_user_rps = 0.001\nper_user_burst = 2\n[rate_limit.overrides.bob]\nrps = 1000.0\nburst = 100\n[rate_limit.overrides.admin]\nrps = 1000.0\nburst = 100\n",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::default()
+            .with(|c| c.session.max_sessions = 2)
+            .with(|c| c.rate_limit.per_user_rps = 0.001)
+            .with(|c| c.rate_limit.per_user_burst = 2)
+            .with(|c| override_rate(c, "bob", 1000.0, 100))
+            .with(|c| override_rate(c, "admin", 1000.0, 100)),
+    )
     .await;
     let c = gw.client();
     let mut statuses = Vec::new();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use http::{Method, StatusCode};
+use livy_gateway::config::IdentityMode;
 use livy_gateway::sim::model::LivyVersion;
 use livy_gateway::sim::SimConfig;
 use serde_json::{json, Value};
@@ -37,23 +38,16 @@ fn livy_like() -> Responder {
     })
 }
 
-fn recording(livy_extra: &'static str) -> Options {
-    Options {
-        backend: Backend::Recorder(livy_like()),
-        livy_extra,
-        ..Options::default()
-    }
+fn recording() -> Options {
+    Options::backend(Backend::Recorder(livy_like()))
 }
 
 fn sim(version: LivyVersion) -> Options {
-    Options {
-        backend: Backend::Sim(SimConfig {
-            version,
-            speed: 1_000_000.0,
-            ..SimConfig::default()
-        }),
-        ..Options::default()
-    }
+    Options::backend(Backend::Sim(SimConfig {
+        version,
+        speed: 1_000_000.0,
+        ..SimConfig::default()
+    }))
 }
 
 fn body_of(r: &Recorded) -> Value {
@@ -62,7 +56,7 @@ fn body_of(r: &Recorded) -> Value {
 
 #[tokio::test]
 async fn creations_run_as_the_caller() {
-    let gw = TestGateway::start(recording("")).await;
+    let gw = TestGateway::start(recording()).await;
     let c = gw.client();
     for (body, expected) in [
         (
@@ -106,7 +100,7 @@ async fn creations_run_as_the_caller() {
 
 #[tokio::test]
 async fn naming_someone_else_is_forbidden_except_for_admins() {
-    let gw = TestGateway::start(recording("")).await;
+    let gw = TestGateway::start(recording()).await;
     let c = gw.client();
     let r = c
         .as_user(
@@ -137,7 +131,7 @@ async fn naming_someone_else_is_forbidden_except_for_admins() {
 
 #[tokio::test]
 async fn hostile_create_bodies_never_reach_livy() {
-    let gw = TestGateway::start(recording("max_create_body_bytes = 1024")).await;
+    let gw = TestGateway::start(recording().with(|c| c.livy.max_create_body_bytes = 1024)).await;
     let c = gw.client();
     let big = format!(r#"{{"file":"{}"}}"#, "a".repeat(2000));
     for (body, status) in [
@@ -182,7 +176,7 @@ async fn hostile_create_bodies_never_reach_livy() {
 
 #[tokio::test]
 async fn identity_parameters_and_headers_are_removed() {
-    let gw = TestGateway::start(recording("")).await;
+    let gw = TestGateway::start(recording()).await;
     let c = gw.client();
     let auth = basic("admin", PASSWORD);
     let r = c
@@ -228,7 +222,7 @@ async fn identity_parameters_and_headers_are_removed() {
 
 #[tokio::test]
 async fn identity_none_asserts_nothing_but_still_strips() {
-    let gw = TestGateway::start(recording("identity = \"none\"")).await;
+    let gw = TestGateway::start(recording().with(|c| c.livy.identity = IdentityMode::None)).await;
     let c = gw.client();
     c.as_user(
         "admin",
@@ -242,7 +236,7 @@ async fn identity_none_asserts_nothing_but_still_strips() {
 
 #[tokio::test]
 async fn someone_elses_resource_is_not_found_and_untouched() {
-    let gw = TestGateway::start(recording("")).await;
+    let gw = TestGateway::start(recording()).await;
     let c = gw.client();
     let r = c
         .as_user("alice", Method::POST, BATCHES, r#"{"file":"a.jar"}"#)
@@ -567,22 +561,17 @@ async fn the_csrf_header_is_injected_for_a_protected_livy() {
         speed: 1_000_000.0,
         ..SimConfig::default()
     };
-    let without = TestGateway::start(Options {
-        backend: Backend::Sim(protected.clone()),
-        ..Options::default()
-    })
-    .await;
+    let without = TestGateway::start(Options::backend(Backend::Sim(protected.clone()))).await;
     let r = without
         .client()
         .as_user("alice", Method::POST, BATCHES, r#"{"file":"a.jar"}"#)
         .await;
     assert_eq!(r.status, 400, "Livy refuses it without the header");
 
-    let with = TestGateway::start(Options {
-        backend: Backend::Sim(protected),
-        livy_extra: "csrf_header = \"X-Requested-By\"",
-        ..Options::default()
-    })
+    let with = TestGateway::start(
+        Options::backend(Backend::Sim(protected))
+            .with(|c| c.livy.csrf_header = Some(http::HeaderName::from_static("x-requested-by"))),
+    )
     .await;
     let c = with.client();
     let r = c

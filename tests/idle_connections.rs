@@ -19,10 +19,8 @@ const BATCHES: &str = "/gateway/default/livy/v1/batches";
 const RELEASED: &str = "livy_gateway_released_connections";
 
 fn quick_release() -> Options {
-    Options {
-        server_extra: "release_idle_buffers_after_ms = 50",
-        ..Options::default()
-    }
+    Options::default()
+        .with(|c| c.server.release_idle_buffers_after = std::time::Duration::from_millis(50))
 }
 
 /// Waits (bounded) until the gateway reports `n` released connections.
@@ -123,11 +121,7 @@ async fn pausing_upstream(pause: Duration) -> String {
 #[tokio::test]
 async fn a_response_that_pauses_while_streaming_is_not_cut() {
     let upstream = pausing_upstream(Duration::from_millis(600)).await;
-    let gw = TestGateway::start(Options {
-        backend: Backend::Urls(vec![upstream]),
-        ..quick_release()
-    })
-    .await;
+    let gw = TestGateway::start(quick_release().with_backend(Backend::Urls(vec![upstream]))).await;
     let (mut sender, _driver) = keep_alive(&gw).await;
     let auth = basic("admin", PASSWORD);
     let (status, body) = get(&mut sender, &format!("{BATCHES}/1/log"), &auth).await;
@@ -220,10 +214,10 @@ async fn http2_connections_and_a_zero_setting_keep_their_buffers() {
         .unwrap();
     assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
 
-    let kept = TestGateway::start(Options {
-        server_extra: "release_idle_buffers_after_ms = 0",
-        ..Options::default()
-    })
+    let kept = TestGateway::start(
+        Options::default()
+            .with(|c| c.server.release_idle_buffers_after = std::time::Duration::from_millis(0)),
+    )
     .await;
     let (mut h1, _driver) = keep_alive(&kept).await;
     let auth = basic("alice", PASSWORD);

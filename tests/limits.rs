@@ -27,10 +27,12 @@ fn assert_429(r: &Answer, code: &str) {
 
 #[tokio::test]
 async fn per_user_limit_answers_429_and_spares_other_users() {
-    let gw = TestGateway::start(Options {
-        rate_limit: "per_user_rps = 0.001\nper_user_burst = 3\n[rate_limit.overrides.admin]\nrps = 1000.0\nburst = 50\n",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::default()
+            .with(|c| c.rate_limit.per_user_rps = 0.001)
+            .with(|c| c.rate_limit.per_user_burst = 3)
+            .with(|c| override_rate(c, "admin", 1000.0, 50)),
+    )
     .await;
     let c = gw.client();
     for _ in 0..3 {
@@ -61,10 +63,12 @@ async fn per_user_limit_answers_429_and_spares_other_users() {
 
 #[tokio::test]
 async fn per_address_limit_applies_before_authentication() {
-    let gw = TestGateway::start(Options {
-        rate_limit: "per_ip_rps = 0.001\nper_ip_burst = 2\nper_user_rps = 0.0\n",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::default()
+            .with(|c| c.rate_limit.per_ip_rps = 0.001)
+            .with(|c| c.rate_limit.per_ip_burst = 2)
+            .with(|c| c.rate_limit.per_user_rps = 0.0),
+    )
     .await;
     let attacker = gw.client().connecting_from("127.0.0.2");
     for _ in 0..2 {
@@ -89,11 +93,12 @@ async fn per_address_limit_applies_before_authentication() {
 
 #[tokio::test]
 async fn creating_batches_and_sessions_has_its_own_limit() {
-    let gw = TestGateway::start(Options {
-        backend: fast_sim(),
-        rate_limit: "per_user_rps = 1000.0\nper_user_burst = 1000\ncreate_per_user_per_min = 2\n",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::backend(fast_sim())
+            .with(|c| c.rate_limit.per_user_rps = 1000.0)
+            .with(|c| c.rate_limit.per_user_burst = 1000)
+            .with(|c| c.rate_limit.create_per_user_per_min = 2),
+    )
     .await;
     let c = gw.client();
     assert_eq!(
@@ -133,10 +138,11 @@ async fn creating_batches_and_sessions_has_its_own_limit() {
 
 #[tokio::test]
 async fn failed_logins_lock_out_and_recover() {
-    let gw = TestGateway::start(Options {
-        login: "max_failures_per_pair = 3\nlockout_secs = 1\n",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::default()
+            .with(|c| c.login.max_failures_per_pair = 3)
+            .with(|c| c.login.lockout = secs(1)),
+    )
     .await;
     let c = gw.client();
     let cookie = c
@@ -213,10 +219,11 @@ async fn failed_logins_lock_out_and_recover() {
 
 #[tokio::test]
 async fn a_locked_out_unknown_password_is_not_checked() {
-    let gw = TestGateway::start(Options {
-        login: "max_failures_per_pair = 2\nlockout_secs = 600\n",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::default()
+            .with(|c| c.login.max_failures_per_pair = 2)
+            .with(|c| c.login.lockout = secs(600)),
+    )
     .await;
     let c = gw.client();
     for _ in 0..2 {
@@ -246,11 +253,9 @@ async fn a_locked_out_unknown_password_is_not_checked() {
 
 #[tokio::test]
 async fn a_slowloris_connection_is_closed_while_others_are_served() {
-    let gw = TestGateway::start(Options {
-        server_extra: "header_read_timeout_secs = 1",
-        ..Options::default()
-    })
-    .await;
+    let gw =
+        TestGateway::start(Options::default().with(|c| c.server.header_read_timeout = secs(1)))
+            .await;
     let c = gw.client();
     let mut slow = c.tls(&[b"http/1.1"]).await;
     slow.write_all(b"GET /gateway/default/livy/v1/batches HTTP/1.1\r\nHost: localhost\r\n")
@@ -285,11 +290,7 @@ async fn a_slowloris_connection_is_closed_while_others_are_served() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let gw = TestGateway::start(Options {
-        server_extra: "idle_timeout_secs = 1",
-        ..Options::default()
-    })
-    .await;
+    let gw = TestGateway::start(Options::default().with(|c| c.server.idle_timeout = secs(1))).await;
     let c = gw.client();
     let mut tls = c.tls(&[b"http/1.1"]).await;
     let auth = basic("alice", PASSWORD);
@@ -347,11 +348,11 @@ async fn oversized_and_overlong_headers_are_431() {
 
 #[tokio::test]
 async fn oversized_bodies_are_413_whether_declared_or_streamed() {
-    let gw = TestGateway::start(Options {
-        backend: fast_sim(),
-        livy_extra: "max_body_bytes = 1024\nmax_create_body_bytes = 512",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::backend(fast_sim())
+            .with(|c| c.livy.max_body_bytes = 1024)
+            .with(|c| c.livy.max_create_body_bytes = 512),
+    )
     .await;
     let c = gw.client();
     let s = c
@@ -402,11 +403,7 @@ async fn oversized_bodies_are_413_whether_declared_or_streamed() {
 
 #[tokio::test]
 async fn connections_beyond_the_cap_are_refused_at_once() {
-    let gw = TestGateway::start(Options {
-        server_extra: "max_connections = 2",
-        ..Options::default()
-    })
-    .await;
+    let gw = TestGateway::start(Options::default().with(|c| c.server.max_connections = 2)).await;
     let c = gw.client();
     let first = c.tls(&[b"http/1.1"]).await;
     let _second = c.tls(&[b"http/1.1"]).await;
@@ -428,11 +425,14 @@ async fn connections_beyond_the_cap_are_refused_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bounded_flood_does_not_starve_other_users_or_addresses() {
-    let gw = TestGateway::start(Options {
-        // Tiny refill rates keep the outcome independent of how fast the machine is.
-        rate_limit: "per_ip_rps = 0.01\nper_ip_burst = 10\nper_user_rps = 0.01\nper_user_burst = 10\n[rate_limit.overrides.bob]\nrps = 1000.0\nburst = 1000\n",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::default()
+            .with(|c| c.rate_limit.per_ip_rps = 0.01)
+            .with(|c| c.rate_limit.per_ip_burst = 10)
+            .with(|c| c.rate_limit.per_user_rps = 0.01)
+            .with(|c| c.rate_limit.per_user_burst = 10)
+            .with(|c| override_rate(c, "bob", 1000.0, 1000)),
+    )
     .await;
     // alice floods from 127.0.0.3, an anonymous client from 127.0.0.2.
     let alice = gw.client().connecting_from("127.0.0.3");

@@ -17,10 +17,11 @@ const BATCHES: &str = "/gateway/default/livy/v1/batches";
 
 #[tokio::test]
 async fn metrics_count_what_happened() {
-    let gw = TestGateway::start(Options {
-        rate_limit: "per_user_rps = 0.001\nper_user_burst = 3\n",
-        ..Options::default()
-    })
+    let gw = TestGateway::start(
+        Options::default()
+            .with(|c| c.rate_limit.per_user_rps = 0.001)
+            .with(|c| c.rate_limit.per_user_burst = 3),
+    )
     .await;
     let c = gw.client();
     for _ in 0..4 {
@@ -130,11 +131,7 @@ async fn metrics_count_what_happened() {
 
 #[tokio::test]
 async fn upstream_errors_are_counted_by_kind() {
-    let gw = TestGateway::start(Options {
-        backend: Backend::Refusing,
-        ..Options::default()
-    })
-    .await;
+    let gw = TestGateway::start(Options::backend(Backend::Refusing)).await;
     gw.client().as_user("alice", Method::GET, BATCHES, "").await;
     let m = scrape(&gw).await;
     assert_eq!(
@@ -158,10 +155,9 @@ async fn readiness_follows_livy() {
             let _ = stopped.await;
         },
     ));
-    let gw = TestGateway::start(Options {
-        backend: Backend::Urls(vec![format!("http://{sim_addr}")]),
-        ..Options::default()
-    })
+    let gw = TestGateway::start(Options::backend(Backend::Urls(vec![format!(
+        "http://{sim_addr}"
+    )])))
     .await;
     assert_eq!(admin_get(gw.admin_addr, "/healthz").await.0, 200);
     let (status, body) = admin_get(gw.admin_addr, "/readyz").await;
@@ -198,7 +194,7 @@ async fn removing_a_user_ends_their_sessions_on_reload() {
         200
     );
     rewrite_users(&gw, &["bob", "admin"]);
-    gw.runtime.reload().unwrap();
+    gw.runtime.reload().await.unwrap();
     assert_eq!(
         c.with_cookie(&cookie, Method::GET, BATCHES).await.status,
         401
@@ -231,7 +227,7 @@ async fn a_broken_config_keeps_the_running_one() {
         "not toml at all [".to_string(),
     ] {
         std::fs::write(&path, broken).unwrap();
-        assert!(gw.runtime.reload().is_err());
+        assert!(gw.runtime.reload().await.is_err());
         assert_eq!(
             c.as_user("alice", Method::GET, BATCHES, "").await.status,
             200
@@ -240,7 +236,7 @@ async fn a_broken_config_keeps_the_running_one() {
     std::fs::write(dir_file(&gw, "users.htpasswd"), "bob:plaintext\n").unwrap();
     std::fs::write(&path, &good).unwrap();
     assert!(
-        gw.runtime.reload().is_err(),
+        gw.runtime.reload().await.is_err(),
         "a bad htpasswd line is refused too"
     );
     assert_eq!(
@@ -275,7 +271,7 @@ async fn a_renewed_certificate_is_served_to_new_handshakes() {
     let open_before = old.tls(&[b"http/1.1"]).await;
     std::fs::copy(&files.cert, dir_file(&gw, "certs/gateway.crt")).unwrap();
     std::fs::copy(&files.key, dir_file(&gw, "certs/gateway.key")).unwrap();
-    gw.runtime.reload().unwrap();
+    gw.runtime.reload().await.unwrap();
     let new = Client::new(gw.addr, &std::fs::read_to_string(&files.ca_cert).unwrap());
     assert_eq!(
         new.as_user("alice", Method::GET, BATCHES, "").await.status,
@@ -311,7 +307,7 @@ async fn reloads_under_load_fail_no_request() {
         });
     }
     for _ in 0..5 {
-        gw.runtime.reload().unwrap();
+        gw.runtime.reload().await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut failures = 0;
@@ -324,15 +320,12 @@ async fn reloads_under_load_fail_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_under_load_finishes_every_request_livy_saw() {
     // Livy answers after a delay, so requests are in flight when the shutdown starts.
-    let gw = TestGateway::start(Options {
-        backend: Backend::Recorder(Arc::new(|_| {
-            Reply::After(
-                Duration::from_millis(150),
-                json_reply(StatusCode::OK, r#"{"ok":true}"#),
-            )
-        })),
-        ..Options::default()
-    })
+    let gw = TestGateway::start(Options::backend(Backend::Recorder(Arc::new(|_| {
+        Reply::After(
+            Duration::from_millis(150),
+            json_reply(StatusCode::OK, r#"{"ok":true}"#),
+        )
+    }))))
     .await;
     let c = gw.client();
     let mut load = tokio::task::JoinSet::new();
@@ -386,11 +379,7 @@ async fn shutdown_under_load_finishes_every_request_livy_saw() {
 
 #[tokio::test]
 async fn request_ids_are_kept_or_made_and_passed_to_livy() {
-    let gw = TestGateway::start(Options {
-        backend: Backend::Recorder(ok_responder()),
-        ..Options::default()
-    })
-    .await;
+    let gw = TestGateway::start(Options::backend(Backend::Recorder(ok_responder()))).await;
     let c = gw.client();
     let auth = basic("admin", PASSWORD);
     let r = c

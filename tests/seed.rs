@@ -12,14 +12,11 @@ use livy_gateway::sim::SimConfig;
 const SUBMIT: &str = r#"{ "file":"local:/usr/iop/current/spark2-client/jars/spark-examples.jar", "className":"org.apache.spark.examples.SparkPi" }"#;
 
 fn seed_backend() -> Options {
-    Options {
-        backend: Backend::Sim(SimConfig {
-            version: LivyVersion::V05,
-            speed: 1_000_000.0,
-            ..SimConfig::default()
-        }),
-        ..Options::default()
-    }
+    Options::backend(Backend::Sim(SimConfig {
+        version: LivyVersion::V05,
+        speed: 1_000_000.0,
+        ..SimConfig::default()
+    }))
 }
 
 #[tokio::test]

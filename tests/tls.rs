@@ -130,11 +130,8 @@ async fn plain_http_on_the_tls_port_is_told_to_use_https() {
 
 #[tokio::test]
 async fn a_stalled_handshake_is_dropped_while_others_are_served() {
-    let gw = TestGateway::start(Options {
-        server_extra: "handshake_timeout_secs = 1",
-        ..Options::default()
-    })
-    .await;
+    let gw =
+        TestGateway::start(Options::default().with(|c| c.server.handshake_timeout = secs(1))).await;
     let mut stalled = TcpStream::connect(gw.addr).await.unwrap();
     // Others are served while it hangs.
     let r = gw
@@ -150,16 +147,12 @@ async fn a_stalled_handshake_is_dropped_while_others_are_served() {
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests() {
-    let gw = TestGateway::start(Options {
-        // Answers only after the shutdown has begun, so the request is in flight.
-        backend: Backend::Recorder(Arc::new(|_| {
-            Reply::After(
-                Duration::from_millis(500),
-                json_reply(http::StatusCode::OK, r#"{"slow":true}"#),
-            )
-        })),
-        ..Options::default()
-    })
+    let gw = TestGateway::start(Options::backend(Backend::Recorder(Arc::new(|_| {
+        Reply::After(
+            Duration::from_millis(500),
+            json_reply(http::StatusCode::OK, r#"{"slow":true}"#),
+        )
+    }))))
     .await;
     let c = gw.client();
     let in_flight = tokio::spawn(async move {

@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let caller = Principal {
         user: Arc::from("alice"),
+        groups: Arc::from(Vec::new()),
         admin: false,
     };
     if let Ok(effective) = body::assert_proxy_user(&mut object, &caller) {

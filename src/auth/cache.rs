@@ -1,12 +1,15 @@
-//! Remembers recently verified credentials so clients that send Basic credentials on
-//! every request (pylivy does) do not pay a bcrypt verification each time.
+//! Remembers recently verified credentials, with the identity (and groups) they
+//! proved, so clients that send Basic credentials on every request (pylivy does)
+//! do not pay a password check (a bcrypt hash, a directory bind) each time.
 //!
-//! Entries are keyed by HMAC-SHA256, under a per-process random key, of user,
-//! password and the stored hash: the cache never holds a password or anything an
-//! offline attack could use, and changing a user's hash in the htpasswd file makes
-//! their old entries unreachable. Only successes are cached. Entries live for a TTL;
-//! the map is bounded (expired entries are swept when it fills, and if it is still
-//! full it is cleared, which costs only re-verifications).
+//! Entries are keyed by HMAC-SHA256, under a per-cache random key, of user and
+//! password: the cache never holds a password or anything an offline attack could
+//! use. Each configuration (each reload) gets a new cache, so a changed password or
+//! a user removed from the file is checked afresh. Only successes are cached, and
+//! group membership with them: a user taken out of a group loses what it granted
+//! within the TTL. Entries live for a TTL; the map is bounded (expired entries are
+//! swept when it fills, and if it is still full it is cleared, which costs only
+//! re-verifications).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,6 +20,8 @@ use rand::RngCore;
 use sha2::Sha256;
 use tokio::time::Instant;
 
+use super::Identity;
+
 type Key = [u8; 32];
 
 /// A bounded TTL set of verified credential digests.
@@ -25,8 +30,8 @@ pub struct CredentialCache {
     secret: [u8; 32],
     ttl: Duration,
     max_entries: usize,
-    /// digest → expiry.
-    entries: Mutex<HashMap<Key, Instant>>,
+    /// digest → (identity, expiry).
+    entries: Mutex<HashMap<Key, (Identity, Instant)>>,
 }
 
 impl CredentialCache {
@@ -46,60 +51,52 @@ impl CredentialCache {
         !self.ttl.is_zero() && self.max_entries > 0
     }
 
-    fn key(&self, user: &str, password: &str, stored_hash: &str) -> Key {
+    fn key(&self, user: &str, password: &str) -> Key {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("any key length");
-        for part in [user, password, stored_hash] {
+        for part in [user, password] {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
         }
         mac.finalize().into_bytes().into()
     }
 
-    /// Whether this exact user/password/hash triple was verified within the TTL.
-    pub fn contains(&self, user: &str, password: &str, stored_hash: &str) -> bool {
+    /// The identity this exact user/password pair proved within the TTL.
+    pub fn get(&self, user: &str, password: &str) -> Option<Identity> {
         if !self.enabled() {
-            return false;
+            return None;
         }
-        let key = self.key(user, password, stored_hash);
+        let key = self.key(user, password);
         let mut entries = self.entries.lock().expect("cache lock");
         match entries.get(&key) {
-            Some(expiry) if *expiry > Instant::now() => true,
+            Some((identity, expiry)) if *expiry > Instant::now() => Some(identity.clone()),
             Some(_) => {
                 entries.remove(&key);
-                false
+                None
             }
-            None => false,
+            None => None,
         }
     }
 
-    /// Records a successful verification.
-    pub fn insert(&self, user: &str, password: &str, stored_hash: &str) {
+    /// Records a successful verification and the identity it proved.
+    pub fn insert(&self, user: &str, password: &str, identity: &Identity) {
         if !self.enabled() {
             return;
         }
-        let key = self.key(user, password, stored_hash);
+        let key = self.key(user, password);
         let now = Instant::now();
         let mut entries = self.entries.lock().expect("cache lock");
         if entries.len() >= self.max_entries {
-            entries.retain(|_, expiry| *expiry > now);
+            entries.retain(|_, (_, expiry)| *expiry > now);
             if entries.len() >= self.max_entries {
                 entries.clear();
             }
         }
-        entries.insert(key, now + self.ttl);
+        entries.insert(key, (identity.clone(), now + self.ttl));
     }
 
-    /// Forgets everything (used when the user database changes).
-    pub fn clear(&self) {
-        self.entries.lock().expect("cache lock").clear();
-    }
-
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.lock().expect("cache lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -107,38 +104,41 @@ impl CredentialCache {
 mod tests {
     use super::*;
 
+    fn alice() -> Identity {
+        Identity::new("alice", vec!["livy-users".into()])
+    }
+
     #[tokio::test(start_paused = true)]
     async fn entries_expire_after_the_ttl() {
         let cache = CredentialCache::new(Duration::from_secs(60), 10);
-        cache.insert("alice", "pw", "$2y$hash");
-        assert!(cache.contains("alice", "pw", "$2y$hash"));
-        assert!(!cache.contains("alice", "other", "$2y$hash"));
-        assert!(!cache.contains("alice", "pw", "$2y$changed"));
+        cache.insert("alice", "pw", &alice());
+        assert_eq!(cache.get("alice", "pw"), Some(alice()));
+        assert_eq!(cache.get("alice", "other"), None);
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(!cache.contains("alice", "pw", "$2y$hash"));
+        assert_eq!(cache.get("alice", "pw"), None);
     }
 
     #[test]
     fn field_boundaries_cannot_be_shifted() {
         let cache = CredentialCache::new(Duration::from_secs(60), 10);
-        cache.insert("al", "ice", "h");
-        assert!(!cache.contains("ali", "ce", "h"));
+        cache.insert("al", "ice", &alice());
+        assert_eq!(cache.get("ali", "ce"), None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn size_stays_bounded() {
         let cache = CredentialCache::new(Duration::from_secs(60), 100);
         for i in 0..1000 {
-            cache.insert(&format!("user{i}"), "pw", "h");
+            cache.insert(&format!("user{i}"), "pw", &alice());
             assert!(cache.len() <= 100);
         }
-        assert!(cache.contains("user999", "pw", "h"));
+        assert!(cache.get("user999", "pw").is_some());
     }
 
     #[test]
     fn zero_ttl_disables() {
         let cache = CredentialCache::new(Duration::ZERO, 10);
-        cache.insert("alice", "pw", "h");
-        assert!(!cache.contains("alice", "pw", "h"));
+        cache.insert("alice", "pw", &alice());
+        assert_eq!(cache.get("alice", "pw"), None);
     }
 }

@@ -1,15 +1,31 @@
-//! htpasswd files as Apache's `htpasswd` writes them, and password verification
-//! against their entries.
+//! htpasswd files as Apache's `htpasswd` writes them, and the [`HtpasswdVerifier`]
+//! that checks passwords against their entries.
 //!
 //! bcrypt (`$2y$`, `$2b$`, `$2a$`) is the expected scheme. SHA-256/512-crypt (`$5$`,
 //! `$6$`) and Apache MD5 (`$apr1$`) are accepted with a warning at load. Plaintext,
 //! unsalted SHA-1 (`{SHA}`) and DES crypt are refused at load, naming the line, so a
 //! weak file never goes live silently. Hash values are never logged.
+//!
+//! Hashes are computed on the blocking pool, at most one per core at a time (the
+//! permit travels with the computation, so a request that goes away does not free
+//! a core still hashing). A user the file does not name is checked against a dummy
+//! hash of the file's cost, so such a check costs the same CPU as a real one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
+use async_trait::async_trait;
+use rand::distr::{Alphanumeric, SampleString};
+use tokio::sync::Semaphore;
+
+use super::basic::Credentials;
+use super::verifier::{CredentialVerifier, Verdict, VerifyError};
+use super::Identity;
 use crate::error::StartupError;
+
+/// bcrypt cost of the dummy hash when the file has no bcrypt entry to copy.
+const DEFAULT_DUMMY_COST: u32 = 10;
 
 /// The hashing scheme of one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +196,98 @@ impl Htpasswd {
     }
 }
 
+/// Checks passwords against an htpasswd file. Users from the file belong to no
+/// groups.
+pub struct HtpasswdVerifier {
+    users: Htpasswd,
+    /// Checked in place of a user the file does not name. Made on first use (it
+    /// costs as much as a login), so startup does not wait for it.
+    dummy: Arc<OnceLock<Entry>>,
+    /// One permit per core: hashes running at once.
+    cores: Arc<Semaphore>,
+}
+
+impl HtpasswdVerifier {
+    /// Loads the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, StartupError> {
+        let users = Htpasswd::load(path)?;
+        if users.is_empty() {
+            tracing::warn!(file = %path.display(), "htpasswd file has no users: every login will fail");
+        }
+        Ok(Self::new(users))
+    }
+
+    pub fn new(users: Htpasswd) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            users,
+            dummy: Arc::new(OnceLock::new()),
+            cores: Arc::new(Semaphore::new(cores)),
+        }
+    }
+}
+
+#[async_trait]
+impl CredentialVerifier for HtpasswdVerifier {
+    async fn verify(&self, credentials: &Credentials) -> Result<Verdict, VerifyError> {
+        let known = self.users.get(&credentials.user).cloned();
+        let core = self
+            .cores
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| VerifyError("password checks have stopped".into()))?;
+        let password = credentials.password.clone();
+        let dummy = self.dummy.clone();
+        let entry = known.clone();
+        let cost = self.users.bcrypt_cost().unwrap_or(DEFAULT_DUMMY_COST);
+        let matches = tokio::task::spawn_blocking(move || {
+            // The core is held until the hash is done, even if the request is not.
+            let _core = core;
+            match entry {
+                Some(entry) => entry.verify(&password),
+                None => {
+                    // Same work as for a known user, and never a match.
+                    dummy.get_or_init(|| dummy_entry(cost)).verify(&password);
+                    false
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        Ok(match (known, matches) {
+            (Some(_), true) => Verdict::Accepted(Identity::new(&credentials.user, Vec::new())),
+            (Some(_), false) => Verdict::Rejected,
+            (None, _) => Verdict::Unknown,
+        })
+    }
+
+    fn users(&self) -> Option<HashSet<String>> {
+        Some(self.users.names().map(str::to_owned).collect())
+    }
+
+    fn concurrency(&self) -> usize {
+        self.cores.available_permits().max(1)
+    }
+}
+
+/// A bcrypt entry for a random password no one knows.
+fn dummy_entry(cost: u32) -> Entry {
+    let random = Alphanumeric.sample_string(&mut rand::rng(), 24);
+    let hash = bcrypt::hash(random, cost)
+        .or_else(|_| {
+            bcrypt::hash(
+                Alphanumeric.sample_string(&mut rand::rng(), 24),
+                DEFAULT_DUMMY_COST,
+            )
+        })
+        .expect("bcrypt of a short random string");
+    Entry {
+        hash,
+        scheme: Scheme::Bcrypt,
+    }
+}
+
 fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
     bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1
 }
@@ -255,6 +363,40 @@ mod tests {
         assert_eq!(Htpasswd::parse("a:$2y$05$short").unwrap_err().0, 1);
         let dup = format!("a:{bcrypt}\na:{bcrypt}\n");
         assert_eq!(Htpasswd::parse(&dup).unwrap_err().0, 2);
+    }
+
+    #[tokio::test]
+    async fn the_verifier_tells_known_from_unknown_users_in_the_same_work() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let (file, _) = Htpasswd::parse(&format!("alice:{hash}\n")).unwrap();
+        let verifier = HtpasswdVerifier::new(file);
+        let creds = |user: &str, password: &str| Credentials {
+            user: user.into(),
+            password: password.into(),
+        };
+        assert_eq!(
+            verifier.verify(&creds("alice", "pw")).await.unwrap(),
+            Verdict::Accepted(Identity::new("alice", vec![]))
+        );
+        assert_eq!(
+            verifier.verify(&creds("alice", "no")).await.unwrap(),
+            Verdict::Rejected
+        );
+        assert!(
+            verifier.dummy.get().is_none(),
+            "not made before it is needed"
+        );
+        assert_eq!(
+            verifier.verify(&creds("mallory", "pw")).await.unwrap(),
+            Verdict::Unknown
+        );
+        let dummy = verifier.dummy.get().expect("made for the unknown user");
+        let cost = dummy.hash.parse::<bcrypt::HashParts>().unwrap().get_cost();
+        assert_eq!(cost, 4, "the file's own cost");
+        assert_eq!(
+            verifier.users().unwrap(),
+            HashSet::from(["alice".to_string()])
+        );
     }
 
     #[test]

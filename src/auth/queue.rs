@@ -5,7 +5,7 @@
 //! Without a bound, a flood of guesses makes every real login wait behind all of
 //! them (seconds per login at bcrypt's usual costs); past the bound a check is
 //! refused at once, and the caller answers 503 with `Retry-After`. Familiar logins
-//! (see [`super::throttle::LoginThrottle::is_familiar`]) have a queue of their own,
+//! (see `Lockouts::is_familiar`) have a queue of their own,
 //! served first and bounded alike, so a spray from strangers can neither fill it
 //! nor delay it.
 

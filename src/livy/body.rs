@@ -133,6 +133,7 @@ mod tests {
     fn principal(user: &str, admin: bool) -> Principal {
         Principal {
             user: Arc::from(user),
+            groups: Arc::from(Vec::new()),
             admin,
         }
     }

@@ -1,13 +1,14 @@
 //! Collection listings (`GET /batches`, `GET /sessions`) narrowed to the caller's own
 //! resources, with `from`, `size` and `total` consistent with the narrowed list.
 //!
-//! The gateway asks Livy for the whole collection, decides the owner of each view
-//! ([`view_owner`]), and pages the caller's part itself.
+//! The gateway asks Livy for the whole collection, looks up every view's record in
+//! one batch, decides the owner of each view ([`view_owner`]), and pages the
+//! caller's part itself.
 
 use serde_json::{json, Value};
 
 use crate::error::RequestError;
-use crate::ownership::{Kind, OwnershipStore, Record};
+use crate::state::{Kind, OwnershipStore, Record};
 
 /// Livy's default page size.
 const DEFAULT_SIZE: usize = 100;
@@ -54,16 +55,16 @@ pub fn view_owner(view: &Value, record: Option<&Record>) -> Option<String> {
         .or_else(|| field("owner"))
 }
 
-/// Ownership learnt from a view that names its `proxyUser` and differs from (or is
-/// missing in) the store.
-pub fn learnt(view: &Value, kind: Kind, store: &dyn OwnershipStore) -> Option<(u64, Record)> {
+/// Ownership learnt from a view that names its `proxyUser`, where it differs from
+/// (or is missing in) what the gateway has, `known`.
+pub fn learnt(view: &Value, known: Option<&Record>) -> Option<(u64, Record)> {
     let id = view.get("id")?.as_u64()?;
     let proxy_user = view.get("proxyUser")?.as_str().filter(|s| !s.is_empty())?;
     let record = Record {
         owner: proxy_user.to_owned(),
         name: view.get("name").and_then(Value::as_str).map(str::to_owned),
     };
-    (store.get(kind, id).as_ref() != Some(&record)).then_some((id, record))
+    (known != Some(&record)).then_some((id, record))
 }
 
 /// A listing narrowed to one user.
@@ -74,8 +75,9 @@ pub struct Narrowed {
     pub learned: Vec<(u64, Record)>,
 }
 
-/// The caller's page of a Livy listing, and ownership learnt on the way.
-pub fn narrow(
+/// The caller's page of a Livy listing, and ownership learnt on the way. The
+/// records of every listed id are looked up together, in one round trip.
+pub async fn narrow(
     body: &[u8],
     user: &str,
     kind: Kind,
@@ -87,16 +89,17 @@ pub fn narrow(
         .get("sessions")
         .and_then(Value::as_array)
         .ok_or(RequestError::UpstreamFailed)?;
+    let ids: Vec<u64> = views
+        .iter()
+        .map(|view| view.get("id").and_then(Value::as_u64).unwrap_or(u64::MAX))
+        .collect();
+    let records = store.get_many(kind, &ids).await?;
     let mut learned = Vec::new();
     let mut own = Vec::new();
-    for view in views {
-        if let Some(l) = learnt(view, kind, store) {
+    for (view, record) in views.iter().zip(&records) {
+        if let Some(l) = learnt(view, record.as_ref()) {
             learned.push(l);
         }
-        let record = view
-            .get("id")
-            .and_then(Value::as_u64)
-            .and_then(|id| store.get(kind, id));
         if view_owner(view, record.as_ref()).as_deref() == Some(user) {
             own.push(view);
         }
@@ -113,31 +116,25 @@ pub fn narrow(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ownership::RedbOwnershipStore;
+    use crate::state::local::ownership::RedbOwnershipStore;
+    use crate::state::Change;
 
-    #[test]
-    fn listing_keeps_only_the_callers_views_and_pages_them() {
+    #[tokio::test]
+    async fn listing_keeps_only_the_callers_views_and_pages_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbOwnershipStore::open(dir.path()).unwrap();
-        store
-            .put(
-                Kind::Batch,
-                1,
+        let alices = |id| {
+            (
+                id,
                 Record {
                     owner: "alice".into(),
                     name: None,
                 },
             )
-            .unwrap();
+        };
         store
-            .put(
-                Kind::Batch,
-                5,
-                Record {
-                    owner: "alice".into(),
-                    name: None,
-                },
-            )
+            .apply(vec![Change::Put(Kind::Batch, vec![alices(1), alices(5)])])
+            .await
             .unwrap();
         let body = json!({"from":0,"total":6,"sessions":[
             {"id":0,"state":"dead"},
@@ -150,7 +147,9 @@ mod tests {
         .to_string();
         let all = Page { from: 0, size: 100 };
         let Narrowed { body: out, learned } =
-            narrow(body.as_bytes(), "alice", Kind::Batch, &store, all).unwrap();
+            narrow(body.as_bytes(), "alice", Kind::Batch, &store, all)
+                .await
+                .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         let ids: Vec<u64> = v["sessions"]
             .as_array()
@@ -176,6 +175,7 @@ mod tests {
             &store,
             Page { from: 1, size: 1 },
         )
+        .await
         .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["from"], 1);

@@ -15,7 +15,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method};
 
 use crate::error::RequestError;
-use crate::ownership::Kind;
+use crate::state::Kind;
 
 /// The media type whose bodies Jetty parses into request parameters.
 const FORM: &[u8] = b"application/x-www-form-urlencoded";

@@ -9,6 +9,7 @@
 
 pub mod logs;
 pub mod model;
+mod requests;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, LOCATION};
+use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -25,7 +26,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use crate::body::{self, Body};
 use crate::error::json_response;
 use model::{Batch, LivyVersion, Session, Timings};
+use requests::*;
 
 /// Largest request body the simulator reads.
 const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -78,175 +79,6 @@ pub struct Simulator {
     /// A monotonic instant and the wall-clock milliseconds it stands for.
     epoch: (Instant, u64),
     state: Mutex<State>,
-}
-
-/// Statement create body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StatementRequest {
-    code: Option<String>,
-    #[allow(dead_code)]
-    kind: Option<String>,
-}
-
-/// Batch create body: every field Livy's `CreateBatchRequest` has.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[allow(dead_code)]
-struct BatchRequest {
-    file: Option<String>,
-    proxy_user: Option<String>,
-    class_name: Option<String>,
-    args: Option<Vec<String>>,
-    jars: Option<Vec<String>>,
-    py_files: Option<Vec<String>>,
-    files: Option<Vec<String>>,
-    driver_memory: Option<String>,
-    driver_cores: Option<i32>,
-    executor_memory: Option<String>,
-    executor_cores: Option<i32>,
-    num_executors: Option<i32>,
-    archives: Option<Vec<String>>,
-    queue: Option<String>,
-    name: Option<String>,
-    conf: Option<BTreeMap<String, String>>,
-}
-
-/// Session create body: every field Livy's `CreateInteractiveRequest` has.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[allow(dead_code)]
-struct SessionRequest {
-    kind: Option<String>,
-    proxy_user: Option<String>,
-    jars: Option<Vec<String>>,
-    py_files: Option<Vec<String>>,
-    files: Option<Vec<String>>,
-    driver_memory: Option<String>,
-    driver_cores: Option<i32>,
-    executor_memory: Option<String>,
-    executor_cores: Option<i32>,
-    num_executors: Option<i32>,
-    archives: Option<Vec<String>>,
-    queue: Option<String>,
-    name: Option<String>,
-    conf: Option<BTreeMap<String, String>>,
-    heartbeat_timeout_in_second: Option<i64>,
-    ttl: Option<String>,
-    idle_timeout: Option<String>,
-}
-
-/// A parsed request, as the handlers need it.
-struct Call {
-    method: Method,
-    segments: Vec<String>,
-    query: Vec<(String, String)>,
-    body: Bytes,
-}
-
-impl Call {
-    fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn int_param(&self, name: &str) -> Result<Option<i64>, LivyError> {
-        self.param(name)
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| fail(StatusCode::BAD_REQUEST, &format!("Invalid {name}: {v}")))
-            })
-            .transpose()
-    }
-}
-
-fn msg(status: StatusCode, text: &str) -> Response<Body> {
-    json_response(status, &json!({ "msg": text }))
-}
-
-/// An error answer in Livy's form: a status and `{"msg": …}`.
-#[derive(Debug)]
-pub struct LivyError {
-    status: StatusCode,
-    msg: String,
-}
-
-impl LivyError {
-    fn into_response(self) -> Response<Body> {
-        msg(self.status, &self.msg)
-    }
-}
-
-fn fail(status: StatusCode, text: &str) -> LivyError {
-    LivyError {
-        status,
-        msg: text.to_owned(),
-    }
-}
-
-fn not_found(id: &str) -> LivyError {
-    fail(StatusCode::NOT_FOUND, &format!("Session '{id}' not found."))
-}
-
-fn created(location: String, view: Value) -> Response<Body> {
-    let mut response = json_response(StatusCode::CREATED, &view);
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(LOCATION, value);
-    }
-    response
-}
-
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, LivyError> {
-    serde_json::from_slice(body).map_err(|e| {
-        fail(
-            StatusCode::BAD_REQUEST,
-            &format!("Rejected, Reason: cannot parse the request: {e}"),
-        )
-    })
-}
-
-/// Livy's query decoding: `+` is a space, `%XX` escapes.
-fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(pair), String::new()),
-        })
-        .collect()
-}
-
-/// Scalatra's method override: a POST may claim to be another method.
-fn effective_method<B>(request: &Request<B>, query: &[(String, String)]) -> Method {
-    if request.method() != Method::POST {
-        return request.method().clone();
-    }
-    let from_header = [
-        "x-http-method-override",
-        "x-http-method",
-        "x-method-override",
-    ]
-    .iter()
-    .find_map(|h| request.headers().get(*h))
-    .and_then(|v| v.to_str().ok())
-    .map(str::to_owned);
-    let from_query = query
-        .iter()
-        .find(|(k, _)| k == "_method")
-        .map(|(_, v)| v.clone());
-    from_header
-        .or(from_query)
-        .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
-        .unwrap_or(Method::POST)
 }
 
 const CSRF_PAGE: &str = "<html><head><title>Error 400 Missing Required Header for CSRF protection.</title></head>\

@@ -4,7 +4,7 @@
 //! States are derived from the time elapsed since creation (scaled by the configured
 //! speed), so nothing runs in the background and tests can move time with
 //! `tokio::time::advance`. Conventions for making things fail (documented in the
-//! README): a batch whose `args` contain `"fail"` ends `dead`; a statement whose code
+//! docs/operations.md): a batch whose `args` contain `"fail"` ends `dead`; a statement whose code
 //! contains `raise` or divides by zero produces an error output.
 
 use std::time::Duration;

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use livy_gateway::certgen;
-use livy_gateway::config::Config;
+use livy_gateway::config::{Config, UpstreamUrl};
 use livy_gateway::runtime::Runtime;
 use livy_gateway::server;
 use livy_gateway::sim::{self, SimConfig, Simulator};
@@ -36,6 +36,8 @@ pub enum Backend {
     Sim(SimConfig),
     /// A recording upstream answering with `Responder`.
     Recorder(Responder),
+    /// The same over TLS (`https://localhost`, with a certificate from the test CA).
+    TlsRecorder(Responder),
     /// A URL where nothing listens.
     Refusing,
     /// These upstream URLs, as given.
@@ -89,7 +91,7 @@ pub struct TestGateway {
     pub ca_pem: String,
     pub dir: tempfile::TempDir,
     pub recorded: Arc<Mutex<Vec<Recorded>>>,
-    /// The upstream URL(s) as written in the config.
+    /// The upstream URL(s), separated by spaces.
     pub upstream: String,
     /// What the gateway runs (for reloads and metrics).
     pub runtime: Arc<Runtime>,
@@ -100,23 +102,15 @@ pub struct TestGateway {
     done: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Extra TOML appended to the generated config (sections may repeat keys only once,
-/// so tests pass whole extra sections or use `with_config`).
+/// One change to the harness's configuration.
+type Change = Box<dyn FnOnce(&mut Config) + Send>;
+
+/// How a test gateway is set up: what stands behind it, and changes to the
+/// harness's configuration (typed: the harness writes the file from them).
 pub struct Options {
     pub backend: Backend,
-    pub session: &'static str,
-    pub server_extra: &'static str,
-    /// Extra keys of the `[auth]` section.
-    pub auth_extra: &'static str,
-    pub livy_extra: &'static str,
-    /// The `[rate_limit]` section's keys. Tests default to limits no test reaches.
-    pub rate_limit: &'static str,
-    /// The `[login]` section's keys.
-    pub login: &'static str,
+    configure: Vec<Change>,
 }
-
-/// Rate limits high enough that only tests about them ever hit them.
-pub const RELAXED_LIMITS: &str = "per_ip_rps = 100000.0\nper_ip_burst = 100000\nper_user_rps = 100000.0\nper_user_burst = 100000\ncreate_per_user_per_min = 100000\n";
 
 impl Default for Options {
     fn default() -> Self {
@@ -125,14 +119,53 @@ impl Default for Options {
                 speed: 1000.0,
                 ..SimConfig::default()
             }),
-            session: "",
-            server_extra: "",
-            auth_extra: "",
-            livy_extra: "",
-            rate_limit: RELAXED_LIMITS,
-            login: "",
+            configure: Vec::new(),
         }
     }
+}
+
+impl Options {
+    /// The default configuration in front of `backend`.
+    pub fn backend(backend: Backend) -> Self {
+        Self {
+            backend,
+            ..Self::default()
+        }
+    }
+
+    /// The same changes in front of `backend` instead.
+    pub fn with_backend(self, backend: Backend) -> Self {
+        Self { backend, ..self }
+    }
+
+    /// Also applies `change` to the configuration.
+    pub fn with(mut self, change: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.configure.push(Box::new(change));
+        self
+    }
+}
+
+/// Whole seconds, for configuration durations.
+pub fn secs(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n)
+}
+
+/// Rate limits high enough that only tests about them ever hit them.
+fn relaxed_limits(config: &mut Config) {
+    let r = &mut config.rate_limit;
+    r.per_ip_rps = 100_000.0;
+    r.per_ip_burst = 100_000;
+    r.per_user_rps = 100_000.0;
+    r.per_user_burst = 100_000;
+    r.create_per_user_per_min = 100_000;
+}
+
+/// A rate-limit override for `user`: its own rate and burst.
+pub fn override_rate(config: &mut Config, user: &str, rps: f64, burst: u32) {
+    config.rate_limit.overrides.insert(
+        user.to_string(),
+        livy_gateway::config::RateSpec { rps, burst },
+    );
 }
 
 pub fn htpasswd_line(user: &str, password: &str) -> String {
@@ -171,24 +204,40 @@ impl TestGateway {
                     start_recorder(responder, recorded.clone()).await
                 )
             }
+            Backend::TlsRecorder(responder) => {
+                let certs = dir.path().join("certs");
+                let tls = livy_gateway::tls::server_config(
+                    &certs.join("gateway.crt"),
+                    &certs.join("gateway.key"),
+                )
+                .unwrap();
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                let addr = start_recorder_with(responder, recorded.clone(), Some(acceptor)).await;
+                format!("https://localhost:{}", addr.port())
+            }
             Backend::Refusing => refusing_url(),
-            Backend::Urls(urls) => urls.join("\", \""),
+            Backend::Urls(urls) => urls.join(" "),
         };
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"certs/gateway.crt\"\ntls_key = \"certs/gateway.key\"\ndata_dir = \"data\"\n{}\n\
-             [auth]\nhtpasswd = \"users.htpasswd\"\nadmins = [\"admin\"]\n{}\n\
-             [session]\n{}\n\
-             [livy]\nupstreams = [\"{upstream}\"]\n{}\n\
-             [rate_limit]\n{}\n\
-             [login]\n{}\n\
-             [admin]\nlisten = \"127.0.0.1:0\"\n",
-            options.server_extra,
-            options.auth_extra,
-            options.session,
-            options.livy_extra,
-            options.rate_limit,
-            options.login
-        );
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.server.tls_cert = "certs/gateway.crt".into();
+        config.server.tls_key = "certs/gateway.key".into();
+        config.server.data_dir = "data".into();
+        config.auth.htpasswd = Some("users.htpasswd".into());
+        config.auth.admins = vec!["admin".into()];
+        config.livy.upstreams = upstream
+            .split(' ')
+            .map(|url| UpstreamUrl::parse(url).unwrap())
+            .collect();
+        config.admin.listen = "127.0.0.1:0".parse().unwrap();
+        if upstream.starts_with("https://") {
+            config.livy.ca_file = Some("certs/ca.crt".into());
+        }
+        relaxed_limits(&mut config);
+        for change in options.configure {
+            change(&mut config);
+        }
+        let text = config.to_toml();
         std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
         let ca_pem = std::fs::read_to_string(files.ca_cert).unwrap();
         Self::serve(dir, ca_pem, recorded, upstream).await
@@ -351,6 +400,15 @@ pub async fn start_recorder(
     responder: Responder,
     recorded: Arc<Mutex<Vec<Recorded>>>,
 ) -> SocketAddr {
+    start_recorder_with(responder, recorded, None).await
+}
+
+/// [`start_recorder`], speaking TLS with `tls` when given.
+pub async fn start_recorder_with(
+    responder: Responder,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -358,43 +416,58 @@ pub async fn start_recorder(
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let responder = responder.clone();
-            let recorded = recorded.clone();
+            let (responder, recorded, tls) = (responder.clone(), recorded.clone(), tls.clone());
             tokio::spawn(async move {
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let responder = responder.clone();
-                    let recorded = recorded.clone();
-                    async move {
-                        let (parts, body) = request.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        let rec = Recorded {
-                            method: parts.method,
-                            uri: parts.uri.to_string(),
-                            headers: parts.headers,
-                            body,
-                        };
-                        recorded.lock().unwrap().push(rec.clone());
-                        match responder(&rec) {
-                            Reply::Now(response) => Ok::<_, hyper::Error>(response),
-                            Reply::After(delay, response) => {
-                                tokio::time::sleep(delay).await;
-                                Ok(response)
-                            }
-                            Reply::Never => std::future::pending().await,
+                match tls {
+                    None => serve_recording(stream, responder, recorded).await,
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            serve_recording(stream, responder, recorded).await
                         }
                     }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                }
             });
         }
     });
     addr
+}
+
+/// Serves HTTP/1.1 on one connection, recording each request and answering it
+/// with `responder`.
+async fn serve_recording<S>(stream: S, responder: Responder, recorded: Arc<Mutex<Vec<Recorded>>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| {
+        let responder = responder.clone();
+        let recorded = recorded.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let rec = Recorded {
+                method: parts.method,
+                uri: parts.uri.to_string(),
+                headers: parts.headers,
+                body,
+            };
+            recorded.lock().unwrap().push(rec.clone());
+            match responder(&rec) {
+                Reply::Now(response) => Ok::<_, hyper::Error>(response),
+                Reply::After(delay, response) => {
+                    tokio::time::sleep(delay).await;
+                    Ok(response)
+                }
+                Reply::Never => std::future::pending().await,
+            }
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// HTTP version the client speaks.

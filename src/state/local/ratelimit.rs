@@ -1,6 +1,6 @@
-//! Request rate limits, with `governor`: per client address (checked before
-//! authentication), per user (after it, with per-user overrides for service
-//! accounts), and a separate limit on creating batches and sessions.
+//! Request rate limits in this process, with `governor`: per client address
+//! (checked before authentication), per user (after it, with per-user overrides for
+//! service accounts), and a separate limit on creating batches and sessions.
 //!
 //! A refused request is answered 429 with `Retry-After` (and counted in the
 //! metrics). Limiter state is bounded:
@@ -22,8 +22,11 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
+use async_trait::async_trait;
+
 use crate::config::{RateLimitConfig, RateSpec};
 use crate::error::{Limit, RequestError};
+use crate::state;
 
 /// governor's clock, driven by tokio's (pausable) time.
 #[derive(Debug, Clone)]
@@ -120,6 +123,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
         limiter.shrink_to_fit();
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.current().len()
     }
@@ -171,7 +175,7 @@ impl RateLimits {
     }
 
     /// Before authentication: the client address's limit.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), RequestError> {
+    fn check_ip(&self, ip: IpAddr) -> Result<(), RequestError> {
         match &self.per_ip {
             Some(limiter) => limiter
                 .check(&ip)
@@ -181,7 +185,7 @@ impl RateLimits {
     }
 
     /// After authentication: the user's limit (or their override).
-    pub fn check_user(&self, user: &Arc<str>) -> Result<(), RequestError> {
+    fn check_user(&self, user: &Arc<str>) -> Result<(), RequestError> {
         if let Some(own) = self.overrides.get(&**user) {
             return match own {
                 Some(limiter) => limiter
@@ -197,7 +201,7 @@ impl RateLimits {
     }
 
     /// Creating a batch or session.
-    pub fn check_create(&self, user: &Arc<str>) -> Result<(), RequestError> {
+    fn check_create(&self, user: &Arc<str>) -> Result<(), RequestError> {
         match &self.creates {
             Some(limiter) => limiter
                 .check(user)
@@ -207,7 +211,7 @@ impl RateLimits {
     }
 
     /// Drops state of keys that are back to a full burst.
-    pub fn housekeeping(&self) {
+    fn housekeeping(&self) {
         for limiter in [&self.per_user, &self.creates].into_iter().flatten() {
             limiter.housekeeping();
         }
@@ -217,12 +221,32 @@ impl RateLimits {
     }
 
     /// Keys currently tracked (per address, per user, creations).
-    pub fn tracked(&self) -> (usize, usize, usize) {
+    #[cfg(test)]
+    fn tracked(&self) -> (usize, usize, usize) {
         (
             self.per_ip.as_ref().map_or(0, Keyed::len),
             self.per_user.as_ref().map_or(0, Keyed::len),
             self.creates.as_ref().map_or(0, Keyed::len),
         )
+    }
+}
+
+#[async_trait]
+impl state::RateLimiter for RateLimits {
+    async fn check_ip(&self, ip: IpAddr) -> Result<(), RequestError> {
+        RateLimits::check_ip(self, ip)
+    }
+
+    async fn check_user(&self, user: &Arc<str>) -> Result<(), RequestError> {
+        RateLimits::check_user(self, user)
+    }
+
+    async fn check_create(&self, user: &Arc<str>) -> Result<(), RequestError> {
+        RateLimits::check_create(self, user)
+    }
+
+    fn housekeeping(&self) {
+        RateLimits::housekeeping(self)
     }
 }
 

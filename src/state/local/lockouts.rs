@@ -16,11 +16,12 @@
 //! forgotten, and a success resets its pair. Session cookies are never affected:
 //! lockouts only gate password logins.
 //!
-//! A password check is reserved before it starts ([`LoginThrottle::begin`]): checks
+//! A password check is reserved before it starts ([`Lockouts::reserve`]): checks
 //! in flight count against every limit as if they had already failed, so a burst of
 //! concurrent guesses gets no more checks than the limit, however many arrive at
-//! once. The [`Attempt`] records the outcome; dropped unsettled (the client went
-//! away) it counts for nothing. State is bounded by `max_tracked_keys`.
+//! once. Settled as abandoned (the client went away, the check never ran) a
+//! reservation counts for nothing. This is the in-process [`Lockouts`]; its state
+//! is bounded by `max_tracked_keys`.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -28,9 +29,11 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::config::LoginConfig;
+use crate::state::{Lockouts, Outcome, Reservation, StoreError};
 
 /// How long a caller is asked to wait when every allowed check is already in
 /// flight (one of them will have settled by then).
@@ -246,52 +249,15 @@ pub struct LoginThrottle {
     state: Mutex<State>,
 }
 
-/// A reserved password check: settle it with [`Attempt::succeeded`] or
-/// [`Attempt::failed`]; dropped unsettled it counts for nothing.
-pub struct Attempt<'a> {
-    throttle: &'a LoginThrottle,
-    user: String,
-    ip: IpAddr,
-    /// Which counters hold a reservation for it.
-    reserved: [bool; 3],
-    settled: bool,
-}
-
-impl Attempt<'_> {
-    /// The password matched: the pair's failures are forgotten and the address
-    /// trusted for this user.
-    pub fn succeeded(mut self) {
-        self.settle(false);
-    }
-
-    /// The password did not match: counts towards every lockout.
-    pub fn failed(mut self) {
-        self.settle(true);
-    }
-
-    fn settle(&mut self, failed: bool) {
-        self.settled = true;
-        self.throttle.settle(self, Some(failed));
-    }
-}
-
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.throttle.settle(self, None);
-        }
-    }
-}
-
 impl LoginThrottle {
     pub fn new(config: &LoginConfig) -> Self {
         Self {
             policy: Policy {
-                window: Duration::from_secs(config.failure_window_secs),
-                lockout: Duration::from_secs(config.lockout_secs),
-                max_lockout: Duration::from_secs(config.max_lockout_secs.max(config.lockout_secs)),
+                window: config.failure_window,
+                lockout: config.lockout,
+                max_lockout: config.max_lockout.max(config.lockout),
             },
-            trusted_for: Duration::from_secs(config.trusted_address_secs),
+            trusted_for: config.trusted_address,
             max_keys: config.max_tracked_keys,
             state: Mutex::new(State {
                 pairs: Counters::new(config.max_failures_per_pair),
@@ -306,7 +272,7 @@ impl LoginThrottle {
 
     /// `Err(wait)` if logins as `user` from `ip` are locked out now. Checked before
     /// anything else about a login, remembered credentials included.
-    pub fn check(&self, user: &str, ip: IpAddr) -> Result<(), Duration> {
+    fn check(&self, user: &str, ip: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
         let state = self.state.lock().expect("throttle lock");
         let key = (user.to_owned(), ip);
@@ -330,7 +296,7 @@ impl LoginThrottle {
 
     /// Reserves a password check for `user` from `ip`, or `Err(wait)` when a
     /// lockout runs or the checks already in flight use up what the limits allow.
-    pub fn begin(&self, user: &str, ip: IpAddr) -> Result<Attempt<'_>, Duration> {
+    fn begin(&self, user: &str, ip: IpAddr) -> Result<Reservation, Duration> {
         let now = Instant::now();
         let mut state = self.state.lock().expect("throttle lock");
         let key = (user.to_owned(), ip);
@@ -354,24 +320,22 @@ impl LoginThrottle {
             users,
             ..
         } = &mut *state;
-        let reserved = [
+        let held = [
             pairs.reserve(key.clone(), now, &self.policy, self.max_keys),
             addresses.reserve(ip, now, &self.policy, self.max_keys),
             users.reserve(key.0.clone(), now, &self.policy, self.max_keys),
         ];
-        Ok(Attempt {
-            throttle: self,
+        Ok(Reservation {
             user: key.0,
             ip,
-            reserved,
-            settled: false,
+            held,
         })
     }
 
     /// Whether `user` from `ip` is a familiar login, whose check goes ahead of
     /// others when checks queue up: the address had a recent successful login, or
     /// the user had one and the address no failures.
-    pub fn is_familiar(&self, user: &str, ip: IpAddr) -> bool {
+    fn is_familiar(&self, user: &str, ip: IpAddr) -> bool {
         let now = Instant::now();
         let state = self.state.lock().expect("throttle lock");
         if state.known_addresses.recent(&ip, now, self.trusted_for) {
@@ -387,12 +351,11 @@ impl LoginThrottle {
                 .recent(&user.to_owned(), now, self.trusted_for)
     }
 
-    /// Ends `attempt`'s reservations: `Some(true)` failed, `Some(false)` succeeded,
-    /// `None` abandoned.
-    fn settle(&self, attempt: &Attempt<'_>, outcome: Option<bool>) {
+    /// Ends a reservation.
+    fn settle(&self, attempt: &Reservation, outcome: Outcome) {
         let now = Instant::now();
         let mut state = self.state.lock().expect("throttle lock");
-        let failed = outcome == Some(true);
+        let failed = outcome == Outcome::Failed;
         let key = (attempt.user.clone(), attempt.ip);
         let State {
             pairs,
@@ -402,16 +365,16 @@ impl LoginThrottle {
             known_addresses,
             known_users,
         } = &mut *state;
-        if attempt.reserved[0] {
+        if attempt.held[0] {
             pairs.settle(&key, failed, now, &self.policy);
         }
-        if attempt.reserved[1] {
+        if attempt.held[1] {
             addresses.settle(&attempt.ip, failed, now, &self.policy);
         }
-        if attempt.reserved[2] {
+        if attempt.held[2] {
             users.settle(&key.0, failed, now, &self.policy);
         }
-        if outcome == Some(false) {
+        if outcome == Outcome::Succeeded {
             pairs.reset(&key);
             let (within, cap) = (self.trusted_for, self.max_keys);
             known_users.record(key.0.clone(), now, within, cap);
@@ -420,24 +383,24 @@ impl LoginThrottle {
         }
     }
 
-    /// Records a failed login that was not reserved (tests of the policy).
+    /// A whole check that failed (tests of the policy).
     #[cfg(test)]
     fn failed(&self, user: &str, ip: IpAddr) {
         if let Ok(attempt) = self.begin(user, ip) {
-            attempt.failed();
+            self.settle(&attempt, Outcome::Failed);
         }
     }
 
-    /// Records a successful login that was not reserved (tests of the policy).
+    /// A whole check that succeeded (tests of the policy).
     #[cfg(test)]
     fn succeeded(&self, user: &str, ip: IpAddr) {
         if let Ok(attempt) = self.begin(user, ip) {
-            attempt.succeeded();
+            self.settle(&attempt, Outcome::Succeeded);
         }
     }
 
     /// Drops counters that no longer matter.
-    pub fn housekeeping(&self) {
+    fn housekeeping(&self) {
         let now = Instant::now();
         let mut state = self.state.lock().expect("throttle lock");
         let within = self.trusted_for;
@@ -458,6 +421,33 @@ impl LoginThrottle {
     }
 }
 
+#[async_trait]
+impl Lockouts for LoginThrottle {
+    async fn locked(&self, user: &str, ip: IpAddr) -> Result<Option<Duration>, StoreError> {
+        Ok(self.check(user, ip).err())
+    }
+
+    async fn reserve(
+        &self,
+        user: &str,
+        ip: IpAddr,
+    ) -> Result<Result<Reservation, Duration>, StoreError> {
+        Ok(self.begin(user, ip))
+    }
+
+    async fn settle(&self, reservation: Reservation, outcome: Outcome) {
+        LoginThrottle::settle(self, &reservation, outcome);
+    }
+
+    async fn is_familiar(&self, user: &str, ip: IpAddr) -> bool {
+        LoginThrottle::is_familiar(self, user, ip)
+    }
+
+    fn housekeeping(&self) {
+        LoginThrottle::housekeeping(self);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,10 +457,10 @@ mod tests {
             max_failures_per_pair: 3,
             max_failures_per_address: 10,
             max_failures_per_user: 6,
-            failure_window_secs: 600,
-            lockout_secs: 60,
-            max_lockout_secs: 200,
-            trusted_address_secs: 3600,
+            failure_window: Duration::from_secs(600),
+            lockout: Duration::from_secs(60),
+            max_lockout: Duration::from_secs(200),
+            trusted_address: Duration::from_secs(3600),
             max_tracked_keys: 1000,
         }
     }
@@ -570,7 +560,7 @@ mod tests {
             "in flight is not yet locked"
         );
         for attempt in burst {
-            attempt.failed();
+            t.settle(&attempt, Outcome::Failed);
         }
         assert_eq!(t.check("alice", ip(1)), Err(Duration::from_secs(60)));
         assert!(t.begin("alice", ip(1)).is_err());
@@ -580,7 +570,9 @@ mod tests {
             .map(|n| t.begin(&format!("user{n}"), ip(2)).unwrap())
             .collect();
         assert!(t.begin("someone", ip(2)).is_err());
-        drop(spray);
+        for attempt in spray {
+            t.settle(&attempt, Outcome::Abandoned);
+        }
         assert!(
             t.begin("someone", ip(2)).is_ok(),
             "abandoned checks count for nothing"
@@ -590,7 +582,7 @@ mod tests {
         let spread: Vec<_> = (10..17).map(|n| t.begin("bob", ip(n)).unwrap()).collect();
         assert!(t.begin("bob", ip(30)).is_err());
         for attempt in spread {
-            attempt.failed();
+            t.settle(&attempt, Outcome::Failed);
         }
         assert!(t.check("bob", ip(31)).is_err(), "bob is locked");
     }

@@ -1,8 +1,9 @@
 //! Keep-alive connections to one Livy server, and the exchange of one request over
 //! one of them.
 //!
-//! Connections are HTTP/1.1 (Livy speaks nothing else), opened on demand with a
-//! connect timeout and `TCP_NODELAY`, and kept once a response has been read to the
+//! Connections are HTTP/1.1 (Livy speaks nothing else), plain or over TLS for an
+//! `https://` upstream, opened on demand with a connect timeout (covering the TLS
+//! handshake) and `TCP_NODELAY`, and kept once a response has been read to the
 //! end: at most `max_idle` of them, each for at most `idle_timeout` unused. The most
 //! recently used idle connection goes first (the least likely to have been closed by
 //! Livy meanwhile). A request that a kept connection cannot take after all (Livy
@@ -14,15 +15,13 @@
 //! request and reading the response head while waiting for the answer, and reading
 //! the body as the body is read. With a task per connection every request went
 //! through two more task switches (request to connection task, response back), and
-//! under bursts of requests each waited behind the whole burst for both; driving the
-//! connection in place cut the median latency of 16 clients at 1,000 req/s over
-//! HTTP/2 by about a third. An idle connection is looked at when it is next taken or
-//! swept (so one Livy closed is let go then, not at once).
+//! under bursts of requests each waited behind the whole burst for both (what that
+//! cost is in bench/README.md). An idle connection is looked at when it is next
+//! taken or swept (so one Livy closed is let go then, not at once).
 //!
-//! hyper-util's general-purpose pool did the same job at about 5,000 instructions a
-//! request (it keys connections by scheme and authority, hashed with SipHash on every
-//! checkout and return, and wraps each exchange in further boxed futures): some 7% of
-//! all the gateway spent on a proxied request. One pool per upstream needs no key.
+//! One pool per upstream needs no key: hyper-util's general-purpose pool keys
+//! connections by scheme and authority, hashes the key on every checkout and return,
+//! and wraps each exchange in further boxed futures, all on every request.
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
@@ -36,8 +35,12 @@ use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 use crate::body::{self, Body};
 
@@ -52,10 +55,85 @@ pub enum SendError {
     Failed(#[from] hyper::Error),
 }
 
+/// A connection to Livy: plain TCP, or TLS over it for an `https://` upstream.
+enum Stream {
+    Plain(TcpStream),
+    /// Boxed: the TLS state is large, and most upstreams are plain.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// How to talk TLS to an `https://` upstream: the client configuration (trust,
+/// ALPN `http/1.1`) and the name its certificate must carry.
+#[derive(Clone)]
+pub struct TlsTarget {
+    pub connector: TlsConnector,
+    pub server_name: ServerName<'static>,
+}
+
 /// Connections to one upstream.
 pub struct Pool {
     /// `host:port`, as given to the resolver.
     address: String,
+    /// Set for an `https://` upstream.
+    tls: Option<TlsTarget>,
     idle: Mutex<Vec<Idle>>,
     max_idle: usize,
     idle_timeout: Duration,
@@ -67,7 +145,7 @@ pub struct Pool {
 /// so a request goes out and its answer comes in without a hop between tasks).
 struct Link {
     sender: SendRequest<Body>,
-    connection: http1::Connection<TokioIo<TcpStream>, Body>,
+    connection: http1::Connection<TokioIo<Stream>, Body>,
 }
 
 impl Link {
@@ -93,12 +171,14 @@ struct Idle {
 impl Pool {
     pub fn new(
         address: String,
+        tls: Option<TlsTarget>,
         max_idle: usize,
         idle_timeout: Duration,
         connect_timeout: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             address,
+            tls,
             idle: Mutex::new(Vec::new()),
             max_idle,
             idle_timeout,
@@ -164,22 +244,29 @@ impl Pool {
             address: self.address.clone(),
             reason,
         };
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
-                .await
-            {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => return Err(fail(error.to_string())),
-                Err(_) => return Err(fail(format!("timed out after {:?}", self.connect_timeout))),
-            };
-        stream
-            .set_nodelay(true)
-            .map_err(|error| fail(error.to_string()))?;
+        let stream = match tokio::time::timeout(self.connect_timeout, self.open()).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return Err(fail(error.to_string())),
+            Err(_) => return Err(fail(format!("timed out after {:?}", self.connect_timeout))),
+        };
         let (sender, connection) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|error| fail(error.to_string()))?;
         // Boxed: it moves between the pool and requests' futures as one pointer.
         Ok(Box::new(Link { sender, connection }))
+    }
+
+    /// A new connection: TCP, then TLS for an `https://` upstream.
+    async fn open(&self) -> std::io::Result<Stream> {
+        let tcp = TcpStream::connect(&self.address).await?;
+        tcp.set_nodelay(true)?;
+        match &self.tls {
+            None => Ok(Stream::Plain(tcp)),
+            Some(tls) => {
+                let stream = tls.connector.connect(tls.server_name.clone(), tcp).await?;
+                Ok(Stream::Tls(Box::new(stream)))
+            }
+        }
     }
 
     /// Wraps the response body so the connection comes back when it has been read.
@@ -367,6 +454,7 @@ mod tests {
     fn pool(livy: &Livy, max_idle: usize) -> Arc<Pool> {
         Pool::new(
             livy.address.clone(),
+            None,
             max_idle,
             Duration::from_secs(90),
             Duration::from_secs(5),
@@ -569,7 +657,13 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             listener.local_addr().unwrap().to_string()
         };
-        let pool = Pool::new(address, 8, Duration::from_secs(90), Duration::from_secs(5));
+        let pool = Pool::new(
+            address,
+            None,
+            8,
+            Duration::from_secs(90),
+            Duration::from_secs(5),
+        );
         let error = send(&pool, request()).await.unwrap_err();
         assert!(matches!(error, SendError::Connect { .. }), "{error}");
     }

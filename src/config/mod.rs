@@ -1,0 +1,489 @@
+//! The gateway's configuration: the TOML file format, its defaults, and its validation.
+//!
+//! This is the only module that reads the config file. It is parsed once into typed
+//! values (`sections`: durations, parsed upstream URLs, header names), relative
+//! paths resolved against the file's directory, and checked (`Config::validate`);
+//! everything else receives a [`Config`] whose values are known to be usable.
+//! Unknown keys are an error, so a typo never silently falls back to a default.
+//! `check-config` prints the effective settings through [`Config`]'s `Display`.
+
+mod sections;
+mod values;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StartupError;
+pub use sections::*;
+pub use values::UpstreamUrl;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub gateway: GatewayConfig,
+    pub auth: AuthConfig,
+    pub session: SessionConfig,
+    pub livy: LivyConfig,
+    pub state: StateConfig,
+    pub log: LogConfig,
+    pub audit: AuditConfig,
+    pub rate_limit: RateLimitConfig,
+    pub login: LoginConfig,
+    pub admin: AdminConfig,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, StartupError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StartupError::Io {
+            what: "config file",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::from_toml(&text, path, &base)
+    }
+
+    /// Parses and validates config text; `base` is the directory relative paths are
+    /// resolved against, `origin` names the source in error messages.
+    pub fn from_toml(text: &str, origin: &Path, base: &Path) -> Result<Self, StartupError> {
+        let fail = |message: String| StartupError::Config {
+            path: origin.to_path_buf(),
+            message,
+        };
+        // Through `serde_path_to_error`, so an error names the key it is about
+        // (`livy.upstreams[0]`) as well as its line.
+        let mut config: Config = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| match e.path().to_string() {
+                path if path == "." => fail(e.inner().to_string()),
+                path => fail(format!("key {path}: {}", e.inner())),
+            })?;
+        config.resolve_paths(base);
+        config.validate().map_err(fail)?;
+        Ok(config)
+    }
+
+    /// The config as TOML (what `from_toml` reads back to the same values).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("every config value has a TOML form")
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() && !path.as_os_str().is_empty() {
+                *path = base.join(&*path);
+            }
+        };
+        resolve(&mut self.server.tls_cert);
+        resolve(&mut self.server.tls_key);
+        resolve(&mut self.server.data_dir);
+        for path in [
+            &mut self.auth.htpasswd,
+            &mut self.livy.ca_file,
+            &mut self.audit.path,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            resolve(path);
+        }
+        if self.audit.path.is_none() {
+            self.audit.path = Some(self.server.data_dir.join("audit.log"));
+        }
+    }
+
+    /// Checks what the types alone cannot: required keys, non-zero timeouts and
+    /// limits, names that must be tokens, rates that must be finite.
+    fn validate(&self) -> Result<(), String> {
+        let required = [
+            (
+                "server.tls_cert",
+                self.server.tls_cert.as_os_str().is_empty(),
+            ),
+            ("server.tls_key", self.server.tls_key.as_os_str().is_empty()),
+            ("livy.upstreams", self.livy.upstreams.is_empty()),
+            ("auth.htpasswd", self.auth.htpasswd.is_none()),
+        ];
+        for (key, missing) in required {
+            if missing {
+                return Err(format!("key {key}: required"));
+            }
+        }
+        let topology = &self.gateway.topology;
+        if topology.is_empty()
+            || !topology
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "key gateway.topology: {topology:?} must be non-empty and use only letters, digits, '-' and '_'"
+            ));
+        }
+        if self.auth.realm.contains('"') || self.auth.realm.chars().any(char::is_control) {
+            return Err("key auth.realm: must not contain quotes or control characters".into());
+        }
+        let cookie = &self.session.cookie_name;
+        if cookie.is_empty() || !cookie.bytes().all(is_cookie_name_byte) {
+            return Err(format!(
+                "key session.cookie_name: {cookie:?} is not a valid cookie name"
+            ));
+        }
+        let positive = [
+            (
+                "server.handshake_timeout_secs",
+                self.server.handshake_timeout.is_zero(),
+            ),
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout.is_zero(),
+            ),
+            (
+                "server.body_idle_timeout_secs",
+                self.server.body_idle_timeout.is_zero(),
+            ),
+            (
+                "session.idle_timeout_secs",
+                self.session.idle_timeout.is_zero(),
+            ),
+            (
+                "session.absolute_timeout_secs",
+                self.session.absolute_timeout.is_zero(),
+            ),
+            (
+                "livy.connect_timeout_secs",
+                self.livy.connect_timeout.is_zero(),
+            ),
+            (
+                "livy.response_timeout_secs",
+                self.livy.response_timeout.is_zero(),
+            ),
+            (
+                "server.h2_max_concurrent_streams",
+                self.server.h2_max_concurrent_streams == 0,
+            ),
+            ("session.max_sessions", self.session.max_sessions == 0),
+            (
+                "livy.max_create_body_bytes",
+                self.livy.max_create_body_bytes == 0,
+            ),
+            (
+                "livy.max_buffered_response_bytes",
+                self.livy.max_buffered_response_bytes == 0,
+            ),
+        ];
+        for (key, zero) in positive {
+            if zero {
+                return Err(format!("key {key}: must be greater than 0"));
+            }
+        }
+        let r = &self.rate_limit;
+        let rates = [
+            ("rate_limit.per_ip_rps".to_string(), r.per_ip_rps),
+            ("rate_limit.per_user_rps".to_string(), r.per_user_rps),
+        ]
+        .into_iter()
+        .chain(
+            r.overrides
+                .iter()
+                .map(|(u, spec)| (format!("rate_limit.overrides.{u}.rps"), spec.rps)),
+        );
+        for (key, rate) in rates {
+            if !rate.is_finite() || rate < 0.0 || (rate > 0.0 && rate < 1e-6) {
+                return Err(format!(
+                    "key {key}: {rate} must be 0 (off) or a positive rate"
+                ));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| format!("key log.level: {:?}: {e}", self.log.level))?;
+        Ok(())
+    }
+
+    /// The path prefix every gateway URL starts with: `/gateway/<topology>`.
+    pub fn gateway_path(&self) -> String {
+        format!("/gateway/{}", self.gateway.topology)
+    }
+}
+
+/// RFC 6265 cookie-name characters (an RFC 7230 token).
+fn is_cookie_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The effective settings, as `check-config` prints them.
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (s, l, r) = (&self.server, &self.livy, &self.rate_limit);
+        let list = |items: &[String]| match items.join(", ") {
+            none if none.is_empty() => "(none)".to_string(),
+            some => some,
+        };
+        let rate = |rps: f64, burst: u32| match rps > 0.0 && burst > 0 {
+            true => format!("{rps}/s, burst {burst}"),
+            false => "off".to_string(),
+        };
+        writeln!(f, "  listen:        {}", s.listen)?;
+        writeln!(f, "  topology:      {}/livy/v1/", self.gateway_path())?;
+        let upstreams: Vec<String> = l.upstreams.iter().map(ToString::to_string).collect();
+        writeln!(f, "  upstreams:     {}", upstreams.join(", "))?;
+        if let Some(htpasswd) = &self.auth.htpasswd {
+            writeln!(f, "  htpasswd:      {}", htpasswd.display())?;
+        }
+        writeln!(f, "  admins:        {}", list(&self.auth.admins))?;
+        writeln!(f, "  admin groups:  {}", list(&self.auth.admin_groups))?;
+        writeln!(
+            f,
+            "  sessions:      cookie {}, idle {}s, absolute {}s, at most {}",
+            self.session.cookie_name,
+            self.session.idle_timeout.as_secs(),
+            self.session.absolute_timeout.as_secs(),
+            self.session.max_sessions
+        )?;
+        writeln!(
+            f,
+            "  identity:      {}",
+            match l.identity {
+                IdentityMode::Doas => "doAs=<user> appended to every request",
+                IdentityMode::None => "none asserted (client identity parameters still removed)",
+            }
+        )?;
+        writeln!(
+            f,
+            "  csrf header:   {}",
+            l.csrf_header
+                .as_ref()
+                .map_or("(not injected)", |h| h.as_str())
+        )?;
+        writeln!(f, "  state:         {:?}", self.state.backend)?;
+        writeln!(f, "  data dir:      {}", s.data_dir.display())?;
+        match self.admin.enabled {
+            true => writeln!(
+                f,
+                "  admin:         http://{}/metrics, /healthz, /readyz",
+                self.admin.listen
+            )?,
+            false => writeln!(f, "  admin:         off")?,
+        }
+        match (&self.audit.path, self.audit.enabled) {
+            (Some(path), true) => writeln!(f, "  audit log:     {}", path.display())?,
+            _ => writeln!(f, "  audit log:     off")?,
+        }
+        writeln!(
+            f,
+            "  timeouts:      handshake {}s, header read {}s, body idle {}s, idle {}s, upstream connect {}s, upstream response {}s",
+            s.handshake_timeout.as_secs(),
+            s.header_read_timeout.as_secs(),
+            s.body_idle_timeout.as_secs(),
+            s.idle_timeout.as_secs(),
+            l.connect_timeout.as_secs(),
+            l.response_timeout.as_secs()
+        )?;
+        writeln!(
+            f,
+            "  rate limits:   per address {}",
+            rate(r.per_ip_rps, r.per_ip_burst)
+        )?;
+        writeln!(
+            f,
+            "                 per user {}",
+            rate(r.per_user_rps, r.per_user_burst)
+        )?;
+        writeln!(
+            f,
+            "                 creations per user {}/min",
+            r.create_per_user_per_min
+        )?;
+        let mut overrides: Vec<_> = r.overrides.iter().collect();
+        overrides.sort_by(|a, b| a.0.cmp(b.0));
+        for (user, spec) in overrides {
+            writeln!(
+                f,
+                "                 user {user}: {}",
+                rate(spec.rps, spec.burst)
+            )?;
+        }
+        let g = &self.login;
+        writeln!(
+            f,
+            "  login lockout: after {} failures per user+address, {} per address, {} per user (except trusted addresses); {}s doubling to {}s",
+            g.max_failures_per_pair,
+            g.max_failures_per_address,
+            g.max_failures_per_user,
+            g.lockout.as_secs(),
+            g.max_lockout.as_secs()
+        )?;
+        write!(
+            f,
+            "  size limits:   {} connections ({} per address), headers {} bytes / {} fields, bodies: create {} B, other {} B, upload {} B",
+            s.max_connections,
+            s.max_connections_per_address,
+            s.max_header_bytes,
+            s.max_headers,
+            l.max_create_body_bytes,
+            l.max_body_bytes,
+            l.max_upload_bytes
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[server]
+tls_cert = "certs/gateway.crt"
+tls_key = "/abs/gateway.key"
+[auth]
+htpasswd = "users.htpasswd"
+[livy]
+upstreams = ["http://127.0.0.1:8998"]
+"#;
+
+    fn parse(text: &str) -> Result<Config, StartupError> {
+        Config::from_toml(
+            text,
+            Path::new("/etc/lg/gateway.toml"),
+            Path::new("/etc/lg"),
+        )
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolved_paths() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(
+            c.server.tls_cert,
+            PathBuf::from("/etc/lg/certs/gateway.crt")
+        );
+        assert_eq!(c.server.tls_key, PathBuf::from("/abs/gateway.key"));
+        assert_eq!(
+            c.auth.htpasswd,
+            Some(PathBuf::from("/etc/lg/users.htpasswd"))
+        );
+        assert_eq!(c.gateway.topology, "default");
+        assert_eq!(c.session.cookie_name, "JSESSIONID");
+        assert_eq!(c.session.idle_timeout, Duration::from_secs(1800));
+        assert_eq!(c.auth.realm, "application");
+        assert_eq!(c.gateway_path(), "/gateway/default");
+        assert_eq!(c.livy.identity, IdentityMode::Doas);
+        assert_eq!(c.livy.csrf_header, None);
+        assert_eq!(c.state.backend, StateBackend::Local);
+        assert_eq!(
+            c.audit.path,
+            Some(PathBuf::from("/etc/lg/../data/audit.log"))
+        );
+    }
+
+    #[test]
+    fn the_documented_example_config_is_valid_and_documents_the_defaults() {
+        let text = include_str!("../../config/gateway.toml");
+        let mut c = parse(text).unwrap();
+        assert_eq!(c.auth.admins, vec!["admin".to_string()]);
+        assert_eq!(c.livy.upstreams[0].to_string(), "http://127.0.0.1:8998");
+        // Everything but the example values (paths, upstream, admin) is the
+        // default: the file and the code say the same.
+        let defaults = Config::default();
+        c.server.tls_cert = defaults.server.tls_cert.clone();
+        c.server.tls_key = defaults.server.tls_key.clone();
+        c.server.data_dir = defaults.server.data_dir.clone();
+        c.auth.htpasswd = None;
+        c.auth.admins.clear();
+        c.livy.upstreams.clear();
+        c.audit.path = None;
+        assert_eq!(c, defaults);
+    }
+
+    #[test]
+    fn a_config_written_out_reads_back_the_same() {
+        let mut c = parse(MINIMAL).unwrap();
+        c.livy.csrf_header = Some(http::HeaderName::from_static("x-requested-by"));
+        c.server.public_host = Some("gw.example.org:8443".parse().unwrap());
+        c.server.release_idle_buffers_after = Duration::from_millis(50);
+        let again = parse(&c.to_toml()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = MINIMAL.replace("[auth]", "[auth]\nhtpasswdd = \"x\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("htpasswdd"), "{err}");
+        assert!(err.contains("line"), "{err}");
+        assert!(err.contains("/etc/lg/gateway.toml"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_keys_are_named() {
+        for (key, line) in [
+            ("auth.htpasswd", "htpasswd = \"users.htpasswd\""),
+            ("server.tls_cert", "tls_cert = \"certs/gateway.crt\""),
+            ("livy.upstreams", "upstreams = [\"http://127.0.0.1:8998\"]"),
+        ] {
+            let err = parse(&MINIMAL.replace(line, "")).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_upstreams_are_rejected() {
+        for bad in [
+            "ftp://livy:8998",
+            "livy:8998",
+            "http://user:pw@livy:8998",
+            "http://livy:8998/api",
+            "not a url",
+        ] {
+            let text = MINIMAL.replace("http://127.0.0.1:8998", bad);
+            let err = parse(&text).unwrap_err().to_string();
+            // The line of `[livy] upstreams`, the value and what is wrong with it.
+            assert!(
+                err.contains("upstreams") && err.contains(bad),
+                "{bad}: {err}"
+            );
+        }
+        let text = MINIMAL.replace("http://127.0.0.1:8998", "https://livy.example.org:8998");
+        assert!(parse(&text).unwrap().livy.upstreams[0].is_https());
+    }
+
+    #[test]
+    fn an_unknown_state_backend_is_refused_naming_the_key() {
+        let text = format!("{MINIMAL}\n[state]\nbackend = \"etcd\"\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("backend") && err.contains("etcd"), "{err}");
+    }
+
+    #[test]
+    fn bad_topology_cookie_level_and_values_are_rejected() {
+        for (extra, key) in [
+            ("[gateway]\ntopology = \"a/b\"", "gateway.topology"),
+            ("[session]\ncookie_name = \"a b\"", "cookie_name"),
+            ("[log]\nlevel = \"[[[\"", "log.level"),
+            ("[session]\nidle_timeout_secs = 0", "idle_timeout_secs"),
+            ("[server]\npublic_host = \"a b\"", "public_host"),
+            ("[rate_limit]\nper_ip_rps = -1.0", "per_ip_rps"),
+        ] {
+            let text = if extra.starts_with("[server]") {
+                MINIMAL.replace("[server]", extra)
+            } else {
+                format!("{MINIMAL}\n{extra}\n")
+            };
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
+        let text = MINIMAL.replace("[livy]", "[livy]\ncsrf_header = \"bad header\"");
+        assert!(parse(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("csrf_header"));
+    }
+}

@@ -1,0 +1,347 @@
+//! The life of one request, as a fixed sequence of named phases, each in a file of
+//! its own:
+//! [`limit`] → [`authenticate`] → route ([`crate::route`]) → [`authorize`] (the Livy
+//! policy) → [`rewrite`] → [`forward`] → [`respond`] → [`observe`].
+//!
+//! [`Gateway::handle`] is the only entry point and reads top to bottom. Each phase
+//! either passes the request on or ends it with a [`RequestError`], which becomes a
+//! response in one place ([`RequestError::to_response`]). Nothing reaches Livy
+//! before authentication, routing and authorization have all succeeded, and every
+//! request is asserted to Livy as the identity the gateway decided on. `handle` is
+//! generic over the request body and reaches Livy through the [`Livy`] trait, so
+//! the whole policy runs in unit tests (`gateway/tests.rs`) without a socket.
+
+mod authenticate;
+mod authorize;
+mod context;
+mod forward;
+pub mod headers;
+mod limit;
+mod observe;
+mod respond;
+mod rewrite;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, EXPECT};
+use http::{HeaderName, Request, Response};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::audit::AuditLog;
+use crate::auth::{Authenticator, Roles};
+use crate::body::{self, Body, BoxError};
+use crate::config::{Config, IdentityMode};
+use crate::error::{RequestError, StartupError};
+use crate::livy;
+use crate::metrics::Metrics;
+use crate::route;
+use crate::state::State;
+use crate::upstream::{Livy, Upstream};
+pub use context::ConnInfo;
+use context::RequestContext;
+
+/// A client's request body as the gateway reads it: cut when it stalls or overruns.
+type RequestBody<B> = body::Guarded<B>;
+
+/// What the phases need from the configuration, prepared once per configuration.
+struct Settings {
+    /// `/gateway/<topology>`.
+    prefix: String,
+    /// `/gateway/<topology>/livy/v1`: where Livy's root appears to clients.
+    public_livy_root: String,
+    /// `/gateway/<topology>/livy`, sent as `X-Forwarded-Context`.
+    context: HeaderValue,
+    cookie_name: String,
+    /// `BASIC realm="<realm>"`.
+    challenge: HeaderValue,
+    /// `Strict-Transport-Security` value, if enabled.
+    hsts: Option<HeaderValue>,
+    /// `server.public_host`: the `X-Forwarded-Host` every request carries, when set.
+    public_host: Option<HeaderValue>,
+    /// A request body pausing this long is cut (408).
+    body_idle_timeout: Duration,
+    max_headers: usize,
+    max_header_bytes: usize,
+    identity: IdentityMode,
+    /// A header injected into state-changing requests that lack it.
+    csrf: Option<(HeaderName, HeaderValue)>,
+    max_create_body: usize,
+    max_body: usize,
+    max_upload: usize,
+    max_buffered_response: usize,
+}
+
+impl Settings {
+    fn new(config: &Config) -> Result<Self, StartupError> {
+        let prefix = config.gateway_path();
+        let challenge = HeaderValue::from_str(&format!("BASIC realm=\"{}\"", config.auth.realm))
+            .map_err(|_| StartupError::Other("auth.realm is not a valid header value".into()))?;
+        let max_age = config.server.hsts_max_age.as_secs();
+        let (s, l) = (&config.server, &config.livy);
+        Ok(Self {
+            public_livy_root: format!("{prefix}/livy/v1"),
+            context: HeaderValue::from_str(&format!("{prefix}/livy")).expect("validated topology"),
+            prefix,
+            cookie_name: config.session.cookie_name.clone(),
+            challenge,
+            hsts: (max_age > 0)
+                .then(|| HeaderValue::from_str(&format!("max-age={max_age}")).expect("digits")),
+            public_host: s
+                .public_host
+                .as_ref()
+                .map(|h| HeaderValue::from_str(h.as_str()).expect("an authority is a value")),
+            body_idle_timeout: s.body_idle_timeout,
+            max_headers: s.max_headers,
+            max_header_bytes: s.max_header_bytes,
+            identity: l.identity,
+            csrf: l
+                .csrf_header
+                .clone()
+                .map(|name| (name, l.csrf_value.clone())),
+            max_create_body: l.max_create_body_bytes,
+            max_body: l.max_body_bytes,
+            max_upload: l.max_upload_bytes,
+            max_buffered_response: l.max_buffered_response_bytes,
+        })
+    }
+}
+
+/// What a gateway is built from besides its configuration: what outlives one
+/// configuration (the stores, the metrics, the audit log) and Livy.
+pub struct Parts {
+    pub state: State,
+    pub livy: Arc<dyn Livy>,
+    pub audit: Option<AuditLog>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The gateway: shared per-process state for one configuration.
+pub struct Gateway {
+    settings: Settings,
+    /// The configuration this gateway was built from (compared on reload).
+    config: Config,
+    metrics: Arc<Metrics>,
+    auth: Authenticator,
+    roles: Roles,
+    state: State,
+    livy: Arc<dyn Livy>,
+    audit: Option<AuditLog>,
+}
+
+fn open_audit(config: &Config) -> Result<Option<AuditLog>, StartupError> {
+    match (&config.audit.path, config.audit.enabled) {
+        (Some(path), true) => Ok(Some(AuditLog::open(path)?)),
+        _ => Ok(None),
+    }
+}
+
+impl Gateway {
+    /// Builds the gateway from a validated config: opens the stores `[state]` names
+    /// and the audit log, loads the users, prepares the connections to Livy.
+    pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
+        let parts = Parts {
+            state: State::open(config)?,
+            livy: Arc::new(Upstream::new(&config.livy, None)?),
+            audit: open_audit(config)?,
+            metrics,
+        };
+        Self::new(config, parts)
+    }
+
+    /// Builds the gateway from a validated config and the parts it is given.
+    pub fn new(config: &Config, parts: Parts) -> Result<Self, StartupError> {
+        let verifier = crate::auth::verifier(&config.auth)?;
+        Ok(Self {
+            settings: Settings::new(config)?,
+            auth: Authenticator::new(verifier, parts.state.lockouts.clone(), &config.auth),
+            roles: Roles::new(&config.auth),
+            config: config.clone(),
+            metrics: parts.metrics,
+            state: parts.state,
+            livy: parts.livy,
+            audit: parts.audit,
+        })
+    }
+
+    /// A gateway for a new configuration that keeps this one's sessions, ownership
+    /// records, and (where their settings did not change) rate-limit and lockout
+    /// state and audit log.
+    pub fn reloaded(&self, config: &Config) -> Result<Self, StartupError> {
+        if config.server.data_dir != self.config.server.data_dir {
+            tracing::warn!("server.data_dir changed: takes effect only after a restart");
+        }
+        if config.state != self.config.state {
+            tracing::warn!("[state] changed: takes effect only after a restart");
+        }
+        let audit = if config.audit == self.config.audit {
+            self.reopen_logs();
+            self.audit.clone()
+        } else {
+            open_audit(config)?
+        };
+        let parts = Parts {
+            state: self.state.reconfigured(&self.config, config),
+            livy: Arc::new(Upstream::new(&config.livy, None)?),
+            audit,
+            metrics: self.metrics.clone(),
+        };
+        Self::new(config, parts)
+    }
+
+    /// After `next` replaced this gateway: ends the sessions of users it no longer
+    /// knows (those gone from a user list; a directory's users are checked again
+    /// when their cached login expires).
+    pub async fn end_sessions_of_removed_users(&self, next: &Gateway) {
+        let (Some(before), Some(after)) = (self.auth.users(), next.auth.users()) else {
+            return;
+        };
+        for user in before.difference(&after) {
+            tracing::info!(
+                user,
+                "user removed from the user database: ending their sessions"
+            );
+            if let Err(error) = next.state.sessions.remove_user(user).await {
+                tracing::error!(%error, user, "could not end the sessions of a removed user");
+            }
+        }
+    }
+
+    /// Periodic upkeep: expired sessions, idle rate-limit keys, old login failures,
+    /// idle Livy connections past their time.
+    pub fn housekeeping(&self) {
+        if let Some(live) = self.state.sessions.maintain() {
+            self.metrics.live_sessions.set(live as i64);
+        }
+        self.state.limits.housekeeping();
+        self.state.lockouts.housekeeping();
+        self.livy.housekeeping();
+    }
+
+    /// The configuration this gateway runs.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Reopens the audit log (after log rotation).
+    pub fn reopen_logs(&self) {
+        if let Some(audit) = &self.audit {
+            audit.reopen();
+        }
+    }
+
+    /// Serves one request. Never fails: errors become JSON responses.
+    pub async fn handle<B>(&self, request: Request<B>, conn: &ConnInfo) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Sync + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let mut ctx = RequestContext::new(request.headers());
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        // An HTTP/1.1 client waiting for `100 Continue` sends no body after an early
+        // answer: there is nothing to read, and reading would take its next request.
+        let expects_continue = request.headers().contains_key(EXPECT);
+        let (parts, body) = request.into_parts();
+        let mut unread = (!body.is_end_stream()).then(|| {
+            let guarded = body::Guarded::new(body, self.settings.body_idle_timeout);
+            ctx.body_trouble = Some(guarded.trouble());
+            guarded
+        });
+
+        let span = tracing::info_span!("request", request_id = %ctx.request_id);
+        let result = self
+            .process(parts, &mut unread, conn, &mut ctx)
+            .instrument(span)
+            .await;
+        let mut response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                if let RequestError::Unauthenticated(reason) = error {
+                    ctx.auth_failure = Some(reason);
+                }
+                let mut response = error.to_response(&self.settings.challenge);
+                ctx.error = Some(error);
+                if let Some(rest) = unread.take().filter(|_| !expects_continue) {
+                    // Answered before the body was read: read it after the answer,
+                    // so the exchange ends cleanly on both protocols.
+                    response =
+                        response.map(|answer| body::boxed(body::Draining::new(answer, rest)));
+                }
+                response
+            }
+        };
+        self.add_gateway_headers(response.headers_mut(), &ctx);
+        self.observe(
+            &ctx,
+            conn,
+            &method,
+            &path,
+            response.status(),
+            started.elapsed(),
+        );
+        response
+    }
+
+    /// The phases, in order.
+    async fn process<B>(
+        &self,
+        parts: http::request::Parts,
+        unread: &mut Option<RequestBody<B>>,
+        conn: &ConnInfo,
+        ctx: &mut RequestContext,
+    ) -> Result<Response<Body>, RequestError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Sync + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        // limit
+        self.check_head(&parts.headers)?;
+        self.state.limits.check_ip(conn.peer.ip()).await?;
+
+        // authenticate
+        let principal = self.authenticate(&parts.headers, conn, ctx).await?;
+        ctx.user = Some(principal.user.clone());
+        self.state.limits.check_user(&principal.user).await?;
+        self.start_session(ctx).await?;
+
+        // route
+        let route = route::resolve(
+            &parts.method,
+            parts.uri.path(),
+            parts.uri.query(),
+            &self.settings.prefix,
+        )?;
+        livy::check_content_type(&parts.headers)?;
+        let operation = livy::classify(&parts.method, &route.path);
+        ctx.action = Some(operation.action);
+
+        // authorize
+        let plan = self
+            .authorize(&principal, &operation, &route, conn, ctx)
+            .await?;
+
+        // rewrite
+        let method = parts.method.clone();
+        let request = self
+            .rewrite(parts, unread, &route, &plan, &principal, conn, ctx)
+            .await?;
+
+        // forward
+        let response = self.forward(request, ctx).await?;
+
+        // respond
+        self.respond(response, &plan, &method, &principal, ctx)
+            .await
+    }
+}

@@ -1,0 +1,429 @@
+//! Ownership records in this process: every record held in memory (with an index by
+//! name) for lookups on every request, and written through to an embedded redb
+//! file, `<server.data_dir>/ownership.redb`, so they survive restarts.
+//!
+//! Writes go through the store's own writer thread, which commits whatever changes
+//! have queued up meanwhile in a single transaction (one disk sync for many
+//! creations) and ends when the store is dropped. A change is acknowledged only once
+//! it is on disk; a change that changes nothing is not written at all.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, RwLock};
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::error::StartupError;
+use crate::state::{Change, Kind, OwnershipStore, Record, StoreError};
+
+const TABLE: TableDefinition<&str, &str> = TableDefinition::new("owners");
+
+/// File name of the store inside `server.data_dir`.
+pub const FILE_NAME: &str = "ownership.redb";
+
+/// Most changes committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+fn key(kind: Kind, id: u64) -> String {
+    format!("{}/{id}", kind.as_str())
+}
+
+/// The records held in memory. Keyed by Livy's ids and names as Livy reported
+/// them, which clients do not choose freely: a fast hash is safe.
+#[derive(Default)]
+struct Records {
+    by_id: HashMap<(Kind, u64), Record, foldhash::fast::RandomState>,
+    by_name: HashMap<(Kind, String), u64, foldhash::fast::RandomState>,
+}
+
+impl Records {
+    fn put(&mut self, kind: Kind, id: u64, record: Record) {
+        if let Some(old) = self.by_id.get(&(kind, id)) {
+            if let Some(name) = &old.name {
+                self.by_name.remove(&(kind, name.clone()));
+            }
+        }
+        if let Some(name) = &record.name {
+            self.by_name.insert((kind, name.clone()), id);
+        }
+        self.by_id.insert((kind, id), record);
+    }
+
+    fn remove(&mut self, kind: Kind, id: u64) {
+        if let Some(old) = self.by_id.remove(&(kind, id)) {
+            if let Some(name) = old.name {
+                self.by_name.remove(&(kind, name));
+            }
+        }
+    }
+}
+
+/// What the store and its writer thread share.
+struct Inner {
+    db: Database,
+    records: RwLock<Records>,
+    /// Transactions committed (tests see batching through it).
+    commits: AtomicUsize,
+    /// Held by a test to stop the writer before its next commit.
+    #[cfg(test)]
+    gate: std::sync::Mutex<()>,
+    /// Jobs handed to the writer (tests wait on it).
+    #[cfg(test)]
+    queued: AtomicUsize,
+}
+
+/// One queued change, and who waits for it.
+struct Job {
+    changes: Vec<Change>,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// An [`OwnershipStore`] in a redb file, with every record also held in memory.
+pub struct RedbOwnershipStore {
+    inner: Arc<Inner>,
+    /// To the writer thread; dropping it ends the thread.
+    queue: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RedbOwnershipStore {
+    /// Ends the writer thread once it has written what was queued, so the file is
+    /// closed (and may be opened again) when the store is gone.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl RedbOwnershipStore {
+    /// Opens (or creates) `<data_dir>/ownership.redb`, loads every record and starts
+    /// the writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, StartupError> {
+        let path = data_dir.join(FILE_NAME);
+        let fail = |e: &dyn std::fmt::Display| {
+            StartupError::Other(format!(
+                "cannot open ownership store {}: {e}",
+                path.display()
+            ))
+        };
+        std::fs::create_dir_all(data_dir).map_err(|source| StartupError::Io {
+            what: "data directory",
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let db = Database::create(&path).map_err(|e| fail(&e))?;
+        let txn = db.begin_write().map_err(|e| fail(&e))?;
+        txn.open_table(TABLE).map_err(|e| fail(&e))?;
+        txn.commit().map_err(|e| fail(&e))?;
+
+        let mut records = Records::default();
+        let read = db.begin_read().map_err(|e| fail(&e))?;
+        let table = read.open_table(TABLE).map_err(|e| fail(&e))?;
+        for entry in table.iter().map_err(|e| fail(&e))? {
+            let (k, v) = entry.map_err(|e| fail(&e))?;
+            let parsed = k
+                .value()
+                .split_once('/')
+                .and_then(|(kind, id)| Some((Kind::parse(kind)?, id.parse::<u64>().ok()?)));
+            match (parsed, serde_json::from_str::<Record>(v.value())) {
+                (Some((kind, id)), Ok(record)) => records.put(kind, id, record),
+                _ => tracing::warn!(key = k.value(), "skipping unreadable ownership record"),
+            }
+        }
+        drop(table);
+        tracing::info!(records = records.by_id.len(), file = %path.display(), "ownership store loaded");
+        let inner = Arc::new(Inner {
+            db,
+            records: RwLock::new(records),
+            commits: AtomicUsize::new(0),
+            #[cfg(test)]
+            gate: Default::default(),
+            #[cfg(test)]
+            queued: AtomicUsize::new(0),
+        });
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let writing = inner.clone();
+        let writer = std::thread::Builder::new()
+            .name("ownership-writer".into())
+            .spawn(move || write_batches(&writing, &jobs))
+            .map_err(|e| StartupError::Other(format!("cannot start the ownership writer: {e}")))?;
+        Ok(Self {
+            inner,
+            queue: Some(queue),
+            writer: Some(writer),
+        })
+    }
+
+    /// Whether applying `changes` would change nothing.
+    fn unchanged(&self, changes: &[Change]) -> bool {
+        let records = self.inner.records.read().expect("ownership lock");
+        changes.iter().all(|change| match change {
+            Change::Put(kind, items) => items
+                .iter()
+                .all(|(id, record)| records.by_id.get(&(*kind, *id)) == Some(record)),
+            Change::Remove(kind, id) => !records.by_id.contains_key(&(*kind, *id)),
+        })
+    }
+}
+
+/// The writer thread: each time it wakes it takes every change queued meanwhile
+/// (up to [`MAX_BATCH`] jobs) and commits them together, so many concurrent
+/// creations cost one transaction and one disk sync rather than one each.
+fn write_batches(inner: &Inner, jobs: &mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let changes: Vec<&Change> = batch.iter().flat_map(|job| &job.changes).collect();
+        let result = inner.apply(&changes);
+        for job in batch {
+            let _ = job.done.send(result.clone());
+        }
+    }
+}
+
+impl Inner {
+    /// Writes `changes` in one transaction, then shows them in memory.
+    fn apply(&self, changes: &[&Change]) -> Result<(), StoreError> {
+        let err = |e: &dyn std::fmt::Display| StoreError(e.to_string());
+        #[cfg(test)]
+        let _gate = self.gate.lock().expect("test gate");
+        let txn = self.db.begin_write().map_err(|e| err(&e))?;
+        {
+            let mut table = txn.open_table(TABLE).map_err(|e| err(&e))?;
+            for change in changes {
+                match change {
+                    Change::Put(kind, items) => {
+                        for (id, record) in items {
+                            let value = serde_json::to_string(record).map_err(|e| err(&e))?;
+                            table
+                                .insert(key(*kind, *id).as_str(), value.as_str())
+                                .map_err(|e| err(&e))?;
+                        }
+                    }
+                    Change::Remove(kind, id) => {
+                        table
+                            .remove(key(*kind, *id).as_str())
+                            .map_err(|e| err(&e))?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(|e| err(&e))?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        let mut records = self.records.write().expect("ownership lock");
+        for change in changes {
+            match change {
+                Change::Put(kind, items) => {
+                    for (id, record) in items {
+                        records.put(*kind, *id, record.clone());
+                    }
+                }
+                Change::Remove(kind, id) => records.remove(*kind, *id),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl OwnershipStore for RedbOwnershipStore {
+    async fn get(&self, kind: Kind, id: u64) -> Result<Option<Record>, StoreError> {
+        let records = self.inner.records.read().expect("ownership lock");
+        Ok(records.by_id.get(&(kind, id)).cloned())
+    }
+
+    async fn get_many(&self, kind: Kind, ids: &[u64]) -> Result<Vec<Option<Record>>, StoreError> {
+        let records = self.inner.records.read().expect("ownership lock");
+        Ok(ids
+            .iter()
+            .map(|id| records.by_id.get(&(kind, *id)).cloned())
+            .collect())
+    }
+
+    async fn find_by_name(
+        &self,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<(u64, Record)>, StoreError> {
+        let records = self.inner.records.read().expect("ownership lock");
+        let found = records
+            .by_name
+            .get(&(kind, name.to_owned()))
+            .and_then(|id| {
+                records
+                    .by_id
+                    .get(&(kind, *id))
+                    .map(|record| (*id, record.clone()))
+            });
+        Ok(found)
+    }
+
+    async fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        if self.unchanged(&changes) {
+            // Already so (a listing seen again, a repeated answer): nothing to write.
+            return Ok(());
+        }
+        let (done, written) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError("the ownership writer has stopped".into());
+        self.queue
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Job { changes, done })
+            .map_err(|_| stopped())?;
+        #[cfg(test)]
+        self.inner.queued.fetch_add(1, Ordering::Relaxed);
+        written.await.map_err(|_| stopped())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(owner: &str, name: Option<&str>) -> Record {
+        Record {
+            owner: owner.into(),
+            name: name.map(str::to_owned),
+        }
+    }
+
+    fn put(kind: Kind, id: u64, record: Record) -> Vec<Change> {
+        vec![Change::Put(kind, vec![(id, record)])]
+    }
+
+    #[tokio::test]
+    async fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RedbOwnershipStore::open(dir.path()).unwrap();
+            store
+                .apply(put(Kind::Batch, 3, rec("alice", Some("nightly"))))
+                .await
+                .unwrap();
+            store
+                .apply(put(Kind::Session, 3, rec("bob", None)))
+                .await
+                .unwrap();
+            store
+                .apply(put(Kind::Batch, 4, rec("carol", None)))
+                .await
+                .unwrap();
+            store
+                .apply(vec![Change::Remove(Kind::Batch, 4)])
+                .await
+                .unwrap();
+        }
+        let store = RedbOwnershipStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.get(Kind::Batch, 3).await.unwrap(),
+            Some(rec("alice", Some("nightly")))
+        );
+        assert_eq!(
+            store.get(Kind::Session, 3).await.unwrap(),
+            Some(rec("bob", None))
+        );
+        assert_eq!(store.get(Kind::Batch, 4).await.unwrap(), None);
+        assert_eq!(
+            store
+                .find_by_name(Kind::Batch, "nightly")
+                .await
+                .unwrap()
+                .unwrap()
+                .0,
+            3
+        );
+        assert!(store
+            .find_by_name(Kind::Session, "nightly")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            store.get_many(Kind::Batch, &[4, 3]).await.unwrap(),
+            vec![None, Some(rec("alice", Some("nightly")))]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_applies_its_changes_in_order_and_renames_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RedbOwnershipStore::open(dir.path()).unwrap();
+            store
+                .apply(put(Kind::Batch, 1, rec("alice", Some("old"))))
+                .await
+                .unwrap();
+            store
+                .apply(vec![
+                    // Made and forgotten within one batch: gone, on disk too.
+                    Change::Put(Kind::Batch, vec![(2, rec("bob", None))]),
+                    Change::Remove(Kind::Batch, 2),
+                    // Forgotten and made again, under another name: present.
+                    Change::Remove(Kind::Batch, 1),
+                    Change::Put(Kind::Batch, vec![(1, rec("carol", Some("new")))]),
+                    // Unknown id: nothing to do.
+                    Change::Remove(Kind::Session, 9),
+                ])
+                .await
+                .unwrap();
+            assert_eq!(store.get(Kind::Batch, 2).await.unwrap(), None);
+            assert!(store
+                .find_by_name(Kind::Batch, "old")
+                .await
+                .unwrap()
+                .is_none());
+        }
+        let store = RedbOwnershipStore::open(dir.path()).unwrap();
+        assert_eq!(store.get(Kind::Batch, 2).await.unwrap(), None);
+        assert_eq!(
+            store.find_by_name(Kind::Batch, "new").await.unwrap(),
+            Some((1, rec("carol", Some("new"))))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // The gate is a plain mutex on purpose: the writer thread takes it, not a task.
+    #[allow(clippy::await_holding_lock)]
+    async fn changes_queued_during_a_write_go_out_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbOwnershipStore::open(dir.path()).unwrap());
+        let commits = || store.inner.commits.load(Ordering::Relaxed);
+        // Stop the writer before it commits: fifty-one creations queue up meanwhile.
+        let gate = store.inner.gate.lock().unwrap();
+        let writes: Vec<_> = (0..51)
+            .map(|id| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.apply(put(Kind::Batch, id, rec("alice", None))).await },
+                )
+            })
+            .collect();
+        for _ in 0..10_000 {
+            if store.inner.queued.load(Ordering::Relaxed) == 51 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert_eq!(store.inner.queued.load(Ordering::Relaxed), 51);
+        drop(gate);
+        for write in writes {
+            write.await.unwrap().unwrap();
+        }
+        assert!(commits() <= 2, "{} transactions for 51 changes", commits());
+        // A change that changes nothing is not written at all.
+        let before = commits();
+        store
+            .apply(put(Kind::Batch, 7, rec("alice", None)))
+            .await
+            .unwrap();
+        assert_eq!(commits(), before);
+    }
+}
