@@ -11,5 +11,10 @@ done
 echo "installing: ${missing[*]}"
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+# slapd would ask for a directory of its own on install: the tests write their own
+# configuration, so it is told to make none.
+if [[ " ${missing[*]} " == *" slapd "* ]]; then
+  echo 'slapd slapd/no_configuration boolean true' | "${as_root[@]}" debconf-set-selections
+fi
 "${as_root[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

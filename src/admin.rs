@@ -1,6 +1,7 @@
 //! The admin listener: `/metrics` (Prometheus), `/healthz` (the process is alive)
-//! and `/readyz` (configuration loaded and Livy answering). Plain HTTP, meant to be
-//! bound to loopback or a management network, never the public port.
+//! and `/readyz` (configuration loaded, Livy answering and, where logins need one,
+//! the directory reachable). Plain HTTP, meant to be bound to loopback or a
+//! management network, never the public port.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -44,12 +45,32 @@ pub async fn handle(request: Request<Incoming>, runtime: &Runtime) -> Response<B
         }
         "/healthz" => json_response(StatusCode::OK, &json!({ "status": "ok" })),
         "/readyz" => {
-            if runtime.gateway().livy_ready(READINESS_TIMEOUT).await {
-                json_response(StatusCode::OK, &json!({ "status": "ready" }))
+            let (livy, logins) = runtime.gateway().readiness(READINESS_TIMEOUT).await;
+            let mut checks = serde_json::Map::new();
+            let mut reasons = Vec::new();
+            checks.insert(
+                "livy".into(),
+                json!(if livy { "ok" } else { "unavailable" }),
+            );
+            if !livy {
+                reasons.push("Livy is not answering".to_string());
+            }
+            if let Err(error) = &logins {
+                reasons.push(format!("logins cannot be checked: {error}"));
+            }
+            checks.insert(
+                "logins".into(),
+                json!(if logins.is_ok() { "ok" } else { "unavailable" }),
+            );
+            if reasons.is_empty() {
+                json_response(
+                    StatusCode::OK,
+                    &json!({ "status": "ready", "checks": checks }),
+                )
             } else {
                 json_response(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({ "status": "unavailable", "reason": "Livy is not answering" }),
+                    &json!({ "status": "unavailable", "reason": reasons.join("; "), "checks": checks }),
                 )
             }
         }

@@ -2,7 +2,8 @@
 //!
 //! Each line says who asked (user, client address), as whom it ran (effective user),
 //! what it was (method, path, Livy action, resource id), what Livy answered and
-//! whether the gateway allowed, denied or failed it, with the reason for a denial.
+//! whether the gateway allowed, denied or failed it, with the reason for a denial
+//! and what granted the caller's roles (an administrators' group, an allowed group).
 //! Secrets never appear: no passwords, Authorization values, cookies or bodies.
 //!
 //! Lines are appended to a bounded buffer that a writer thread drains every 100 ms,
@@ -52,6 +53,9 @@ pub struct AuditEvent<'a> {
     /// `allowed`, `denied` or `error`.
     pub outcome: &'static str,
     pub reason: Option<String>,
+    /// What made the caller an administrator or let them in (a group, the admins
+    /// list), when anything but the login did.
+    pub grants: Option<&'a str>,
 }
 
 impl AuditEvent<'_> {
@@ -86,6 +90,8 @@ impl AuditEvent<'_> {
         json_str(out, self.outcome);
         json_key(out, "reason");
         json_opt_str(out, self.reason.as_deref());
+        json_key(out, "grants");
+        json_opt_str(out, self.grants);
         out.push(b'}');
     }
 }
@@ -325,6 +331,7 @@ mod tests {
             upstream_status: Some(200),
             outcome: "allowed",
             reason: None,
+            grants: None,
         }
     }
 
@@ -357,6 +364,7 @@ mod tests {
             event.path = text;
             event.resource = Some(text);
             event.reason = Some(format!("denied: {text}"));
+            event.grants = Some(text);
             event.upstream_status = None;
             let mut line = Vec::new();
             event.write_json(&mut line);

@@ -79,6 +79,10 @@ enum Command {
     CheckConfig {
         #[arg(long, short)]
         config: PathBuf,
+        /// Also reach what the config names over the network (the directory's
+        /// service account) and report what was found.
+        #[arg(long)]
+        probe: bool,
     },
     /// Read a password from standard input and print its bcrypt hash.
     HashPassword {
@@ -141,13 +145,21 @@ fn run(command: Command) -> Result<(), StartupError> {
             logging::init(&config.log);
             runtime()?.block_on(server::serve(&config, &path, shutdown_signal()))
         }
-        Command::CheckConfig { config: path } => {
+        Command::CheckConfig {
+            config: path,
+            probe,
+        } => {
             let config = Config::load(&path)?;
             let runtime = runtime()?;
             let _guard = runtime.enter();
             server::check(&config)?;
             println!("{}: OK", path.display());
             println!("{config}");
+            if probe {
+                for report in runtime.block_on(server::probe(&config))? {
+                    println!("  probe:         {report}");
+                }
+            }
             Ok(())
         }
         Command::HashPassword { user, cost } => {

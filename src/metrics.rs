@@ -42,6 +42,19 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectoryLabels {
+    /// `connect`, `bind_service`, `search_user`, `bind_user`, `search_groups`.
+    pub op: &'static str,
+    /// `ok`, `invalid_credentials`, `refused`, `timeout`, `error`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    pub op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: &'static str,
 }
@@ -76,6 +89,10 @@ pub struct Metrics {
     pub unavailable: Family<KindLabels, Counter>,
     /// By outcome: `success`, `failure`.
     pub reloads: Family<OutcomeLabels, Counter>,
+    /// Directory (LDAP) operations by kind and outcome.
+    pub directory_operations: Family<DirectoryLabels, Counter>,
+    /// How long directory operations took, by kind.
+    pub directory_duration: Family<OpLabels, Histogram, fn() -> Histogram>,
     /// Handles into `requests`, by (route, method, status).
     request_series: Series<(&'static str, &'static str, u16), Counter>,
     /// Handles into `request_duration`, by route.
@@ -144,6 +161,8 @@ impl Metrics {
             upstream_errors: Family::default(),
             unavailable: Family::default(),
             reloads: Family::default(),
+            directory_operations: Family::default(),
+            directory_duration: Family::new_with_constructor(latency_histogram),
             request_series: Series::new(),
             duration_series: Series::new(),
             upstream_series: Series::new(),
@@ -205,6 +224,16 @@ impl Metrics {
             "unavailable",
             "Requests answered 503 because a dependency failed, by kind (auth, state)",
             m.unavailable.clone(),
+        );
+        registry.register(
+            "directory_operations",
+            "Directory (LDAP) operations, by kind and outcome",
+            m.directory_operations.clone(),
+        );
+        registry.register(
+            "directory_duration_seconds",
+            "Time directory (LDAP) operations took, by kind",
+            m.directory_duration.clone(),
         );
         registry.register(
             "config_reloads",
@@ -269,6 +298,16 @@ impl Metrics {
                 |histogram| histogram.observe(upstream.as_secs_f64()),
             );
         }
+    }
+
+    /// Counts one directory operation and records how long it took.
+    pub fn directory_operation(&self, op: &'static str, outcome: &'static str, took: Duration) {
+        self.directory_operations
+            .get_or_create(&DirectoryLabels { op, outcome })
+            .inc();
+        self.directory_duration
+            .get_or_create(&OpLabels { op })
+            .observe(took.as_secs_f64());
     }
 
     pub fn kind(family: &Family<KindLabels, Counter>, kind: &'static str) {

@@ -34,9 +34,21 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 /// ownership store is locked while it runs), for `check-config`.
 pub fn check(config: &Config) -> Result<(), StartupError> {
     crate::tls::server_config(&config.server.tls_cert, &config.server.tls_key)?;
-    crate::auth::verifier(&config.auth)?;
+    crate::auth::verifier(&config.auth, &Arc::new(crate::metrics::Metrics::new()))?;
     crate::upstream::Upstream::new(&config.livy, None)?;
     Ok(())
+}
+
+/// Reaches what `config` names over the network (the directory, with its service
+/// account) and says what it found, for `check-config --probe`.
+pub async fn probe(config: &Config) -> Result<Vec<String>, StartupError> {
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let verifier = crate::auth::verifier(&config.auth, &metrics)?;
+    match verifier.probe().await {
+        None => Ok(vec!["nothing to probe (no directory configured)".into()]),
+        Some(Ok(report)) => Ok(report.lines().map(str::to_owned).collect()),
+        Some(Err(error)) => Err(StartupError::Other(format!("probe failed: {error}"))),
+    }
 }
 
 /// Binds the configured addresses (TLS and admin) and serves until `shutdown`

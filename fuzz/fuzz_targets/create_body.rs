@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         user: Arc::from("alice"),
         groups: Arc::from(Vec::new()),
         admin: false,
+        grants: None,
     };
     if let Ok(effective) = body::assert_proxy_user(&mut object, &caller) {
         assert_eq!(effective, "alice");

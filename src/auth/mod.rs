@@ -21,10 +21,11 @@
 pub mod basic;
 pub mod cache;
 pub mod htpasswd;
+pub mod ldap;
 pub mod queue;
 pub mod verifier;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,24 +34,45 @@ use tokio::time::Instant;
 
 use crate::config::AuthConfig;
 use crate::error::{AuthFailure, RequestError, StartupError};
+use crate::metrics::Metrics;
 use crate::state::{Lockouts, Outcome, Reservation};
 use basic::Credentials;
 use cache::CredentialCache;
 use queue::{Line, VerifyQueue};
-pub use verifier::{Chain, CredentialVerifier, Verdict, VerifyError};
+pub use verifier::{Chain, CredentialVerifier, Lookup, Verdict, VerifyError};
+
+/// Where a user's identity comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The htpasswd file: service accounts, always allowed in.
+    File,
+    /// A directory: its groups decide who may use the gateway.
+    Directory,
+}
 
 /// A user, as a verifier vouched for them: their name and groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub user: Arc<str>,
     pub groups: Arc<[String]>,
+    pub source: Source,
 }
 
 impl Identity {
+    /// A user from the htpasswd file.
     pub fn new(user: &str, groups: Vec<String>) -> Self {
         Self {
             user: Arc::from(user),
             groups: groups.into(),
+            source: Source::File,
+        }
+    }
+
+    /// A user from a directory, with their groups.
+    pub fn from_directory(user: &str, groups: Vec<String>) -> Self {
+        Self {
+            source: Source::Directory,
+            ..Self::new(user, groups)
         }
     }
 }
@@ -62,40 +84,67 @@ pub struct Principal {
     pub groups: Arc<[String]>,
     /// May act as others and see everyone's work.
     pub admin: bool,
+    /// What decided the roles, for the audit log: `admin: group livy-admins`,
+    /// `allowed: group livy-users`; `None` when nothing but the login did.
+    pub grants: Option<String>,
 }
 
-/// Who is an administrator: users named in `auth.admins`, and members of groups in
-/// `auth.admin_groups` (group names compared without regard to case, as
-/// directories compare them).
+/// Who may use the gateway and who is an administrator: `auth.allowed_groups`
+/// (non-empty: only their members, and users from the htpasswd file), and
+/// `auth.admins` by name or members of `auth.admin_groups`. Group names are compared
+/// without regard to case, as directories compare them.
 pub struct Roles {
     admins: HashSet<String>,
     admin_groups: HashSet<String>,
+    allowed_groups: HashSet<String>,
 }
 
 impl Roles {
     pub fn new(config: &AuthConfig) -> Self {
+        let lower = |groups: &[String]| groups.iter().map(|g| g.to_lowercase()).collect();
         Self {
             admins: config.admins.iter().cloned().collect(),
-            admin_groups: config
-                .admin_groups
-                .iter()
-                .map(|g| g.to_lowercase())
-                .collect(),
+            admin_groups: lower(&config.admin_groups),
+            allowed_groups: lower(&config.allowed_groups),
         }
     }
 
-    /// What `identity` may do.
-    pub fn principal(&self, identity: Identity) -> Principal {
-        let admin = self.admins.contains(&*identity.user)
-            || identity
+    /// What `identity` may do, or 403 if it may not use the gateway at all.
+    pub fn principal(&self, identity: Identity) -> Result<Principal, RequestError> {
+        let member_of = |set: &HashSet<String>| {
+            identity
                 .groups
                 .iter()
-                .any(|g| self.admin_groups.contains(&g.to_lowercase()));
-        Principal {
+                .find(|g| set.contains(&g.to_lowercase()))
+                .cloned()
+        };
+        let mut grants = Vec::new();
+        if !self.allowed_groups.is_empty() && identity.source == Source::Directory {
+            match member_of(&self.allowed_groups) {
+                Some(group) => grants.push(format!("allowed: group {group}")),
+                None => {
+                    return Err(RequestError::Forbidden(format!(
+                        "user {} is not a member of a group allowed to use this gateway",
+                        identity.user
+                    )))
+                }
+            }
+        }
+        let admin = if self.admins.contains(&*identity.user) {
+            grants.push("admin: auth.admins".into());
+            true
+        } else if let Some(group) = member_of(&self.admin_groups) {
+            grants.push(format!("admin: group {group}"));
+            true
+        } else {
+            false
+        };
+        Ok(Principal {
             user: identity.user,
             groups: identity.groups,
             admin,
-        }
+            grants: (!grants.is_empty()).then(|| grants.join("; ")),
+        })
     }
 }
 
@@ -108,11 +157,21 @@ pub enum Verified {
     Cached,
 }
 
-/// The verifier chosen by the configuration: the htpasswd file.
-pub fn verifier(config: &AuthConfig) -> Result<Arc<dyn CredentialVerifier>, StartupError> {
+/// The verifier chosen by the configuration: the htpasswd file (service accounts),
+/// then the directory, each when configured.
+pub fn verifier(
+    config: &AuthConfig,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<dyn CredentialVerifier>, StartupError> {
     let mut chain: Vec<Arc<dyn CredentialVerifier>> = Vec::new();
     if let Some(path) = &config.htpasswd {
         chain.push(Arc::new(htpasswd::HtpasswdVerifier::load(path)?));
+    }
+    if let Some(directory) = &config.ldap {
+        chain.push(Arc::new(ldap::LdapVerifier::new(
+            directory,
+            metrics.clone(),
+        )?));
     }
     match chain.len() {
         1 => Ok(chain.remove(0)),
@@ -129,6 +188,11 @@ pub struct Authenticator {
     queue: Arc<VerifyQueue>,
     /// A typical check of a known user: what a check of an unknown one is padded to.
     typical: Mutex<Option<Duration>>,
+    /// Directory users' identities as looked up last, for sessions: looked up again
+    /// once older than the credential cache's time.
+    current: Mutex<HashMap<Arc<str>, (Identity, Instant)>>,
+    cache_ttl: Duration,
+    cache_max_entries: usize,
 }
 
 impl Authenticator {
@@ -143,7 +207,58 @@ impl Authenticator {
             lockouts,
             cache: CredentialCache::new(config.cache_ttl, config.cache_max_entries),
             typical: Mutex::new(None),
+            current: Mutex::new(HashMap::new()),
+            cache_ttl: config.cache_ttl,
+            cache_max_entries: config.cache_max_entries,
         }
+    }
+
+    /// A session's identity as it is now: a directory user's groups are looked up
+    /// again once the credential cache's time has passed since the last look;
+    /// `None` if the user is gone from the directory. While the directory cannot be
+    /// reached the session's own identity serves.
+    pub async fn current(&self, identity: Identity) -> Option<Identity> {
+        if identity.source != Source::Directory {
+            return Some(identity);
+        }
+        let now = Instant::now();
+        if let Some((known, at)) = self
+            .current
+            .lock()
+            .expect("current lock")
+            .get(&identity.user)
+        {
+            if now.duration_since(*at) < self.cache_ttl {
+                return Some(known.clone());
+            }
+        }
+        match self.verifier.lookup(&identity.user).await {
+            Ok(Lookup::Found(fresh)) => {
+                let mut current = self.current.lock().expect("current lock");
+                if current.len() >= self.cache_max_entries {
+                    let ttl = self.cache_ttl;
+                    current.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+                }
+                current.insert(fresh.user.clone(), (fresh.clone(), now));
+                Some(fresh)
+            }
+            Ok(Lookup::Gone) => None,
+            Ok(Lookup::Unsupported) => Some(identity),
+            Err(error) => {
+                tracing::warn!(%error, "directory unavailable: a session's groups were not checked again");
+                Some(identity)
+            }
+        }
+    }
+
+    /// Whether logins can be checked now (the directory answers).
+    pub async fn ready(&self) -> Result<(), VerifyError> {
+        self.verifier.ready().await
+    }
+
+    /// What the verifiers can tell about their backing stores.
+    pub async fn probe(&self) -> Option<Result<String, VerifyError>> {
+        self.verifier.probe().await
     }
 
     /// A login attempt from `ip`: the lockout check, then the credential cache, then
@@ -163,6 +278,11 @@ impl Authenticator {
         }
         if let Some(identity) = self.cache.get(&credentials.user, &credentials.password) {
             return Ok((identity, Verified::Cached));
+        }
+        if credentials.password.is_empty() {
+            // Never asked of any verifier: a simple bind with a DN and no password is
+            // an anonymous bind, which many directories let succeed.
+            return Err(RequestError::Unauthenticated(AuthFailure::BadCredentials));
         }
         let reservation = self
             .lockouts
@@ -316,12 +436,37 @@ mod tests {
     #[test]
     fn administrators_by_name_or_by_group() {
         let roles = Roles::new(&config());
-        assert!(roles.principal(Identity::new("root", vec![])).admin);
-        assert!(!roles.principal(Identity::new("alice", vec![])).admin);
-        let member = Identity::new("carol", vec!["livy-admins".into()]);
-        assert!(roles.principal(member).admin, "group names ignore case");
-        let other = Identity::new("dave", vec!["livy-users".into()]);
-        assert!(!roles.principal(other).admin);
+        let admin = |identity| roles.principal(identity).unwrap().admin;
+        assert!(admin(Identity::new("root", vec![])));
+        assert!(!admin(Identity::new("alice", vec![])));
+        let member = Identity::from_directory("carol", vec!["livy-admins".into()]);
+        assert!(admin(member), "group names ignore case");
+        let other = Identity::from_directory("dave", vec!["livy-users".into()]);
+        assert!(!admin(other));
+    }
+
+    #[test]
+    fn only_allowed_groups_get_in_but_file_users_always_do() {
+        let roles = Roles::new(&AuthConfig {
+            allowed_groups: vec!["livy-users".into()],
+            ..config()
+        });
+        let member = Identity::from_directory("carol", vec!["LIVY-USERS".into()]);
+        let principal = roles.principal(member).unwrap();
+        assert_eq!(
+            principal.grants.as_deref(),
+            Some("allowed: group LIVY-USERS")
+        );
+        let outsider = Identity::from_directory("eve", vec!["staff".into()]);
+        assert!(matches!(
+            roles.principal(outsider),
+            Err(RequestError::Forbidden(_))
+        ));
+        let service = Identity::new("svc", vec![]);
+        assert!(roles.principal(service).is_ok());
+        let boss = Identity::from_directory("root", vec!["livy-users".into()]);
+        let grants = roles.principal(boss).unwrap().grants.unwrap();
+        assert_eq!(grants, "allowed: group livy-users; admin: auth.admins");
     }
 
     #[tokio::test]

@@ -28,6 +28,17 @@ pub enum Verdict {
     Unknown,
 }
 
+/// What a verifier knows of a user now, without their password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The user, with their groups as they are now.
+    Found(Identity),
+    /// No such user any more.
+    Gone,
+    /// This verifier cannot look users up (a file's users change on reload).
+    Unsupported,
+}
+
 /// The verifier could not decide: its backing store is unreachable, timed out or
 /// refused the gateway's own credentials. The text is for the log only.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -46,6 +57,20 @@ pub trait CredentialVerifier: Send + Sync {
     }
     /// How many checks it can usefully run at once.
     fn concurrency(&self) -> usize;
+    /// What it knows of `user` now (a session's user, whose groups may have
+    /// changed since the login).
+    async fn lookup(&self, _user: &str) -> Result<Lookup, VerifyError> {
+        Ok(Lookup::Unsupported)
+    }
+    /// Whether it can check credentials now (`/readyz`); `Err` says why not.
+    async fn ready(&self) -> Result<(), VerifyError> {
+        Ok(())
+    }
+    /// What it can tell an operator about its backing store (`check-config
+    /// --probe`); `None` when there is nothing to probe.
+    async fn probe(&self) -> Option<Result<String, VerifyError>> {
+        None
+    }
 }
 
 /// Verifiers asked in order: the first that knows the user decides.
@@ -83,6 +108,37 @@ impl CredentialVerifier for Chain {
             .map(|v| v.concurrency())
             .max()
             .unwrap_or(1)
+    }
+
+    async fn lookup(&self, user: &str) -> Result<Lookup, VerifyError> {
+        let mut answer = Lookup::Unsupported;
+        for verifier in &self.verifiers {
+            match verifier.lookup(user).await? {
+                found @ Lookup::Found(_) => return Ok(found),
+                Lookup::Gone => answer = Lookup::Gone,
+                Lookup::Unsupported => {}
+            }
+        }
+        Ok(answer)
+    }
+
+    async fn ready(&self) -> Result<(), VerifyError> {
+        for verifier in &self.verifiers {
+            verifier.ready().await?;
+        }
+        Ok(())
+    }
+
+    async fn probe(&self) -> Option<Result<String, VerifyError>> {
+        let mut reports = Vec::new();
+        for verifier in &self.verifiers {
+            match verifier.probe().await {
+                Some(Ok(report)) => reports.push(report),
+                Some(Err(error)) => return Some(Err(error)),
+                None => {}
+            }
+        }
+        (!reports.is_empty()).then(|| Ok(reports.join("\n")))
     }
 }
 

@@ -84,10 +84,17 @@ impl Config {
         resolve(&mut self.server.tls_cert);
         resolve(&mut self.server.tls_key);
         resolve(&mut self.server.data_dir);
+        let ldap = self.auth.ldap.as_mut();
+        let (ldap_ca, ldap_password) = match ldap {
+            Some(l) => (l.ca_file.as_mut(), l.bind_password_file.as_mut()),
+            None => (None, None),
+        };
         for path in [
-            &mut self.auth.htpasswd,
-            &mut self.livy.ca_file,
-            &mut self.audit.path,
+            self.auth.htpasswd.as_mut(),
+            self.livy.ca_file.as_mut(),
+            self.audit.path.as_mut(),
+            ldap_ca,
+            ldap_password,
         ]
         .into_iter()
         .flatten()
@@ -109,12 +116,17 @@ impl Config {
             ),
             ("server.tls_key", self.server.tls_key.as_os_str().is_empty()),
             ("livy.upstreams", self.livy.upstreams.is_empty()),
-            ("auth.htpasswd", self.auth.htpasswd.is_none()),
         ];
         for (key, missing) in required {
             if missing {
                 return Err(format!("key {key}: required"));
             }
+        }
+        if self.auth.htpasswd.is_none() && self.auth.ldap.is_none() {
+            return Err("key auth.htpasswd: required (or an [auth.ldap] section)".into());
+        }
+        if let Some(ldap) = &self.auth.ldap {
+            validate_ldap(ldap)?;
         }
         let topology = &self.gateway.topology;
         if topology.is_empty()
@@ -210,6 +222,47 @@ impl Config {
     pub fn gateway_path(&self) -> String {
         format!("/gateway/{}", self.gateway.topology)
     }
+}
+
+/// Checks `[auth.ldap]`: URLs, and a way to find users.
+fn validate_ldap(l: &LdapConfig) -> Result<(), String> {
+    if l.urls.is_empty() {
+        return Err("key auth.ldap.urls: at least one directory URL is required".into());
+    }
+    for url in &l.urls {
+        match url.split_once("://") {
+            Some(("ldaps", _)) if l.start_tls => {
+                return Err(format!(
+                    "key auth.ldap.start_tls: {url:?} is ldaps:// already; StartTLS is for ldap://"
+                ))
+            }
+            Some(("ldap" | "ldaps", rest)) if !rest.is_empty() => {}
+            _ => {
+                return Err(format!(
+                    "key auth.ldap.urls: {url:?}: use ldap:// or ldaps://"
+                ))
+            }
+        }
+    }
+    if l.user_dn_template.is_empty() {
+        if l.user_search_base.is_empty() {
+            return Err(
+                "key auth.ldap.user_search_base: required unless user_dn_template is set".into(),
+            );
+        }
+        if !l.user_filter.contains("{user}") {
+            return Err("key auth.ldap.user_filter: must contain {user}".into());
+        }
+    } else if !l.user_dn_template.contains("{user}") {
+        return Err("key auth.ldap.user_dn_template: must contain {user}".into());
+    }
+    if !l.bind_dn.is_empty() && l.bind_password_file.is_none() {
+        return Err("key auth.ldap.bind_password_file: required with bind_dn".into());
+    }
+    if l.pool_size == 0 || l.timeout.is_zero() {
+        return Err("key auth.ldap.pool_size, timeout_secs: must be greater than 0".into());
+    }
+    Ok(())
 }
 
 /// RFC 6265 cookie-name characters (an RFC 7230 token).

@@ -126,6 +126,9 @@ pub struct AuthConfig {
     /// Members of these groups are administrators too (names compared without
     /// regard to case).
     pub admin_groups: Vec<String>,
+    /// Non-empty: only members of these groups may use the gateway (users from the
+    /// htpasswd file always may).
+    pub allowed_groups: Vec<String>,
     /// How long a verified user/password pair (and its groups) is remembered;
     /// zero disables the cache.
     #[serde(rename = "cache_ttl_secs", with = "secs")]
@@ -134,6 +137,9 @@ pub struct AuthConfig {
     pub cache_max_entries: usize,
     /// Password checks that may wait, in each of two lines; beyond → 503.
     pub max_pending_verifications: usize,
+    /// `[auth.ldap]`: users in an LDAP directory or Active Directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapConfig>,
 }
 
 impl Default for AuthConfig {
@@ -143,9 +149,72 @@ impl Default for AuthConfig {
             htpasswd: None,
             admins: Vec::new(),
             admin_groups: Vec::new(),
+            allowed_groups: Vec::new(),
             cache_ttl: Duration::from_secs(300),
             cache_max_entries: 10_000,
             max_pending_verifications: 32,
+            ldap: None,
+        }
+    }
+}
+
+/// `[auth.ldap]`: logins checked against an LDAP directory (or Active Directory):
+/// search-then-bind with a service account, or a direct bind to a DN template;
+/// groups by a server-side filter or from `memberOf`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LdapConfig {
+    /// `ldap://` or `ldaps://` URLs, tried in order when one is unreachable.
+    pub urls: Vec<String>,
+    /// Upgrade `ldap://` connections with StartTLS.
+    pub start_tls: bool,
+    /// Trust for `ldaps://` and StartTLS (PEM); system roots when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The service account that searches; empty: anonymous searches.
+    pub bind_dn: String,
+    /// Its password: the file's first line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_password_file: Option<PathBuf>,
+    /// Where users are searched for (search-then-bind).
+    pub user_search_base: String,
+    /// `{user}` is replaced by the login name, escaped per RFC 4515.
+    pub user_filter: String,
+    /// Non-empty: bind directly to this DN (`{user}` escaped per RFC 4514) instead
+    /// of searching.
+    pub user_dn_template: String,
+    /// Where groups are searched for.
+    pub group_search_base: String,
+    /// `{dn}` is the user's DN, `{user}` the login name, both escaped per RFC 4515.
+    pub group_filter: String,
+    /// The attribute holding a group's name.
+    pub group_name_attribute: String,
+    /// Take groups from the user entry's `memberOf` values instead of a search.
+    pub use_member_of: bool,
+    /// Each directory operation (connecting included) must finish within this.
+    #[serde(rename = "timeout_secs", with = "secs")]
+    pub timeout: Duration,
+    /// Connections kept to the directory, for searches and for users' binds each.
+    pub pool_size: usize,
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            start_tls: false,
+            ca_file: None,
+            bind_dn: String::new(),
+            bind_password_file: None,
+            user_search_base: String::new(),
+            user_filter: "(uid={user})".into(),
+            user_dn_template: String::new(),
+            group_search_base: String::new(),
+            group_filter: "(member={dn})".into(),
+            group_name_attribute: "cn".into(),
+            use_member_of: false,
+            timeout: Duration::from_secs(5),
+            pool_size: 8,
         }
     }
 }

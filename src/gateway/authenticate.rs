@@ -23,10 +23,23 @@ impl Gateway {
         let mut session = None;
         for id in session::session_ids(headers, cookie) {
             if let Some(identity) = self.state.sessions.touch(id).await? {
-                session = Some(identity);
+                session = Some((id, identity));
                 break;
             }
         }
+        // A directory user's groups, and whether they still exist, are looked at
+        // again once the credential cache's time has passed.
+        let session = match session {
+            Some((id, identity)) => match self.auth.current(identity).await {
+                Some(identity) => Some(identity),
+                None => {
+                    tracing::info!("session user no longer in the directory: ending the session");
+                    self.state.sessions.remove(id).await?;
+                    None
+                }
+            },
+            None => None,
+        };
         ctx.session_cookie = session::carries_cookie(headers, cookie);
         ctx.auth_method = session.is_some().then_some("session");
         let identity = match basic::parse(headers).map_err(RequestError::Unauthenticated)? {
@@ -47,7 +60,8 @@ impl Gateway {
                 false => AuthFailure::Missing,
             }))?,
         };
-        Ok(self.roles.principal(identity))
+        ctx.user = Some(identity.user.clone());
+        self.roles.principal(identity)
     }
 
     /// Starts the session of a fresh login, once its request has been let through

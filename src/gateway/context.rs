@@ -67,6 +67,8 @@ impl ConnInfo {
 pub(crate) struct RequestContext {
     pub request_id: RequestId,
     pub user: Option<Arc<str>>,
+    /// What granted the caller's roles, for the audit log.
+    pub grants: Option<String>,
     /// Who Livy is told the request runs as.
     pub effective_user: Option<String>,
     /// A fresh login without a matching session: one is started for it once the

@@ -105,8 +105,21 @@ impl Gateway {
         })
     }
 
+    /// Readiness: whether Livy answers, and whether logins can be checked (the
+    /// directory answers), each within `timeout`.
+    pub async fn readiness(&self, timeout: Duration) -> (bool, Result<(), String>) {
+        let logins = async {
+            match tokio::time::timeout(timeout, self.auth.ready()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err("no answer in time".to_string()),
+            }
+        };
+        tokio::join!(self.livy_ready(timeout), logins)
+    }
+
     /// Whether Livy answers (`GET /version`, not a 5xx) within `timeout`.
-    pub async fn livy_ready(&self, timeout: Duration) -> bool {
+    async fn livy_ready(&self, timeout: Duration) -> bool {
         let request = self.livy_request(
             Method::GET,
             "/version",

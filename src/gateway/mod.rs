@@ -155,7 +155,7 @@ impl Gateway {
 
     /// Builds the gateway from a validated config and the parts it is given.
     pub fn new(config: &Config, parts: Parts) -> Result<Self, StartupError> {
-        let verifier = crate::auth::verifier(&config.auth)?;
+        let verifier = crate::auth::verifier(&config.auth, &parts.metrics)?;
         Ok(Self {
             settings: Settings::new(config)?,
             auth: Authenticator::new(verifier, parts.state.lockouts.clone(), &config.auth),
@@ -311,7 +311,7 @@ impl Gateway {
 
         // authenticate
         let principal = self.authenticate(&parts.headers, conn, ctx).await?;
-        ctx.user = Some(principal.user.clone());
+        ctx.grants = principal.grants.clone();
         self.state.limits.check_user(&principal.user).await?;
         self.start_session(ctx).await?;
 

@@ -72,6 +72,7 @@ impl Gateway {
             upstream_status: ctx.upstream_status,
             outcome,
             reason,
+            grants: ctx.grants.as_deref(),
         });
     }
 

@@ -135,6 +135,7 @@ mod tests {
             user: Arc::from(user),
             groups: Arc::from(Vec::new()),
             admin,
+            grants: None,
         }
     }
 

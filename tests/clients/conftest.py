@@ -70,7 +70,7 @@ class Gateway:
         return entries
 
 
-def start_stack(base: Path, name: str, sim_args, livy_extra: str = "") -> Gateway:
+def start_stack(base: Path, name: str, sim_args, livy_extra: str = "", auth_extra: str = "") -> Gateway:
     """livy-sim plus a gateway in front of it, under base/name."""
     root = base / name
     root.mkdir()
@@ -92,6 +92,7 @@ data_dir = "data"
 [auth]
 htpasswd = "../users.htpasswd"
 admins = ["admin"]
+{auth_extra}
 [livy]
 upstreams = ["http://127.0.0.1:{sim_port}"]
 {livy_extra}
@@ -154,6 +155,21 @@ def seed_gateway(workdir):
     gw = start_stack(workdir, "seed", ["--livy-version", "0.5", "--speed", "1000"])
     yield gw
     _stop(gw)
+
+
+@pytest.fixture(scope="session")
+def ldap_gateway(workdir):
+    """The gateway logging users in against a real slapd (and the htpasswd file),
+    only members of livy-users allowed, in front of a Livy 0.7 simulator."""
+    from slapd import Slapd
+
+    slapd = Slapd(workdir / "slapd", workdir / "certs")
+    # `[auth]` keys first, then the `[auth.ldap]` table.
+    extra = 'allowed_groups = ["livy-users"]\n' + slapd.auth_section()
+    gw = start_stack(workdir, "ldap", ["--livy-version", "0.7", "--speed", "50"], auth_extra=extra)
+    yield gw
+    _stop(gw)
+    slapd.stop()
 
 
 @pytest.fixture(scope="session")

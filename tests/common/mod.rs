@@ -4,6 +4,8 @@
 //! HTTP/1.1 or HTTP/2.
 #![allow(dead_code)]
 
+pub mod slapd;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
