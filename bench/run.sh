@@ -13,10 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/ensure-packages.sh nginx:nginx haproxy:haproxy caddy:caddy wrk:wrk \
-  h2load:nghttp2-client htpasswd:apache2-utils curl:curl taskset:util-linux
+  h2load:nghttp2-client htpasswd:apache2-utils curl:curl taskset:util-linux \
+  slapd:slapd ldapadd:ldap-utils
 # Debian starts the peers as services where an init system runs; the benchmark
 # starts its own instances.
-for svc in nginx haproxy caddy; do
+for svc in nginx haproxy caddy slapd; do
   (systemctl stop "$svc" || service "$svc" stop) >/dev/null 2>&1 || true
 done
 

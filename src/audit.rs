@@ -6,33 +6,24 @@
 //! and what granted the caller's roles (an administrators' group, an allowed group).
 //! Secrets never appear: no passwords, Authorization values, cookies or bodies.
 //!
-//! Lines are appended to a bounded buffer that a writer thread drains every 100 ms,
-//! so a slow disk never stalls a request and requests never wake a thread; if the
-//! buffer is full the line is dropped and counted in the diagnostic log. Each line
-//! is serialised outside the buffer's lock, into a per-thread scratch buffer, by
-//! [`AuditEvent::write_json`]: the line's shape is fixed, so its keys are written as
-//! literals and only values that need escaping go through `serde_json` (the output
-//! is byte for byte what `serde_json` makes of the event; a test holds it to that).
-//! [`AuditLog::reopen`] (wired to SIGHUP) reopens the file, so logrotate can move it
-//! away.
+//! Lines go out through a [`LineWriter`] (a bounded queue and a writer thread of
+//! its own), so a slow disk never stalls a request; if the queue is full the line is
+//! dropped and counted. Each line is serialised outside the queue's lock, into a
+//! per-thread scratch buffer, by [`AuditEvent::write_json`]: the line's shape is
+//! fixed, so its keys are written as literals and only values that need escaping go
+//! through `serde_json` (the output is byte for byte what `serde_json` makes of the
+//! event; a test holds it to that). [`AuditLog::reopen`] (wired to SIGHUP) reopens
+//! the file, so logrotate can move it away.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
 
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 
 use crate::error::StartupError;
-
-/// Bytes waiting for the writer before new lines are dropped.
-const QUEUE_BYTES: usize = 32 << 20;
-
-/// How often the writer wakes to write what has queued up. Waking per line would
-/// cost every request a context switch.
-const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+use crate::linewriter::{LineWriter, Target};
 
 /// One audit line. (`Serialize` is the reference for [`AuditEvent::write_json`].)
 #[derive(Debug, Serialize)]
@@ -97,7 +88,7 @@ impl AuditEvent<'_> {
 }
 
 /// `,"name":` for a key that needs no escaping.
-fn json_key(out: &mut Vec<u8>, name: &str) {
+pub(crate) fn json_key(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");
@@ -106,7 +97,7 @@ fn json_key(out: &mut Vec<u8>, name: &str) {
 /// A JSON string. Text with nothing to escape (the usual case) is copied as is;
 /// anything else is left to `serde_json`, which escapes exactly `"`, `\\` and
 /// control characters.
-fn json_str(out: &mut Vec<u8>, value: &str) {
+pub(crate) fn json_str(out: &mut Vec<u8>, value: &str) {
     // A fold rather than `any`: without the early exit the check vectorises.
     let plain = !value.bytes().fold(false, |dirty, b| {
         dirty | (b < 0x20) | (b == b'"') | (b == b'\\')
@@ -121,7 +112,7 @@ fn json_str(out: &mut Vec<u8>, value: &str) {
     }
 }
 
-fn json_opt_str(out: &mut Vec<u8>, value: Option<&str>) {
+pub(crate) fn json_opt_str(out: &mut Vec<u8>, value: Option<&str>) {
     match value {
         Some(value) => json_str(out, value),
         None => out.extend_from_slice(b"null"),
@@ -130,7 +121,7 @@ fn json_opt_str(out: &mut Vec<u8>, value: Option<&str>) {
 
 /// `time` as RFC 3339 with milliseconds, UTC, as `humantime` writes it. The text up
 /// to the seconds is made once per second (per thread) and reused.
-fn write_rfc3339(out: &mut Vec<u8>, time: SystemTime) {
+pub(crate) fn write_rfc3339(out: &mut Vec<u8>, time: SystemTime) {
     thread_local! {
         static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
     }
@@ -173,55 +164,22 @@ fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::
     serializer.collect_str(&humantime::format_rfc3339_millis(*time))
 }
 
-/// What requests and the writer thread share.
-struct Shared {
-    /// Complete lines, newline-terminated.
-    queue: Mutex<Vec<u8>>,
-    reopen: AtomicBool,
-    closed: AtomicBool,
-    dropped: AtomicU64,
-}
-
-/// Wakes the writer for a last flush when the last [`AuditLog`] goes away.
-struct Handle {
-    shared: Arc<Shared>,
-    writer: std::thread::Thread,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        self.shared.closed.store(true, Ordering::Release);
-        self.writer.unpark();
-    }
-}
+/// Bytes waiting for the writer before new lines are dropped.
+const QUEUE_BYTES: usize = 32 << 20;
 
 /// Handle to the audit writer; cheap to share.
 #[derive(Clone)]
 pub struct AuditLog {
-    handle: Arc<Handle>,
+    writer: LineWriter,
 }
 
 impl AuditLog {
-    /// Opens (appending) or creates the file and starts the writer thread.
-    pub fn open(path: &Path) -> Result<Self, StartupError> {
-        let file = open_append(path)?;
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(Vec::new()),
-            reopen: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            dropped: AtomicU64::new(0),
-        });
-        let path = path.to_path_buf();
-        let for_writer = shared.clone();
-        let writer = std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || writer(path, file, for_writer))
-            .map_err(|e| StartupError::Other(format!("cannot start the audit writer: {e}")))?;
+    /// Opens (appending) or creates the file and starts the writer thread; lines
+    /// dropped for a full queue are counted in `dropped`.
+    pub fn open(path: &Path, dropped: Counter) -> Result<Self, StartupError> {
+        let target = Target::File(path.to_path_buf());
         Ok(Self {
-            handle: Arc::new(Handle {
-                shared,
-                writer: writer.thread().clone(),
-            }),
+            writer: LineWriter::open("audit log", target, QUEUE_BYTES, dropped)?,
         })
     }
 
@@ -230,90 +188,29 @@ impl AuditLog {
         thread_local! {
             static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
         }
-        let full = LINE.with_borrow_mut(|line| {
+        LINE.with_borrow_mut(|line| {
             line.clear();
             event.write_json(line);
             line.push(b'\n');
-            let mut queue = self.handle.shared.queue.lock().expect("audit queue lock");
-            if queue.len() + line.len() > QUEUE_BYTES {
-                return true;
-            }
-            queue.extend_from_slice(line);
-            false
+            self.writer.write(line);
         });
-        if !full {
-            return;
-        }
-        let shared = &self.handle.shared;
-        let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        if n.is_power_of_two() {
-            tracing::error!(dropped = n, "audit queue full: audit lines dropped");
-        }
     }
 
     /// Closes and reopens the file (after logrotate moved it).
     pub fn reopen(&self) {
-        self.handle.shared.reopen.store(true, Ordering::Release);
-        self.handle.writer.unpark();
+        self.writer.reopen();
     }
-}
 
-fn open_append(path: &Path) -> Result<File, StartupError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| StartupError::Io {
-            what: "audit log directory",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| StartupError::Io {
-            what: "audit log",
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
-/// Every `FLUSH_INTERVAL` (or when woken to reopen or close): reopens the file if
-/// asked, writes what queued up, then flushes.
-fn writer(path: PathBuf, file: File, shared: Arc<Shared>) {
-    let mut out = BufWriter::new(file);
-    let mut batch = Vec::new();
-    loop {
-        std::thread::park_timeout(FLUSH_INTERVAL);
-        let closed = shared.closed.load(Ordering::Acquire);
-        // Reopen first: lines still queued then go to the new file, none is lost.
-        if shared.reopen.swap(false, Ordering::AcqRel) {
-            let _ = out.flush();
-            match open_append(&path) {
-                Ok(file) => out = BufWriter::new(file),
-                Err(error) => {
-                    tracing::error!(%error, "cannot reopen the audit log; keeping the old file")
-                }
-            }
-        }
-        std::mem::swap(
-            &mut batch,
-            &mut *shared.queue.lock().expect("audit queue lock"),
-        );
-        if let Err(error) = out.write_all(&batch) {
-            tracing::error!(%error, file = %path.display(), "cannot write the audit log");
-        }
-        batch.clear();
-        if let Err(error) = out.flush() {
-            tracing::error!(%error, file = %path.display(), "cannot flush the audit log");
-        }
-        if closed {
-            return;
-        }
+    /// Writes out every queued line and stops the writer (graceful shutdown).
+    pub fn finish(&self) {
+        self.writer.finish();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn event(id: &str) -> AuditEvent<'_> {
@@ -405,7 +302,7 @@ mod tests {
     fn lines_are_json_and_reopen_follows_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
-        let log = AuditLog::open(&path).unwrap();
+        let log = AuditLog::open(&path, Counter::default()).unwrap();
         log.record(&event("r1"));
         let lines = wait_for_lines(&path, 1);
         let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();

@@ -12,12 +12,13 @@
 //! | Livy's rules | [`livy`] (operations, create bodies, query identity, listings), [`route`] (URL mapping) |
 //! | reaching Livy | `upstream` (the `Livy` trait, server choice, connection pools, Livy's own authentication) |
 //! | what outlives a request | `state` (sessions, ownership, rate limits, lockouts; backends chosen by `[state]`) |
-//! | what it tells operators | `audit`, `metrics`, [`admin`] (`/metrics`, `/healthz`, `/readyz`) |
+//! | what it tells operators | `access` (the access log), `audit`, `linewriter` (their writer thread), `metrics`, [`admin`] (`/metrics`, `/healthz`, `/readyz`) |
 //! | errors | [`error`]: every status, JSON body, metric and audit reason in one place |
 //! | trying it | [`sim`] (the Livy simulator), [`demo`], [`certgen`] |
 //!
 //! Everything only the gateway itself uses is `pub(crate)`.
 
+pub(crate) mod access;
 pub mod admin;
 pub(crate) mod audit;
 pub mod auth;
@@ -28,6 +29,7 @@ pub(crate) mod connection;
 pub mod demo;
 pub mod error;
 pub(crate) mod gateway;
+pub(crate) mod linewriter;
 pub mod livy;
 pub mod logging;
 pub(crate) mod metrics;

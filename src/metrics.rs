@@ -60,6 +60,12 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LogLabels {
+    /// `access`, `audit`.
+    pub log: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
 }
@@ -89,6 +95,8 @@ pub struct Metrics {
     pub unavailable: Family<KindLabels, Counter>,
     /// By outcome: `success`, `failure`.
     pub reloads: Family<OutcomeLabels, Counter>,
+    /// Log lines dropped because the disk did not keep up, by log: `access`, `audit`.
+    pub log_lines_dropped: Family<LogLabels, Counter>,
     /// Directory (LDAP) operations by kind and outcome.
     pub directory_operations: Family<DirectoryLabels, Counter>,
     /// How long directory operations took, by kind.
@@ -161,6 +169,7 @@ impl Metrics {
             upstream_errors: Family::default(),
             unavailable: Family::default(),
             reloads: Family::default(),
+            log_lines_dropped: Family::default(),
             directory_operations: Family::default(),
             directory_duration: Family::new_with_constructor(latency_histogram),
             request_series: Series::new(),
@@ -236,11 +245,23 @@ impl Metrics {
             m.directory_duration.clone(),
         );
         registry.register(
+            "log_lines_dropped",
+            "Access and audit lines dropped because the disk did not keep up, by log",
+            m.log_lines_dropped.clone(),
+        );
+        registry.register(
             "config_reloads",
             "Configuration reloads, by outcome",
             m.reloads.clone(),
         );
         Self { registry, ..m }
+    }
+
+    /// The counter of lines dropped from `log` (`access`, `audit`).
+    pub fn dropped_lines(&self, log: &'static str) -> Counter {
+        self.log_lines_dropped
+            .get_or_create(&LogLabels { log })
+            .clone()
     }
 
     /// The Prometheus text exposition of every metric.

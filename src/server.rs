@@ -74,7 +74,13 @@ pub async fn serve(
     tracing::info!(
         listen = %config.server.listen,
         topology = %config.gateway.topology,
-        upstreams = ?config.livy.upstreams,
+        upstreams = %config
+            .livy
+            .upstreams
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         "livy-gateway listening"
     );
     let hangups = tokio::spawn(reload_on_sighup(runtime.clone()));
@@ -93,8 +99,8 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupErro
         .map_err(|source| StartupError::Bind { addr, source })
 }
 
-/// SIGHUP reloads the configuration (which also reopens the audit log, so logrotate
-/// can move it away).
+/// SIGHUP reloads the configuration (which also reopens the access and audit logs,
+/// so logrotate can move them away).
 async fn reload_on_sighup(runtime: Arc<Runtime>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
@@ -172,7 +178,8 @@ impl Drop for AddressSlot {
     }
 }
 
-/// Serves connections from `listener` until `shutdown` completes, then drains.
+/// Serves connections from `listener` until `shutdown` completes, then drains and
+/// writes out the access and audit lines still queued.
 pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Future<Output = ()>) {
     let config = runtime.config();
     let max_connections = config.server.max_connections;
@@ -250,4 +257,7 @@ pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Fu
             "connections still open after the grace period; closing them"
         );
     }
+    // Every request has been answered (or the grace ran out): the lines they queued
+    // go to disk before the process ends.
+    runtime.gateway().finish_logs();
 }

@@ -209,57 +209,71 @@ fn serve_exits_cleanly_on_sigterm() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Runs `curl` against the gateway at `port` for `path`, `times` times over one
+/// connection, discarding the answers.
+fn curl_times(dir: &Path, port: u16, times: usize) {
+    let ca = dir.join("certs/ca.crt");
+    let url = format!("https://localhost:{port}/gateway/default/livy/v1/batches");
+    let mut args = vec![
+        "-s".to_string(),
+        "--cacert".into(),
+        ca.display().to_string(),
+    ];
+    for _ in 0..times {
+        args.extend(["-o".into(), "/dev/null".into(), url.clone()]);
+    }
+    let status = Command::new("curl").args(&args).status().unwrap();
+    assert!(status.success(), "curl: {status:?}");
+}
+
+fn line_count(file: &Path) -> usize {
+    std::fs::read_to_string(file)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// Polls until `file` has at least `lines` lines.
+fn wait_for_lines(file: &Path, lines: usize) -> bool {
+    for _ in 0..400 {
+        if line_count(file) >= lines {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
 #[test]
-fn sighup_reopens_the_audit_log() {
+fn sighup_reopens_the_access_and_audit_logs() {
     let port = common::free_port();
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), &format!("127.0.0.1:{port}"), "");
+    let path = write_config(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        "[log]\naccess_path = \"logs/access.log\"\n",
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
         .args(["serve", "--config", path.to_str().unwrap()])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let ca = dir.path().join("certs/ca.crt");
-    let url = format!("https://localhost:{port}/gateway/default/livy/v1/batches");
-    let request = || {
-        Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "--cacert",
-                ca.to_str().unwrap(),
-                &url,
-            ])
-            .status()
-            .unwrap();
-    };
     let audit = dir.path().join("data/audit.log");
-    let wait_for = |file: &Path, lines: usize| {
-        for _ in 0..400 {
-            let n = std::fs::read_to_string(file)
-                .map(|t| t.lines().count())
-                .unwrap_or(0);
-            if n >= lines {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        false
-    };
+    let access = dir.path().join("logs/access.log");
     assert!(common::wait_until_listening(port));
-    request();
-    assert!(wait_for(&audit, 1), "first audit line");
+    curl_times(dir.path(), port, 1);
+    assert!(wait_for_lines(&audit, 1), "first audit line");
+    assert!(wait_for_lines(&access, 1), "first access line");
     std::fs::rename(&audit, dir.path().join("data/audit.log.1")).unwrap();
+    std::fs::rename(&access, dir.path().join("logs/access.log.1")).unwrap();
     Command::new("kill")
         .args(["-HUP", &child.id().to_string()])
         .status()
         .unwrap();
-    // The reopen is asynchronous: keep requesting until a new file appears.
+    // The reopen is asynchronous: keep requesting until new files appear.
     let mut reopened = false;
     for _ in 0..5 {
-        request();
-        if wait_for(&audit, 1) {
+        curl_times(dir.path(), port, 1);
+        if wait_for_lines(&audit, 1) && wait_for_lines(&access, 1) {
             reopened = true;
             break;
         }
@@ -268,12 +282,44 @@ fn sighup_reopens_the_audit_log() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    assert!(reopened, "no new audit.log after SIGHUP");
+    assert!(reopened, "no new audit.log and access.log after SIGHUP");
+    assert!(line_count(&dir.path().join("data/audit.log.1")) >= 1);
+    let rotated = std::fs::read_to_string(dir.path().join("logs/access.log.1")).unwrap();
+    let first = rotated.lines().next().unwrap();
     assert!(
-        std::fs::read_to_string(dir.path().join("data/audit.log.1"))
-            .unwrap()
-            .lines()
-            .count()
-            >= 1
+        first.contains("INFO livy_gateway::access: request ") && first.contains(" status=401 "),
+        "{first}"
     );
+}
+
+#[test]
+fn no_access_or_audit_line_is_lost_on_sigterm() {
+    let port = common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        "[log]\nformat = \"json\"\naccess_path = \"logs/access.log\"\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(common::wait_until_listening(port));
+    // Lines are written in batches every 100 ms: stopping right after the last
+    // answer leaves some queued, which the shutdown must write out.
+    curl_times(dir.path(), port, 200);
+    let status = common::signal_and_wait(&mut child, "TERM");
+    assert!(status.success(), "{status:?}");
+    let access = std::fs::read_to_string(dir.path().join("logs/access.log")).unwrap();
+    let lines: Vec<serde_json::Value> = access
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 200);
+    assert!(lines
+        .iter()
+        .all(|l| l["target"] == "livy_gateway::access" && l["status"] == 401));
+    assert_eq!(line_count(&dir.path().join("data/audit.log")), 200);
 }

@@ -43,10 +43,20 @@ async fn repeated_warnings_and_long_paths_are_bounded() {
         &LogConfig {
             level: "info".into(),
             format: LogFormat::Json,
+            access_path: None,
         },
         move || writer.clone(),
     );
-    let gw = TestGateway::start(Options::default()).await;
+    let logs = tempfile::tempdir().unwrap();
+    let access_path = logs.path().join("access.log");
+    let gw = TestGateway::start(Options::default().with({
+        let access_path = access_path.clone();
+        move |c| {
+            c.log.format = LogFormat::Json;
+            c.log.access_path = Some(access_path);
+        }
+    }))
+    .await;
     let handshakes = 3 * logging::PER_WINDOW as usize;
     for _ in 0..handshakes {
         let status = tokio::process::Command::new("openssl")
@@ -88,10 +98,11 @@ async fn repeated_warnings_and_long_paths_are_bounded() {
         .send(Proto::H2, Method::GET, &long, &[], "")
         .await;
     assert_eq!(r.status, 401);
-    let access: Vec<_> = captured
+    gw.shutdown().await;
+    let access: Vec<serde_json::Value> = std::fs::read_to_string(&access_path)
+        .unwrap()
         .lines()
-        .into_iter()
-        .filter(|l| l["target"] == "livy_gateway::access")
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(access.len(), 1);
     let path = access[0]["path"].as_str().unwrap();

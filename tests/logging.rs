@@ -27,14 +27,26 @@ impl Write for Captured {
 async fn credentials_never_reach_the_log() {
     let captured = Captured::default();
     let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug,livy_gateway=trace")
-        .json()
-        .flatten_event(true)
-        .with_writer(move || writer.clone())
-        .init();
+    // The gateway's own subscriber, at its most talkative.
+    livy_gateway::logging::init_with_writer(
+        &livy_gateway::config::LogConfig {
+            level: "debug,livy_gateway=trace".into(),
+            format: livy_gateway::config::LogFormat::Json,
+            access_path: None,
+        },
+        move || writer.clone(),
+    );
 
-    let gw = TestGateway::start(Options::default()).await;
+    let logs = tempfile::tempdir().unwrap();
+    let access_path = logs.path().join("access.log");
+    let gw = TestGateway::start(Options::default().with({
+        let access_path = access_path.clone();
+        move |c| {
+            c.log.format = livy_gateway::config::LogFormat::Json;
+            c.log.access_path = Some(access_path);
+        }
+    }))
+    .await;
     let c = gw.client();
     let path = "/gateway/default/livy/v1/batches";
     let good = c.as_user("alice", Method::GET, path, "").await;
@@ -73,9 +85,25 @@ async fn credentials_never_reach_the_log() {
         "",
     )
     .await;
+    // A warning written while serving a request carries the request's id.
+    let r = c
+        .send(
+            Proto::H2,
+            Method::GET,
+            &format!("{path}?doAs=bob"),
+            &[
+                ("authorization", basic("alice", PASSWORD).as_bytes()),
+                ("x-request-id", b"trace-doas-1"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200);
     gw.shutdown().await;
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    // The shutdown wrote out every queued access line.
+    let access_log = std::fs::read_to_string(&access_path).unwrap();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap() + &access_log;
     let encoded_good = basic("alice", PASSWORD);
     for secret in [
         PASSWORD,
@@ -89,12 +117,14 @@ async fn credentials_never_reach_the_log() {
         assert!(!log.contains(secret), "{secret:?} appears in the log");
     }
     // One access line per request, with user and status.
-    let access: Vec<serde_json::Value> = log
+    let access: Vec<serde_json::Value> = access_log
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"] == "livy_gateway::access")
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .collect();
-    assert_eq!(access.len(), 7, "{log}");
+    assert_eq!(access.len(), 8, "{access_log}");
+    assert!(access
+        .iter()
+        .all(|v| v["target"] == "livy_gateway::access" && v["message"] == "request"));
     assert!(access
         .iter()
         .any(|v| v["user"] == "alice" && v["status"] == 200));
@@ -107,4 +137,11 @@ async fn credentials_never_reach_the_log() {
     assert!(access
         .iter()
         .all(|v| v["duration_ms"].is_number() && v["method"].is_string()));
+    let warning = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "identity parameters removed from a request")
+        .expect("the removed doAs is logged");
+    assert_eq!(warning["request_id"], "trace-doas-1", "{warning}");
+    assert_eq!(warning["user"], "alice");
 }

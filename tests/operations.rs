@@ -127,6 +127,11 @@ async fn metrics_count_what_happened() {
     );
     assert!(metric(&m, "livy_gateway_live_sessions") >= 1.0);
     assert!(m.contains_key("livy_gateway_active_connections"));
+    // Exported from the start, so alerts can watch them before a line is lost.
+    for log in ["access", "audit"] {
+        let key = format!("livy_gateway_log_lines_dropped_total{{log=\"{log}\"}}");
+        assert_eq!(metric(&m, &key), 0.0, "{key}");
+    }
 }
 
 #[tokio::test]

@@ -93,6 +93,7 @@ impl Config {
             self.auth.htpasswd.as_mut(),
             self.livy.ca_file.as_mut(),
             self.audit.path.as_mut(),
+            self.log.access_path.as_mut(),
             ldap_ca,
             ldap_password,
         ]
@@ -327,6 +328,10 @@ impl fmt::Display for Config {
         match (&self.audit.path, self.audit.enabled) {
             (Some(path), true) => writeln!(f, "  audit log:     {}", path.display())?,
             _ => writeln!(f, "  audit log:     off")?,
+        }
+        match &self.log.access_path {
+            Some(path) => writeln!(f, "  access log:    {}", path.display())?,
+            None => writeln!(f, "  access log:    standard error")?,
         }
         writeln!(
             f,

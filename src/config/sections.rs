@@ -461,6 +461,9 @@ pub struct LogConfig {
     /// A `tracing` filter: `info`, `debug`, `livy_gateway=debug,hyper=warn`, …
     pub level: String,
     pub format: LogFormat,
+    /// Where access lines go; standard error (with the rest of the log) when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_path: Option<PathBuf>,
 }
 
 impl Default for LogConfig {
@@ -468,6 +471,7 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
+            access_path: None,
         }
     }
 }

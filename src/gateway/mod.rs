@@ -30,14 +30,15 @@ use bytes::Bytes;
 use http::header::{HeaderValue, EXPECT};
 use http::{HeaderName, Request, Response};
 use tokio::time::Instant;
-use tracing::Instrument;
 
+use crate::access::AccessLog;
 use crate::audit::AuditLog;
 use crate::auth::{Authenticator, Roles};
 use crate::body::{self, Body, BoxError};
 use crate::config::{Config, IdentityMode};
 use crate::error::{RequestError, StartupError};
 use crate::livy;
+use crate::logging;
 use crate::metrics::Metrics;
 use crate::route;
 use crate::state::State;
@@ -112,12 +113,81 @@ impl Settings {
 }
 
 /// What a gateway is built from besides its configuration: what outlives one
-/// configuration (the stores, the metrics, the audit log) and Livy.
+/// configuration (the stores, the metrics, the logs) and Livy.
 pub struct Parts {
     pub state: State,
     pub livy: Arc<dyn Livy>,
-    pub audit: Option<AuditLog>,
+    pub logs: Logs,
     pub metrics: Arc<Metrics>,
+}
+
+/// The logs written per request, each by a thread of its own; `None` is off.
+#[derive(Clone, Default)]
+pub struct Logs {
+    pub access: Option<AccessLog>,
+    pub audit: Option<AuditLog>,
+}
+
+impl Logs {
+    /// Opens the logs `config` asks for.
+    fn open(config: &Config, metrics: &Metrics) -> Result<Self, StartupError> {
+        Ok(Self {
+            access: Self::open_access(config, metrics)?,
+            audit: Self::open_audit(config, metrics)?,
+        })
+    }
+
+    fn open_access(config: &Config, metrics: &Metrics) -> Result<Option<AccessLog>, StartupError> {
+        AccessLog::open(&config.log, metrics.dropped_lines("access")).map(Some)
+    }
+
+    fn open_audit(config: &Config, metrics: &Metrics) -> Result<Option<AuditLog>, StartupError> {
+        match (&config.audit.path, config.audit.enabled) {
+            (Some(path), true) => AuditLog::open(path, metrics.dropped_lines("audit")).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// These logs for `next`: each kept (and reopened, after log rotation) where its
+    /// settings did not change, opened afresh where they did.
+    fn reconfigured(
+        &self,
+        now: &Config,
+        next: &Config,
+        metrics: &Metrics,
+    ) -> Result<Self, StartupError> {
+        self.reopen();
+        Ok(Self {
+            access: match now.log == next.log {
+                true => self.access.clone(),
+                false => Self::open_access(next, metrics)?,
+            },
+            audit: match now.audit == next.audit {
+                true => self.audit.clone(),
+                false => Self::open_audit(next, metrics)?,
+            },
+        })
+    }
+
+    /// Reopens the files (after log rotation).
+    fn reopen(&self) {
+        if let Some(access) = &self.access {
+            access.reopen();
+        }
+        if let Some(audit) = &self.audit {
+            audit.reopen();
+        }
+    }
+
+    /// Writes out every queued line and stops the writers (graceful shutdown).
+    fn finish(&self) {
+        if let Some(access) = &self.access {
+            access.finish();
+        }
+        if let Some(audit) = &self.audit {
+            audit.finish();
+        }
+    }
 }
 
 /// The gateway: shared per-process state for one configuration.
@@ -130,24 +200,17 @@ pub struct Gateway {
     roles: Roles,
     state: State,
     livy: Arc<dyn Livy>,
-    audit: Option<AuditLog>,
-}
-
-fn open_audit(config: &Config) -> Result<Option<AuditLog>, StartupError> {
-    match (&config.audit.path, config.audit.enabled) {
-        (Some(path), true) => Ok(Some(AuditLog::open(path)?)),
-        _ => Ok(None),
-    }
+    logs: Logs,
 }
 
 impl Gateway {
     /// Builds the gateway from a validated config: opens the stores `[state]` names
-    /// and the audit log, loads the users, prepares the connections to Livy.
+    /// and the logs, loads the users, prepares the connections to Livy.
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
         let parts = Parts {
             state: State::open(config)?,
             livy: Arc::new(Upstream::new(&config.livy, None)?),
-            audit: open_audit(config)?,
+            logs: Logs::open(config, &metrics)?,
             metrics,
         };
         Self::new(config, parts)
@@ -164,13 +227,13 @@ impl Gateway {
             metrics: parts.metrics,
             state: parts.state,
             livy: parts.livy,
-            audit: parts.audit,
+            logs: parts.logs,
         })
     }
 
     /// A gateway for a new configuration that keeps this one's sessions, ownership
     /// records, and (where their settings did not change) rate-limit and lockout
-    /// state and audit log.
+    /// state and logs.
     pub fn reloaded(&self, config: &Config) -> Result<Self, StartupError> {
         if config.server.data_dir != self.config.server.data_dir {
             tracing::warn!("server.data_dir changed: takes effect only after a restart");
@@ -178,16 +241,12 @@ impl Gateway {
         if config.state != self.config.state {
             tracing::warn!("[state] changed: takes effect only after a restart");
         }
-        let audit = if config.audit == self.config.audit {
-            self.reopen_logs();
-            self.audit.clone()
-        } else {
-            open_audit(config)?
-        };
         let parts = Parts {
+            logs: self
+                .logs
+                .reconfigured(&self.config, config, &self.metrics)?,
             state: self.state.reconfigured(&self.config, config),
             livy: Arc::new(Upstream::new(&config.livy, None)?),
-            audit,
             metrics: self.metrics.clone(),
         };
         Self::new(config, parts)
@@ -232,11 +291,15 @@ impl Gateway {
         &self.metrics
     }
 
-    /// Reopens the audit log (after log rotation).
+    /// Reopens the access and audit logs (after log rotation).
     pub fn reopen_logs(&self) {
-        if let Some(audit) = &self.audit {
-            audit.reopen();
-        }
+        self.logs.reopen();
+    }
+
+    /// Writes out every queued access and audit line and stops their writers; for
+    /// a graceful shutdown, once no request is left.
+    pub fn finish_logs(&self) {
+        self.logs.finish();
     }
 
     /// Serves one request. Never fails: errors become JSON responses.
@@ -259,11 +322,9 @@ impl Gateway {
             guarded
         });
 
-        let span = tracing::info_span!("request", request_id = %ctx.request_id);
-        let result = self
-            .process(parts, &mut unread, conn, &mut ctx)
-            .instrument(span)
-            .await;
+        let id = ctx.request_id.header();
+        let result =
+            logging::in_request(id, self.process(parts, &mut unread, conn, &mut ctx)).await;
         let mut response = match result {
             Ok(response) => response,
             Err(error) => {

@@ -1,14 +1,17 @@
 //! Phase 8, observe: every answered request is counted in the metrics, written as
-//! one access line (target `livy_gateway::access`) and one audit line. Which
+//! one access line ([`crate::access`], when the log filter enables the target
+//! `livy_gateway::access`) and one audit line. Both lines are queued for writer
+//! threads; nothing here waits on a disk. Which
 //! counter an error adds to and the reason it is audited with are decided in
 //! [`crate::error`]; client text is clipped here ([`logging::clip`]).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::{Method, StatusCode};
 
 use super::context::{ConnInfo, RequestContext};
 use super::Gateway;
+use crate::access::{AccessLine, AccessLog};
 use crate::audit::AuditEvent;
 use crate::error::{AuthFailure, Counted, RequestError};
 use crate::logging;
@@ -28,24 +31,28 @@ impl Gateway {
         self.count(ctx, method, status, elapsed);
         // Paths come from clients, authenticated or not: bounded in every line.
         let path = &*logging::clip(path);
-        tracing::info!(
-            target: "livy_gateway::access",
-            request_id = %ctx.request_id,
-            client = %conn.peer.ip(),
-            %method,
-            path,
-            status = status.as_u16(),
-            user = ctx.user.as_deref().unwrap_or("-"),
-            action = ctx.action,
-            auth = ctx.auth_method,
-            session_cookie = ctx.session_cookie,
-            auth_failure = ctx.auth_failure.map(AuthFailure::as_str),
-            error = ctx.error.as_ref().map(RequestError::code),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            upstream_ms = ctx.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
-            "request"
-        );
-        let Some(audit) = &self.audit else { return };
+        let now = SystemTime::now();
+        if let Some(access) = self.logs.access.as_ref().filter(|_| AccessLog::enabled()) {
+            access.record(&AccessLine {
+                time: now,
+                request_id: ctx.request_id.as_str(),
+                client: conn.client(),
+                method: method.as_str(),
+                path,
+                status: status.as_u16(),
+                user: ctx.user.as_deref(),
+                action: ctx.action,
+                auth: ctx.auth_method,
+                session_cookie: ctx.session_cookie,
+                auth_failure: ctx.auth_failure.map(AuthFailure::as_str),
+                error: ctx.error.as_ref().map(RequestError::code),
+                duration: elapsed,
+                upstream: ctx.upstream_time,
+            });
+        }
+        let Some(audit) = &self.logs.audit else {
+            return;
+        };
         let (outcome, reason) = match &ctx.error {
             None if ctx.removed_params.is_empty() => ("allowed", None),
             None => (
@@ -59,7 +66,7 @@ impl Gateway {
             Some(e) => ("error", Some(e.audit_reason())),
         };
         audit.record(&AuditEvent {
-            time: std::time::SystemTime::now(),
+            time: now,
             request_id: ctx.request_id.as_str(),
             client: conn.client(),
             user: ctx.user.as_deref(),

@@ -57,7 +57,7 @@ impl Gateway {
                         self.record(Change::Put(*kind, vec![(id, record)])).await;
                     }
                     None => {
-                        tracing::warn!(request_id = %ctx.request_id, "Livy's creation answer has no id; owner not recorded")
+                        tracing::warn!("Livy's creation answer has no id; owner not recorded")
                     }
                 }
                 body::full(bytes)

@@ -75,7 +75,6 @@ impl Gateway {
         let rewritten = self.asserted_query(route.query.as_deref(), &effective, also_remove, extra);
         if !rewritten.removed.is_empty() {
             tracing::warn!(
-                request_id = %ctx.request_id,
                 user = %principal.user,
                 removed = ?rewritten.removed,
                 "identity parameters removed from a request"

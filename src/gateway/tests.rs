@@ -12,7 +12,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
-use super::{ConnInfo, Gateway, Parts};
+use super::{ConnInfo, Gateway, Logs, Parts};
 use crate::body::{self, Body};
 use crate::config::{Config, UpstreamUrl};
 use crate::error::RequestError;
@@ -113,7 +113,7 @@ fn setup_with_state(
     let parts = Parts {
         state: stores(State::open(&config).unwrap()),
         livy: livy.clone(),
-        audit: None,
+        logs: Logs::default(),
         metrics: Arc::new(Metrics::new()),
     };
     Setup {

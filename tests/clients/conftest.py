@@ -55,8 +55,18 @@ class Gateway:
     def url(self) -> str:
         return f"https://localhost:{self.port}/gateway/default/livy/v1"
 
-    def access(self, user=None):
-        """Access-log entries (JSON lines on the gateway's stderr)."""
+    def access(self, user=None, until=bool):
+        """Access-log entries (JSON lines on the gateway's stderr), once `until`
+        holds for them: the gateway writes its access lines in batches, so a line
+        may reach the file a moment after its answer reached the client."""
+        for _ in range(200):
+            entries = self._access(user)
+            if until(entries):
+                break
+            time.sleep(0.05)
+        return entries
+
+    def _access(self, user):
         entries = []
         for line in self.log_path.read_text().splitlines():
             try:

@@ -99,4 +99,5 @@ def test_sparkmagic_reuses_the_cookie(gateway):
     http = client(gateway)
     http.get_sessions()
     http.get_sessions()
-    assert any(e["session_cookie"] for e in gateway.access("sam"))
+    with_cookie = lambda entries: any(e["session_cookie"] for e in entries)
+    assert with_cookie(gateway.access("sam", until=with_cookie))
