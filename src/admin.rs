@@ -45,23 +45,22 @@ pub async fn handle(request: Request<Incoming>, runtime: &Runtime) -> Response<B
         }
         "/healthz" => json_response(StatusCode::OK, &json!({ "status": "ok" })),
         "/readyz" => {
-            let (livy, logins) = runtime.gateway().readiness(READINESS_TIMEOUT).await;
+            let ready = runtime.gateway().readiness(READINESS_TIMEOUT).await;
             let mut checks = serde_json::Map::new();
             let mut reasons = Vec::new();
-            checks.insert(
-                "livy".into(),
-                json!(if livy { "ok" } else { "unavailable" }),
-            );
-            if !livy {
+            let status = |ok: bool| json!(if ok { "ok" } else { "unavailable" });
+            checks.insert("livy".into(), status(ready.livy));
+            if !ready.livy {
                 reasons.push("Livy is not answering".to_string());
             }
-            if let Err(error) = &logins {
+            if let Err(error) = &ready.logins {
                 reasons.push(format!("logins cannot be checked: {error}"));
             }
-            checks.insert(
-                "logins".into(),
-                json!(if logins.is_ok() { "ok" } else { "unavailable" }),
-            );
+            checks.insert("logins".into(), status(ready.logins.is_ok()));
+            if let Err(error) = &ready.state {
+                reasons.push(format!("the state store is unavailable: {error}"));
+            }
+            checks.insert("state".into(), status(ready.state.is_ok()));
             if reasons.is_empty() {
                 json_response(
                     StatusCode::OK,

@@ -11,7 +11,7 @@
 //! | who is asking | [`auth`] (verifiers, cache, queue, roles), [`session`] (the cookie) |
 //! | Livy's rules | [`livy`] (operations, create bodies, query identity, listings), [`route`] (URL mapping) |
 //! | reaching Livy | `upstream` (the `Livy` trait, server choice, connection pools, Livy's own authentication) |
-//! | what outlives a request | `state` (sessions, ownership, rate limits, lockouts; backends chosen by `[state]`) |
+//! | what outlives a request | `state` (sessions, ownership, rate limits, lockouts; backends chosen by `[state]`: `local`, `redis`), [`transfer`] (`state export`/`import`) |
 //! | what it tells operators | `access` (the access log), `audit`, `linewriter` (their writer thread), `metrics`, [`admin`] (`/metrics`, `/healthz`, `/readyz`) |
 //! | errors | [`error`]: every status, JSON body, metric and audit reason in one place |
 //! | trying it | [`sim`] (the Livy simulator), [`demo`], [`certgen`] |
@@ -39,5 +39,6 @@ pub mod server;
 pub mod session;
 pub mod sim;
 pub(crate) mod state;
+pub use state::transfer;
 pub mod tls;
 pub(crate) mod upstream;

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use livy_gateway::config::{Config, LogConfig};
+use livy_gateway::config::{Config, LogConfig, StateBackend};
 use livy_gateway::demo::{self, DemoOptions};
 use livy_gateway::error::StartupError;
 use livy_gateway::server;
 use livy_gateway::sim::model::LivyVersion;
 use livy_gateway::sim::SimConfig;
+use livy_gateway::transfer;
 use livy_gateway::{certgen, logging};
 
 /// mimalloc: the gateway allocates many small, short-lived buffers per request, which
@@ -102,6 +103,11 @@ enum Command {
         #[arg(long = "san")]
         sans: Vec<String>,
     },
+    /// Move ownership records between state backends (JSON lines).
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
     /// Run the gateway in front of a built-in Livy simulator, with a demo user.
     Demo {
         /// Address of the gateway's TLS listener.
@@ -117,6 +123,46 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
     },
+}
+
+#[derive(Subcommand)]
+enum StateAction {
+    /// Write every ownership record to standard output (or --file), one JSON
+    /// object per line. Stop a gateway on local state first: its store is locked.
+    Export {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Which backend to read: local or redis (default: the config's).
+        #[arg(long)]
+        backend: Option<String>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Read ownership records (as `state export` writes them) from standard input
+    /// (or --file) into a backend; a record for the same id is replaced.
+    Import {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Which backend to write: local or redis (default: the config's).
+        #[arg(long)]
+        backend: Option<String>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+}
+
+/// The backend named on the command line, or the config's.
+fn backend_of(config: &Config, backend: Option<&str>) -> Result<StateBackend, StartupError> {
+    Ok(match backend {
+        None => config.state.backend,
+        Some("local") => StateBackend::Local,
+        Some("redis") => StateBackend::Redis,
+        Some(other) => {
+            return Err(StartupError::Other(format!(
+                "--backend {other:?}: use local or redis"
+            )))
+        }
+    })
 }
 
 fn main() -> ExitCode {
@@ -207,6 +253,56 @@ fn run(command: Command) -> Result<(), StartupError> {
             println!("wrote {} (SANs: {})", files.cert.display(), sans.join(", "));
             println!("wrote {}", files.key.display());
             Ok(())
+        }
+        Command::State { action } => {
+            let runtime = runtime()?;
+            let _guard = runtime.enter();
+            match action {
+                StateAction::Export {
+                    config,
+                    backend,
+                    file,
+                } => {
+                    let config = Config::load(&config)?;
+                    let backend = backend_of(&config, backend.as_deref())?;
+                    let mut out: Box<dyn std::io::Write> = match file {
+                        Some(path) => Box::new(std::fs::File::create(&path).map_err(|source| {
+                            StartupError::Io {
+                                what: "export file",
+                                path,
+                                source,
+                            }
+                        })?),
+                        None => Box::new(std::io::stdout().lock()),
+                    };
+                    let count =
+                        runtime.block_on(transfer::export_from(&config, backend, &mut *out))?;
+                    eprintln!("exported {count} records");
+                    Ok(())
+                }
+                StateAction::Import {
+                    config,
+                    backend,
+                    file,
+                } => {
+                    let config = Config::load(&config)?;
+                    let backend = backend_of(&config, backend.as_deref())?;
+                    let mut input: Box<dyn BufRead> = match file {
+                        Some(path) => Box::new(std::io::BufReader::new(
+                            std::fs::File::open(&path).map_err(|source| StartupError::Io {
+                                what: "import file",
+                                path,
+                                source,
+                            })?,
+                        )),
+                        None => Box::new(std::io::stdin().lock()),
+                    };
+                    let count =
+                        runtime.block_on(transfer::import_into(&config, backend, &mut *input))?;
+                    println!("imported {count} records");
+                    Ok(())
+                }
+            }
         }
         Command::Demo {
             listen,

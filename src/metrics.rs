@@ -101,6 +101,11 @@ pub struct Metrics {
     pub directory_operations: Family<DirectoryLabels, Counter>,
     /// How long directory operations took, by kind.
     pub directory_duration: Family<OpLabels, Histogram, fn() -> Histogram>,
+    /// Shared state store (Redis) operations that failed or timed out, by kind.
+    pub state_errors: Family<OpLabels, Counter>,
+    /// Rate-limit checks decided by this instance's own limiter because the shared
+    /// store failed, by kind (`ip`, `user`, `create`).
+    pub rate_limit_fallbacks: Family<KindLabels, Counter>,
     /// Handles into `requests`, by (route, method, status).
     request_series: Series<(&'static str, &'static str, u16), Counter>,
     /// Handles into `request_duration`, by route.
@@ -172,6 +177,8 @@ impl Metrics {
             log_lines_dropped: Family::default(),
             directory_operations: Family::default(),
             directory_duration: Family::new_with_constructor(latency_histogram),
+            state_errors: Family::default(),
+            rate_limit_fallbacks: Family::default(),
             request_series: Series::new(),
             duration_series: Series::new(),
             upstream_series: Series::new(),
@@ -243,6 +250,16 @@ impl Metrics {
             "directory_duration_seconds",
             "Time directory (LDAP) operations took, by kind",
             m.directory_duration.clone(),
+        );
+        registry.register(
+            "state_errors",
+            "Shared state store (Redis) operations that failed or timed out, by kind",
+            m.state_errors.clone(),
+        );
+        registry.register(
+            "rate_limit_fallbacks",
+            "Rate-limit checks decided by this instance alone because the shared store failed, by kind",
+            m.rate_limit_fallbacks.clone(),
         );
         registry.register(
             "log_lines_dropped",

@@ -36,19 +36,35 @@ pub fn check(config: &Config) -> Result<(), StartupError> {
     crate::tls::server_config(&config.server.tls_cert, &config.server.tls_key)?;
     crate::auth::verifier(&config.auth, &Arc::new(crate::metrics::Metrics::new()))?;
     crate::upstream::Upstream::new(&config.livy, None)?;
+    if config.state.backend == crate::config::StateBackend::Redis {
+        // Reads the password and CA files; connects only when used.
+        crate::state::redis::Redis::connect(
+            &config.state,
+            Arc::new(crate::metrics::Metrics::new()),
+        )?;
+    }
     Ok(())
 }
 
 /// Reaches what `config` names over the network (the directory, with its service
-/// account) and says what it found, for `check-config --probe`.
+/// account; Redis) and says what it found, for `check-config --probe`.
 pub async fn probe(config: &Config) -> Result<Vec<String>, StartupError> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let verifier = crate::auth::verifier(&config.auth, &metrics)?;
-    match verifier.probe().await {
-        None => Ok(vec!["nothing to probe (no directory configured)".into()]),
-        Some(Ok(report)) => Ok(report.lines().map(str::to_owned).collect()),
-        Some(Err(error)) => Err(StartupError::Other(format!("probe failed: {error}"))),
+    let mut reports = match verifier.probe().await {
+        None => vec!["nothing to probe in [auth] (no directory configured)".to_string()],
+        Some(Ok(report)) => report.lines().map(str::to_owned).collect(),
+        Some(Err(error)) => return Err(StartupError::Other(format!("probe failed: {error}"))),
+    };
+    if config.state.backend == crate::config::StateBackend::Redis {
+        let redis = crate::state::redis::Redis::connect(&config.state, metrics)?;
+        redis
+            .ping()
+            .await
+            .map_err(|error| StartupError::Other(format!("probe failed: {error}")))?;
+        reports.push(format!("redis at {} answers", config.state.redis_url));
     }
+    Ok(reports)
 }
 
 /// Binds the configured addresses (TLS and admin) and serves until `shutdown`

@@ -42,7 +42,8 @@ use queue::{Line, VerifyQueue};
 pub use verifier::{Chain, CredentialVerifier, Lookup, Verdict, VerifyError};
 
 /// Where a user's identity comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     /// The htpasswd file: service accounts, always allowed in.
     File,
@@ -50,8 +51,9 @@ pub enum Source {
     Directory,
 }
 
-/// A user, as a verifier vouched for them: their name and groups.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A user, as a verifier vouched for them: their name and groups. Serialized
+/// into a shared session store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub user: Arc<str>,
     pub groups: Arc<[String]>,

@@ -96,6 +96,8 @@ impl Config {
             self.log.access_path.as_mut(),
             ldap_ca,
             ldap_password,
+            self.state.ca_file.as_mut(),
+            self.state.redis_password_file.as_mut(),
         ]
         .into_iter()
         .flatten()
@@ -129,6 +131,7 @@ impl Config {
         if let Some(ldap) = &self.auth.ldap {
             validate_ldap(ldap)?;
         }
+        validate_state(&self.state)?;
         let topology = &self.gateway.topology;
         if topology.is_empty()
             || !topology
@@ -225,6 +228,33 @@ impl Config {
     }
 }
 
+/// Checks `[state]`: a Redis URL the client can use, timeouts that are not zero.
+fn validate_state(s: &StateConfig) -> Result<(), String> {
+    if s.timeout.is_zero() {
+        return Err("key state.timeout_ms: must be greater than 0".into());
+    }
+    if s.ownership_retention.is_zero() {
+        return Err("key state.ownership_retention_days: must be greater than 0".into());
+    }
+    if s.backend == StateBackend::Redis {
+        let scheme = s.redis_url.split_once("://").map(|(scheme, _)| scheme);
+        if !matches!(scheme, Some("redis" | "rediss")) {
+            return Err(format!(
+                "key state.redis_url: {:?}: use redis:// or rediss://",
+                s.redis_url
+            ));
+        }
+        let info = redis::IntoConnectionInfo::into_connection_info(s.redis_url.as_str())
+            .map_err(|error| format!("key state.redis_url: {error}"))?;
+        if info.redis_settings().password().is_some() {
+            return Err(
+                "key state.redis_url: holds a password; put it in state.redis_password_file".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Checks `[auth.ldap]`: URLs, and a way to find users.
 fn validate_ldap(l: &LdapConfig) -> Result<(), String> {
     if l.urls.is_empty() {
@@ -315,7 +345,14 @@ impl fmt::Display for Config {
                 .as_ref()
                 .map_or("(not injected)", |h| h.as_str())
         )?;
-        writeln!(f, "  state:         {:?}", self.state.backend)?;
+        match self.state.backend {
+            StateBackend::Local => writeln!(f, "  state:         local")?,
+            StateBackend::Redis => writeln!(
+                f,
+                "  state:         redis at {} (keys {}*)",
+                self.state.redis_url, self.state.key_prefix
+            )?,
+        }
         writeln!(f, "  data dir:      {}", s.data_dir.display())?;
         match self.admin.enabled {
             true => writeln!(
@@ -518,6 +555,35 @@ upstreams = ["http://127.0.0.1:8998"]
         let text = format!("{MINIMAL}\n[state]\nbackend = \"etcd\"\n");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("backend") && err.contains("etcd"), "{err}");
+    }
+
+    #[test]
+    fn redis_urls_are_checked_and_keep_no_password() {
+        let ok = format!("{MINIMAL}\n[state]\nbackend = \"redis\"\nredis_url = \"rediss://redis.internal:6380/2\"\n");
+        assert_eq!(parse(&ok).unwrap().state.backend, StateBackend::Redis);
+        for (url, says) in [
+            ("http://redis.internal:6379", "redis:// or rediss://"),
+            (
+                "redis://:hunter2@redis.internal:6379/0",
+                "redis_password_file",
+            ),
+        ] {
+            let text = format!("{MINIMAL}\n[state]\nbackend = \"redis\"\nredis_url = \"{url}\"\n");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(
+                err.contains("state.redis_url") && err.contains(says),
+                "{err}"
+            );
+            assert!(
+                !err.contains("hunter2"),
+                "no password in the message: {err}"
+            );
+        }
+        let text = format!("{MINIMAL}\n[state]\ntimeout_ms = 0\n");
+        assert!(parse(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("state.timeout_ms"));
     }
 
     #[test]

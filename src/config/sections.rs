@@ -14,7 +14,7 @@ use http::uri::Authority;
 use http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use super::values::{header_name, header_value, host, millis, secs, UpstreamUrl};
+use super::values::{days, header_name, header_value, host, millis, secs, UpstreamUrl};
 
 /// `[server]`: the public TLS listener.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -317,12 +317,35 @@ pub enum IdentityMode {
 #[serde(default, deny_unknown_fields)]
 pub struct StateConfig {
     pub backend: StateBackend,
+    /// `redis://` or `rediss://` (TLS), with the database number as the path.
+    pub redis_url: String,
+    /// Trust for `rediss://`; the system's roots when unset or empty.
+    pub ca_file: Option<PathBuf>,
+    /// The Redis password, first line of the file; never in the TOML.
+    pub redis_password_file: Option<PathBuf>,
+    /// Put before every key the gateway writes, so several gateways (or other
+    /// programs) can share one Redis.
+    pub key_prefix: String,
+    /// Longest wait for one Redis operation; past it the operation fails (503, or
+    /// the local rate limiter).
+    #[serde(rename = "timeout_ms", with = "millis")]
+    pub timeout: Duration,
+    /// Ownership records not looked at for this long are dropped (both backends):
+    /// Livy forgets finished batches and sessions long before.
+    #[serde(rename = "ownership_retention_days", with = "days")]
+    pub ownership_retention: Duration,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         Self {
             backend: StateBackend::Local,
+            redis_url: "redis://127.0.0.1:6379/0".into(),
+            ca_file: None,
+            redis_password_file: None,
+            key_prefix: "livy-gateway:".into(),
+            timeout: Duration::from_millis(200),
+            ownership_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -334,6 +357,8 @@ pub enum StateBackend {
     /// In memory, ownership records also in `<data_dir>/ownership.redb`: one
     /// instance.
     Local,
+    /// In a Redis server shared by every instance.
+    Redis,
 }
 
 /// `[rate_limit]`: request rates. A rate of 0 (or a burst of 0) disables a limit.

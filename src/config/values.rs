@@ -36,6 +36,21 @@ pub mod millis {
     }
 }
 
+/// A `Duration` written as whole days (keys ending in `_days`).
+pub mod days {
+    use super::*;
+
+    const DAY: u64 = 86_400;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs() / DAY)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(|days| Duration::from_secs(days.saturating_mul(DAY)))
+    }
+}
+
 /// A Livy server's base URL: `http://` or `https://`, a host and optional port, no
 /// path (Livy serves from its root), no query, no credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,12 +1,13 @@
 //! Phase 2, authenticate: who is asking. Verified Basic credentials if present
-//! (they win), else a live session cookie. A login that is let through the rate
-//! limits, without a matching session, starts one.
+//! (they win), else the live session the cookie named (found by the limit phase).
+//! A login that is let through the rate limits, without a matching session,
+//! starts one.
 
 use http::HeaderMap;
 
 use super::context::{ConnInfo, RequestContext};
 use super::Gateway;
-use crate::auth::{basic, Principal, Verified};
+use crate::auth::{basic, Identity, Principal, Verified};
 use crate::error::{AuthFailure, RequestError};
 use crate::session;
 
@@ -17,16 +18,10 @@ impl Gateway {
         &self,
         headers: &HeaderMap,
         conn: &ConnInfo,
+        session: Option<(String, Identity)>,
         ctx: &mut RequestContext,
     ) -> Result<Principal, RequestError> {
         let cookie = &self.settings.cookie_name;
-        let mut session = None;
-        for id in session::session_ids(headers, cookie) {
-            if let Some(identity) = self.state.sessions.touch(id).await? {
-                session = Some((id, identity));
-                break;
-            }
-        }
         // A directory user's groups, and whether they still exist, are looked at
         // again once the credential cache's time has passed.
         let session = match session {
@@ -34,7 +29,7 @@ impl Gateway {
                 Some(identity) => Some(identity),
                 None => {
                     tracing::info!("session user no longer in the directory: ending the session");
-                    self.state.sessions.remove(id).await?;
+                    self.state.sessions.remove(&id).await?;
                     None
                 }
             },

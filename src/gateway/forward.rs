@@ -105,9 +105,10 @@ impl Gateway {
         })
     }
 
-    /// Readiness: whether Livy answers, and whether logins can be checked (the
-    /// directory answers), each within `timeout`.
-    pub async fn readiness(&self, timeout: Duration) -> (bool, Result<(), String>) {
+    /// Readiness: whether Livy answers, whether logins can be checked (the
+    /// directory answers) and whether the state store answers, each within
+    /// `timeout`.
+    pub async fn readiness(&self, timeout: Duration) -> Readiness {
         let logins = async {
             match tokio::time::timeout(timeout, self.auth.ready()).await {
                 Ok(Ok(())) => Ok(()),
@@ -115,7 +116,19 @@ impl Gateway {
                 Err(_) => Err("no answer in time".to_string()),
             }
         };
-        tokio::join!(self.livy_ready(timeout), logins)
+        let state = async {
+            match tokio::time::timeout(timeout, self.state.sessions.ready()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err("no answer in time".to_string()),
+            }
+        };
+        let (livy, logins, state) = tokio::join!(self.livy_ready(timeout), logins, state);
+        Readiness {
+            livy,
+            logins,
+            state,
+        }
     }
 
     /// Whether Livy answers (`GET /version`, not a 5xx) within `timeout`.
@@ -135,4 +148,14 @@ impl Gateway {
             Ok(Ok(response)) if !response.status().is_server_error()
         )
     }
+}
+
+/// What `/readyz` reports.
+pub struct Readiness {
+    /// Livy answers.
+    pub livy: bool,
+    /// Logins can be checked (the directory answers), or why not.
+    pub logins: Result<(), String>,
+    /// The state store answers, or why not.
+    pub state: Result<(), String>,
 }

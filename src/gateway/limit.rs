@@ -1,12 +1,17 @@
 //! Phase 1, limit: what is refused about a request's head before anything else
-//! (header counts and sizes, a second `Host`). The client address's rate limit is
-//! checked right after, through the state's [`crate::state::RateLimiter`].
+//! (header counts and sizes, a second `Host`), then the client address's rate
+//! limit, checked by the session store together with the session the cookie
+//! names and its user's limit ([`crate::state::SessionStore::admit`]: one round
+//! trip to a shared store on the cookie path).
 
-use http::header::HOST;
+use http::header::{AUTHORIZATION, HOST};
 use http::HeaderMap;
 
+use super::context::ConnInfo;
 use super::Gateway;
 use crate::error::RequestError;
+use crate::session;
+use crate::state::Admitted;
 
 impl Gateway {
     /// Refuses heads with too many or too large headers (431) or more than one
@@ -26,5 +31,22 @@ impl Gateway {
             return Err(RequestError::BadHeader("more than one Host header"));
         }
         Ok(())
+    }
+
+    /// The address's rate limit, and the first live session among the cookie's
+    /// ids, marked used. The session user's limit is checked with it when no
+    /// credentials come with the request (with credentials, the limit that applies
+    /// is that of the user they name, checked after authentication).
+    pub(super) async fn admit(
+        &self,
+        headers: &HeaderMap,
+        conn: &ConnInfo,
+    ) -> Result<Admitted, RequestError> {
+        let ids: Vec<&str> = session::session_ids(headers, &self.settings.cookie_name).collect();
+        let check_user = !headers.contains_key(AUTHORIZATION);
+        self.state
+            .sessions
+            .admit(&*self.state.limits, conn.peer.ip(), &ids, check_user)
+            .await
     }
 }

@@ -208,7 +208,7 @@ impl Gateway {
     /// and the logs, loads the users, prepares the connections to Livy.
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
         let parts = Parts {
-            state: State::open(config)?,
+            state: State::open(config, &metrics)?,
             livy: Arc::new(Upstream::new(&config.livy, None)?),
             logs: Logs::open(config, &metrics)?,
             metrics,
@@ -245,7 +245,7 @@ impl Gateway {
             logs: self
                 .logs
                 .reconfigured(&self.config, config, &self.metrics)?,
-            state: self.state.reconfigured(&self.config, config),
+            state: self.state.reconfigured(&self.config, config, &self.metrics),
             livy: Arc::new(Upstream::new(&config.livy, None)?),
             metrics: self.metrics.clone(),
         };
@@ -276,6 +276,7 @@ impl Gateway {
         if let Some(live) = self.state.sessions.maintain() {
             self.metrics.live_sessions.set(live as i64);
         }
+        self.state.ownership.housekeeping();
         self.state.limits.housekeeping();
         self.state.lockouts.housekeeping();
         self.livy.housekeeping();
@@ -366,14 +367,19 @@ impl Gateway {
         B: http_body::Body<Data = Bytes> + Send + Sync + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
-        // limit
+        // limit, and the session the cookie names (one round trip to a shared store)
         self.check_head(&parts.headers)?;
-        self.state.limits.check_ip(conn.peer.ip()).await?;
+        let admitted = self.admit(&parts.headers, conn).await?;
 
         // authenticate
-        let principal = self.authenticate(&parts.headers, conn, ctx).await?;
+        let principal = self
+            .authenticate(&parts.headers, conn, admitted.session, ctx)
+            .await?;
         ctx.grants = principal.grants.clone();
-        self.state.limits.check_user(&principal.user).await?;
+        match admitted.user_limit {
+            Some(verdict) => verdict?,
+            None => self.state.limits.check_user(&principal.user).await?,
+        }
         self.start_session(ctx).await?;
 
         // route

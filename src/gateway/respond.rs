@@ -1,7 +1,7 @@
 //! Phase 7, respond: Livy's answer becomes the client's. Headers are filtered (see
 //! [`super::headers::from_upstream`]); per plan, the owner of a new resource is
 //! recorded from Livy's 201, a listing is narrowed to the caller's own, a deleted
-//! resource is forgotten; the gateway's own headers (session cookie, HSTS,
+//! resource, or one Livy answers 404 for, is forgotten; the gateway's own headers (session cookie, HSTS,
 //! `nosniff`, request id) are added to every answer.
 
 use bytes::Bytes;
@@ -83,6 +83,19 @@ impl Gateway {
             }
             Plan::Item { kind, id, .. }
                 if *method == Method::DELETE && parts.status.is_success() =>
+            {
+                self.record(Change::Remove(*kind, *id)).await;
+                body
+            }
+            // Livy no longer has it (finished and forgotten, or Livy restarted):
+            // the record would only outlive it. Only the resource itself says
+            // so; a 404 for one of its statements does not.
+            Plan::Item { kind, id, .. }
+                if parts.status == StatusCode::NOT_FOUND
+                    && matches!(
+                        ctx.action,
+                        Some("batch.get" | "session.get" | "batch.state" | "session.state")
+                    ) =>
             {
                 self.record(Change::Remove(*kind, *id)).await;
                 body

@@ -111,7 +111,7 @@ fn setup_with_state(
     configure(&mut config);
     let livy = Arc::new(FakeLivy::default());
     let parts = Parts {
-        state: stores(State::open(&config).unwrap()),
+        state: stores(State::open(&config, &Arc::new(Metrics::new())).unwrap()),
         livy: livy.clone(),
         logs: Logs::default(),
         metrics: Arc::new(Metrics::new()),
@@ -457,6 +457,9 @@ impl crate::state::OwnershipStore for Down {
     async fn apply(&self, _: Vec<Change>) -> Result<(), StoreError> {
         Err(StoreError("unreachable".into()))
     }
+    async fn export(&self) -> Result<Vec<(Kind, u64, Record)>, StoreError> {
+        Err(StoreError("unreachable".into()))
+    }
 }
 
 #[tokio::test]
@@ -494,4 +497,42 @@ async fn a_failing_store_fails_closed_with_503() {
     // Administrators need no records: they are served.
     let r = s.call("admin", Method::GET, "/batches/3", "").await;
     assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn a_record_is_forgotten_when_livy_no_longer_has_its_resource() {
+    let s = setup(|_| {});
+    assert_eq!(
+        s.create("alice", 7, json!({"file": "a.jar"})).await.status,
+        201
+    );
+    assert_eq!(
+        s.create("alice", 8, json!({"file": "b.jar"})).await.status,
+        201
+    );
+    let ownership = s.gateway.state.ownership.clone();
+    let owner = |id| {
+        let ownership = ownership.clone();
+        async move {
+            let record = ownership.get(Kind::Batch, id).await.unwrap();
+            record.map(|r| r.owner)
+        }
+    };
+    // A 404 for a part of the resource says nothing about the resource.
+    s.livy.answer(404, json!({"msg": "no log"}));
+    assert_eq!(
+        s.call("alice", Method::GET, "/batches/7/log", "")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(owner(7).await.as_deref(), Some("alice"));
+    // A 404 for the resource itself: Livy has forgotten it, and so does the gateway.
+    s.livy.answer(404, json!({"msg": "Session '7' not found."}));
+    assert_eq!(
+        s.call("alice", Method::GET, "/batches/7", "").await.status,
+        404
+    );
+    assert_eq!(owner(7).await, None);
+    assert_eq!(owner(8).await.as_deref(), Some("alice"), "others are kept");
 }

@@ -122,7 +122,8 @@ mod tests {
     #[tokio::test]
     async fn listing_keeps_only_the_callers_views_and_pages_them() {
         let dir = tempfile::tempdir().unwrap();
-        let store = RedbOwnershipStore::open(dir.path()).unwrap();
+        let store =
+            RedbOwnershipStore::open(dir.path(), std::time::Duration::from_secs(86_400)).unwrap();
         let alices = |id| {
             (
                 id,

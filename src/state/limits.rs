@@ -27,6 +27,12 @@ pub trait RateLimiter: Send + Sync {
     async fn check_create(&self, user: &Arc<str>) -> Result<(), RequestError>;
     /// Drops state of keys that are back to a full allowance.
     fn housekeeping(&self);
+    /// The limits as GCRA parameters, when this limiter keeps them in the shared
+    /// store a session store can check them in together with a session
+    /// ([`crate::state::SessionStore::admit`]).
+    fn shared(&self) -> Option<&crate::state::redis::limits::Params> {
+        None
+    }
 }
 
 /// A reserved password check, to be settled.
@@ -36,6 +42,9 @@ pub struct Reservation {
     pub ip: IpAddr,
     /// Which of the store's counters hold it (pair, address, user).
     pub held: [bool; 3],
+    /// Tells this reservation apart from others of the same counters in a
+    /// shared store.
+    pub token: u64,
 }
 
 /// How a reserved check ended.

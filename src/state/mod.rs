@@ -13,15 +13,18 @@
 pub mod limits;
 pub mod local;
 pub mod ownership;
+pub mod redis;
 pub mod sessions;
+pub mod transfer;
 
 use std::sync::Arc;
 
 use crate::config::{Config, StateBackend};
 use crate::error::StartupError;
+use crate::metrics::Metrics;
 pub use limits::{Lockouts, Outcome, RateLimiter, Reservation};
 pub use ownership::{Change, Kind, OwnershipStore, Record};
-pub use sessions::SessionStore;
+pub use sessions::{Admitted, SessionStore};
 
 /// A store could not be reached or did not answer in time.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,33 +38,57 @@ pub struct State {
     pub ownership: Arc<dyn OwnershipStore>,
     pub limits: Arc<dyn RateLimiter>,
     pub lockouts: Arc<dyn Lockouts>,
+    /// The shared Redis the stores use, if they use one (new limit and lockout
+    /// stores on reload are made on it).
+    pub redis: Option<Arc<redis::Redis>>,
 }
 
 impl State {
     /// Opens the stores `[state] backend` names.
-    pub fn open(config: &Config) -> Result<Self, StartupError> {
-        match config.state.backend {
+    pub fn open(config: &Config, metrics: &Arc<Metrics>) -> Result<Self, StartupError> {
+        Self::open_backend(config, config.state.backend, metrics)
+    }
+
+    /// Opens the stores of `backend` (`state export` and `import` may name the
+    /// other one).
+    pub fn open_backend(
+        config: &Config,
+        backend: StateBackend,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Self, StartupError> {
+        match backend {
             StateBackend::Local => local::open(config),
+            StateBackend::Redis => redis::open(config, metrics),
         }
     }
 
     /// The stores for a reloaded configuration: the same sessions and ownership
     /// records; rate-limit and lockout state too where their settings are unchanged,
     /// else fresh ones built for the new settings.
-    pub fn reconfigured(&self, old: &Config, new: &Config) -> Self {
+    pub fn reconfigured(&self, old: &Config, new: &Config, metrics: &Arc<Metrics>) -> Self {
         let limits = match old.rate_limit == new.rate_limit {
             true => self.limits.clone(),
-            false => local::rate_limiter(new),
+            false => match &self.redis {
+                Some(shared) => redis::rate_limiter(shared, new, metrics),
+                None => local::rate_limiter(new),
+            },
         };
         let lockouts = match old.login == new.login {
             true => self.lockouts.clone(),
-            false => local::lockouts(new),
+            false => match &self.redis {
+                Some(shared) => Arc::new(redis::lockouts::RedisLockouts::new(
+                    shared.clone(),
+                    &new.login,
+                )),
+                None => local::lockouts(new),
+            },
         };
         Self {
             sessions: self.sessions.clone(),
             ownership: self.ownership.clone(),
             limits,
             lockouts,
+            redis: self.redis.clone(),
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! A record is made when the gateway relays a 201 creation (the id comes from Livy's
 //! answer, the owner is the identity the gateway asserted), or learnt from a Livy view
-//! that names its `proxyUser`; it is dropped when a relayed DELETE succeeds.
+//! that names its `proxyUser`; it is dropped when a relayed DELETE succeeds, when
+//! Livy answers 404 for its batch or session, and by either store once it has not
+//! been looked at for `state.ownership_retention_days`.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -72,4 +74,8 @@ pub trait OwnershipStore: Send + Sync {
     /// Applies `changes` in order, durably, all or none where the store can; a
     /// change that changes nothing costs no write.
     async fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError>;
+    /// Every record (`state export`).
+    async fn export(&self) -> Result<Vec<(Kind, u64, Record)>, StoreError>;
+    /// Periodic upkeep (retention, where the store does not expire records itself).
+    fn housekeeping(&self) {}
 }

@@ -4,6 +4,7 @@
 //! HTTP/1.1 or HTTP/2.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod slapd;
 
 use std::collections::HashMap;
@@ -338,6 +339,15 @@ impl TestGateway {
     /// Stops accepting and waits for the drain to finish.
     pub async fn shutdown(mut self) {
         self.stop_serving().await;
+    }
+
+    /// Stops this gateway and releases its stores, keeping its directory (config,
+    /// users, data) for a command to run on.
+    pub async fn stop_keeping_dir(mut self) -> tempfile::TempDir {
+        self.stop_serving().await;
+        let TestGateway { dir, runtime, .. } = self;
+        drop(runtime);
+        dir
     }
 
     async fn stop_serving(&mut self) {

@@ -329,6 +329,7 @@ impl LoginThrottle {
             user: key.0,
             ip,
             held,
+            token: 0,
         })
     }
 

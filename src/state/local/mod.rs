@@ -24,9 +24,11 @@ pub fn open(config: &Config) -> Result<State, StartupError> {
         )),
         ownership: Arc::new(ownership::RedbOwnershipStore::open(
             &config.server.data_dir,
+            config.state.ownership_retention,
         )?),
         limits: rate_limiter(config),
         lockouts: lockouts(config),
+        redis: None,
     })
 }
 

@@ -6,14 +6,23 @@
 //! have queued up meanwhile in a single transaction (one disk sync for many
 //! creations) and ends when the store is dropped. A change is acknowledged only once
 //! it is on disk; a change that changes nothing is not written at all.
+//!
+//! Retention: each record keeps when it was last written or looked at (`seen`, on
+//! disk beside it). A record looked at when its `seen` is older than an eighth of
+//! the retention time is written again with a fresh one (so a record in use costs
+//! a write a few times per retention period, not one per request), and
+//! [`OwnershipStore::housekeeping`] drops records unseen for the whole retention
+//! time: Livy has forgotten their batch or session long before.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, RwLock};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
 
 use crate::error::StartupError;
 use crate::state::{Change, Kind, OwnershipStore, Record, StoreError};
@@ -30,16 +39,36 @@ fn key(kind: Kind, id: u64) -> String {
     format!("{}/{id}", kind.as_str())
 }
 
+/// Seconds since the Unix epoch (what `seen` is kept in, on disk and in memory).
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A record as written to disk: the record and when it was last seen. Records
+/// written before retention existed have no `seen`; they count as seen at load.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    #[serde(flatten)]
+    record: Record,
+    #[serde(default)]
+    seen: Option<u64>,
+}
+
 /// The records held in memory. Keyed by Livy's ids and names as Livy reported
 /// them, which clients do not choose freely: a fast hash is safe.
 #[derive(Default)]
 struct Records {
     by_id: HashMap<(Kind, u64), Record, foldhash::fast::RandomState>,
     by_name: HashMap<(Kind, String), u64, foldhash::fast::RandomState>,
+    /// When each record was last written or looked at (Unix seconds).
+    seen: HashMap<(Kind, u64), u64, foldhash::fast::RandomState>,
 }
 
 impl Records {
-    fn put(&mut self, kind: Kind, id: u64, record: Record) {
+    fn put(&mut self, kind: Kind, id: u64, record: Record, seen: u64) {
+        self.seen.insert((kind, id), seen);
         if let Some(old) = self.by_id.get(&(kind, id)) {
             if let Some(name) = &old.name {
                 self.by_name.remove(&(kind, name.clone()));
@@ -52,6 +81,7 @@ impl Records {
     }
 
     fn remove(&mut self, kind: Kind, id: u64) {
+        self.seen.remove(&(kind, id));
         if let Some(old) = self.by_id.remove(&(kind, id)) {
             if let Some(name) = old.name {
                 self.by_name.remove(&(kind, name));
@@ -64,6 +94,9 @@ impl Records {
 struct Inner {
     db: Database,
     records: RwLock<Records>,
+    /// Records looked at whose `seen` has grown old, to be written again.
+    stale: Mutex<HashSet<(Kind, u64)>>,
+    retention: Duration,
     /// Transactions committed (tests see batching through it).
     commits: AtomicUsize,
     /// Held by a test to stop the writer before its next commit.
@@ -102,7 +135,7 @@ impl Drop for RedbOwnershipStore {
 impl RedbOwnershipStore {
     /// Opens (or creates) `<data_dir>/ownership.redb`, loads every record and starts
     /// the writer thread.
-    pub fn open(data_dir: &Path) -> Result<Self, StartupError> {
+    pub fn open(data_dir: &Path, retention: Duration) -> Result<Self, StartupError> {
         let path = data_dir.join(FILE_NAME);
         let fail = |e: &dyn std::fmt::Display| {
             StartupError::Other(format!(
@@ -121,6 +154,7 @@ impl RedbOwnershipStore {
         txn.commit().map_err(|e| fail(&e))?;
 
         let mut records = Records::default();
+        let loaded_at = now_secs();
         let read = db.begin_read().map_err(|e| fail(&e))?;
         let table = read.open_table(TABLE).map_err(|e| fail(&e))?;
         for entry in table.iter().map_err(|e| fail(&e))? {
@@ -129,8 +163,10 @@ impl RedbOwnershipStore {
                 .value()
                 .split_once('/')
                 .and_then(|(kind, id)| Some((Kind::parse(kind)?, id.parse::<u64>().ok()?)));
-            match (parsed, serde_json::from_str::<Record>(v.value())) {
-                (Some((kind, id)), Ok(record)) => records.put(kind, id, record),
+            match (parsed, serde_json::from_str::<Stored>(v.value())) {
+                (Some((kind, id)), Ok(stored)) => {
+                    records.put(kind, id, stored.record, stored.seen.unwrap_or(loaded_at))
+                }
                 _ => tracing::warn!(key = k.value(), "skipping unreadable ownership record"),
             }
         }
@@ -139,6 +175,8 @@ impl RedbOwnershipStore {
         let inner = Arc::new(Inner {
             db,
             records: RwLock::new(records),
+            stale: Mutex::new(HashSet::new()),
+            retention,
             commits: AtomicUsize::new(0),
             #[cfg(test)]
             gate: Default::default(),
@@ -156,6 +194,56 @@ impl RedbOwnershipStore {
             queue: Some(queue),
             writer: Some(writer),
         })
+    }
+
+    /// Notes that `kind`/`id` was looked at; its `seen` is renewed at the next
+    /// housekeeping if it has grown older than an eighth of the retention time.
+    fn looked_at(&self, records: &Records, kind: Kind, id: u64) {
+        let renew_after = self.inner.retention.as_secs() / 8;
+        if let Some(seen) = records.seen.get(&(kind, id)) {
+            if now_secs().saturating_sub(*seen) > renew_after {
+                self.inner
+                    .stale
+                    .lock()
+                    .expect("stale lock")
+                    .insert((kind, id));
+            }
+        }
+    }
+
+    /// Makes every record look `secs` older (tests of retention).
+    #[cfg(test)]
+    fn age(&self, secs: u64) {
+        let mut records = self.inner.records.write().expect("ownership lock");
+        for seen in records.seen.values_mut() {
+            *seen = seen.saturating_sub(secs);
+        }
+    }
+
+    /// Waits until the writer has written everything queued so far (tests).
+    #[cfg(test)]
+    async fn flush(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        self.queue
+            .as_ref()
+            .unwrap()
+            .send(Job {
+                changes: Vec::new(),
+                done,
+            })
+            .unwrap();
+        written.await.unwrap().unwrap();
+    }
+
+    /// Queues `changes` for the writer without waiting for them (housekeeping).
+    fn queue_quietly(&self, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let (done, _) = tokio::sync::oneshot::channel();
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(Job { changes, done });
+        }
     }
 
     /// Whether applying `changes` would change nothing.
@@ -196,6 +284,7 @@ impl Inner {
         let err = |e: &dyn std::fmt::Display| StoreError(e.to_string());
         #[cfg(test)]
         let _gate = self.gate.lock().expect("test gate");
+        let seen = now_secs();
         let txn = self.db.begin_write().map_err(|e| err(&e))?;
         {
             let mut table = txn.open_table(TABLE).map_err(|e| err(&e))?;
@@ -203,7 +292,11 @@ impl Inner {
                 match change {
                     Change::Put(kind, items) => {
                         for (id, record) in items {
-                            let value = serde_json::to_string(record).map_err(|e| err(&e))?;
+                            let stored = Stored {
+                                record: record.clone(),
+                                seen: Some(seen),
+                            };
+                            let value = serde_json::to_string(&stored).map_err(|e| err(&e))?;
                             table
                                 .insert(key(*kind, *id).as_str(), value.as_str())
                                 .map_err(|e| err(&e))?;
@@ -224,7 +317,7 @@ impl Inner {
             match change {
                 Change::Put(kind, items) => {
                     for (id, record) in items {
-                        records.put(*kind, *id, record.clone());
+                        records.put(*kind, *id, record.clone(), seen);
                     }
                 }
                 Change::Remove(kind, id) => records.remove(*kind, *id),
@@ -238,6 +331,7 @@ impl Inner {
 impl OwnershipStore for RedbOwnershipStore {
     async fn get(&self, kind: Kind, id: u64) -> Result<Option<Record>, StoreError> {
         let records = self.inner.records.read().expect("ownership lock");
+        self.looked_at(&records, kind, id);
         Ok(records.by_id.get(&(kind, id)).cloned())
     }
 
@@ -245,7 +339,10 @@ impl OwnershipStore for RedbOwnershipStore {
         let records = self.inner.records.read().expect("ownership lock");
         Ok(ids
             .iter()
-            .map(|id| records.by_id.get(&(kind, *id)).cloned())
+            .map(|id| {
+                self.looked_at(&records, kind, *id);
+                records.by_id.get(&(kind, *id)).cloned()
+            })
             .collect())
     }
 
@@ -264,7 +361,46 @@ impl OwnershipStore for RedbOwnershipStore {
                     .get(&(kind, *id))
                     .map(|record| (*id, record.clone()))
             });
+        if let Some((id, _)) = &found {
+            self.looked_at(&records, kind, *id);
+        }
         Ok(found)
+    }
+
+    async fn export(&self) -> Result<Vec<(Kind, u64, Record)>, StoreError> {
+        let records = self.inner.records.read().expect("ownership lock");
+        let mut all: Vec<_> = records
+            .by_id
+            .iter()
+            .map(|((kind, id), record)| (*kind, *id, record.clone()))
+            .collect();
+        all.sort_by_key(|(kind, id, _)| (kind.as_str(), *id));
+        Ok(all)
+    }
+
+    /// Renews the `seen` of records looked at since it grew old, and drops records
+    /// unseen for the retention time.
+    fn housekeeping(&self) {
+        let now = now_secs();
+        let retention = self.inner.retention.as_secs();
+        let stale = std::mem::take(&mut *self.inner.stale.lock().expect("stale lock"));
+        let mut changes = Vec::new();
+        {
+            let records = self.inner.records.read().expect("ownership lock");
+            for (kind, id) in &stale {
+                if let Some(record) = records.by_id.get(&(*kind, *id)) {
+                    changes.push(Change::Put(*kind, vec![(*id, record.clone())]));
+                }
+            }
+            // Looked at since the last housekeeping: in use, however old its `seen`.
+            let expired = records.seen.iter().filter(|(key, seen)| {
+                now.saturating_sub(**seen) > retention && !stale.contains(key)
+            });
+            for ((kind, id), _) in expired {
+                changes.push(Change::Remove(*kind, *id));
+            }
+        }
+        self.queue_quietly(changes);
     }
 
     async fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
@@ -289,6 +425,8 @@ impl OwnershipStore for RedbOwnershipStore {
 mod tests {
     use super::*;
 
+    const RETENTION: Duration = Duration::from_secs(30 * 86_400);
+
     fn rec(owner: &str, name: Option<&str>) -> Record {
         Record {
             owner: owner.into(),
@@ -301,10 +439,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn records_unseen_for_the_retention_time_are_dropped_and_use_renews_them() {
+        const DAY: u64 = 86_400;
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbOwnershipStore::open(dir.path(), RETENTION).unwrap();
+        for id in [1, 2] {
+            store
+                .apply(put(
+                    Kind::Batch,
+                    id,
+                    rec("alice", Some(&format!("job-{id}"))),
+                ))
+                .await
+                .unwrap();
+        }
+        // Eight days on, batch 1 is looked at: its `seen` is renewed on disk.
+        store.age(8 * DAY);
+        assert!(store.get(Kind::Batch, 1).await.unwrap().is_some());
+        store.housekeeping();
+        store.flush().await;
+        // Twenty-five more days: batch 2, unseen for 33, goes; batch 1 stays.
+        store.age(25 * DAY);
+        store.housekeeping();
+        store.flush().await;
+        assert!(store.get(Kind::Batch, 1).await.unwrap().is_some());
+        assert_eq!(store.get(Kind::Batch, 2).await.unwrap(), None);
+        assert_eq!(
+            store.find_by_name(Kind::Batch, "job-2").await.unwrap(),
+            None
+        );
+        drop(store);
+        let store = RedbOwnershipStore::open(dir.path(), RETENTION).unwrap();
+        assert_eq!(
+            store.get(Kind::Batch, 2).await.unwrap(),
+            None,
+            "gone from disk too"
+        );
+        assert!(store.get(Kind::Batch, 1).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
     async fn records_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = RedbOwnershipStore::open(dir.path()).unwrap();
+            let store = RedbOwnershipStore::open(dir.path(), RETENTION).unwrap();
             store
                 .apply(put(Kind::Batch, 3, rec("alice", Some("nightly"))))
                 .await
@@ -322,7 +500,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let store = RedbOwnershipStore::open(dir.path()).unwrap();
+        let store = RedbOwnershipStore::open(dir.path(), RETENTION).unwrap();
         assert_eq!(
             store.get(Kind::Batch, 3).await.unwrap(),
             Some(rec("alice", Some("nightly")))
@@ -356,7 +534,7 @@ mod tests {
     async fn a_batch_applies_its_changes_in_order_and_renames_follow() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = RedbOwnershipStore::open(dir.path()).unwrap();
+            let store = RedbOwnershipStore::open(dir.path(), RETENTION).unwrap();
             store
                 .apply(put(Kind::Batch, 1, rec("alice", Some("old"))))
                 .await
@@ -381,7 +559,7 @@ mod tests {
                 .unwrap()
                 .is_none());
         }
-        let store = RedbOwnershipStore::open(dir.path()).unwrap();
+        let store = RedbOwnershipStore::open(dir.path(), RETENTION).unwrap();
         assert_eq!(store.get(Kind::Batch, 2).await.unwrap(), None);
         assert_eq!(
             store.find_by_name(Kind::Batch, "new").await.unwrap(),
@@ -394,7 +572,7 @@ mod tests {
     #[allow(clippy::await_holding_lock)]
     async fn changes_queued_during_a_write_go_out_together() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(RedbOwnershipStore::open(dir.path()).unwrap());
+        let store = Arc::new(RedbOwnershipStore::open(dir.path(), RETENTION).unwrap());
         let commits = || store.inner.commits.load(Ordering::Relaxed);
         // Stop the writer before it commits: fifty-one creations queue up meanwhile.
         let gate = store.inner.gate.lock().unwrap();

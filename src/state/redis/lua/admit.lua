@@ -1,0 +1,42 @@
+-- The cookie path in one round trip: the client address's limit, the first live
+-- session among the cookie's ids, and that session user's limit.
+-- KEYS[1]: the address's limit key ('' when off); KEYS[2..]: session keys.
+-- ARGV: 1 address interval, 2 address burst, 3 check the user's limit ('1'/'0'),
+-- 4 user interval, 5 user burst, 6 idle timeout (ms), 7 key prefix,
+-- 8.. (user, interval, burst) of each per-user override.
+-- Returns {1, wait} when the address is over its limit; else {0} with no live
+-- session, or {0, n, identity, user_wait} for the n-th session (user_wait -1
+-- when not checked).
+local now = now_us()
+if KEYS[1] ~= '' then
+  local wait = gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), now)
+  if wait > 0 then
+    return {1, wait}
+  end
+end
+local idle = tonumber(ARGV[6]) * 1000
+for n = 2, #KEYS do
+  local s = redis.call('HMGET', KEYS[n], 'u', 'i', 'a')
+  if s[1] then
+    local left = tonumber(s[3]) - now
+    if left <= 0 then
+      -- Past its absolute timeout, however busy.
+      redis.call('DEL', KEYS[n])
+    else
+      redis.call('PEXPIRE', KEYS[n], math.ceil(math.min(idle, left) / 1000))
+      local user_wait = -1
+      if ARGV[3] == '1' then
+        local interval, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
+        for k = 8, #ARGV, 3 do
+          if ARGV[k] == s[1] then
+            interval, burst = tonumber(ARGV[k + 1]), tonumber(ARGV[k + 2])
+            break
+          end
+        end
+        user_wait = gcra(ARGV[7] .. 'rate:user:' .. s[1], interval, burst, now)
+      end
+      return {0, n - 1, s[2], user_wait}
+    end
+  end
+end
+return {0}

@@ -1,0 +1,7 @@
+-- Ends every session of a user. KEYS[1]: the set of their sessions.
+local keys = redis.call('SMEMBERS', KEYS[1])
+for _, key in ipairs(keys) do
+  redis.call('DEL', key)
+end
+redis.call('DEL', KEYS[1])
+return #keys
