@@ -255,6 +255,18 @@ class QuietGateway(Gateway):
     extra = '[log]\nlevel = "warn"'
 
 
+class RedisGateway(Gateway):
+    """The same gateway with its state in Redis (`[state] backend = "redis"`, a
+    real redis-server on the load core): a session cookie costs one script per
+    request (the session and the limits), an owned batch one more (its record)."""
+
+    name = "livy-gateway-redis"
+
+    def __init__(self, env: Env, port: int, upstream: int, redis):
+        super().__init__(env, port, upstream)
+        self.extra = f'[state]\nbackend = "redis"\nredis_url = "{redis.url}"'
+
+
 class DirectoryGateway(Gateway):
     """The gateway with its users in a directory (a real slapd seeded from
     tests/fixtures/ldap, search-then-bind with a service account, groups by a
@@ -564,6 +576,55 @@ def access_log_cost(gateway: Proxy, quiet: Proxy, args, upstream_port):
     return out
 
 
+def redis_state(gateway: Proxy, shared: Proxy, redis, args, upstream_port):
+    """(b) and (d) of the gateway with local state and with its state in Redis, in
+    turns (`throughput_turns`): the ratio, and Redis's CPU per request."""
+    before = cpu_ticks(redis.proc.pid)
+    with running([gateway, shared]):
+        found = throughput_turns([gateway, shared], args, upstream_port, ceiling=False)
+    ticks = cpu_ticks(redis.proc.pid) - before
+    local, remote = found[gateway.name], found[shared.name]
+    out = {}
+    for key in ("b", "d"):
+        out[key] = remote[key]["rps"]
+        out[f"{key}_local"] = local[key]["rps"]
+        out[f"{key}_ratio"] = remote[key]["rps"] / local[key]["rps"]
+        out[f"{key}_cpu_us_per_req"] = remote[key].get("cpu_us_per_req")
+        out[f"{key}_turns"] = {"local": local[key]["each"], "redis": remote[key]["each"]}
+        out[f"{key}_non2xx"] = remote[key].get("non2xx", 0) + max(0, remote[key].get("failed", 0))
+    requests = sum(remote[key]["requests"] for key in ("b", "d"))
+    out["redis_cpu_us_per_req"] = ticks / CLK_TCK * 1e6 / max(1, requests)
+    # For the report's check that the figures are of answers, not of errors.
+    out["requests"] = requests
+    out["non2xx"] = out.pop("b_non2xx") + out.pop("d_non2xx")
+    return out
+
+
+class RedisServer:
+    """A redis-server for the bench, pinned beside the upstream, persistence as
+    docs/operations.md recommends (append-only file, synced every second)."""
+
+    def __init__(self, work: Path, port: int):
+        self.dir = work / "redis"
+        self.dir.mkdir(exist_ok=True)
+        conf = self.dir / "redis.conf"
+        conf.write_text(f"bind 127.0.0.1\nport {port}\ndir {self.dir}\nappendonly yes\n"
+                        "appendfsync everysec\nsave \"\"\ndaemonize no\nlogfile \"\"\n")
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc = subprocess.Popen(pinned(LOAD_CPU, ["redis-server", str(conf)]), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        for _ in range(400):
+            ping = subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True)
+            if "PONG" in ping.stdout:
+                return
+            time.sleep(0.025)
+        raise RuntimeError("redis-server did not answer")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=15)
+
+
 def directory_logins(env: Env, args, slapd, port, upstream_port):
     """Basic on every request for a directory user, the gateway only: (g) with the
     credential cache (after the first request, no directory round trip), (h) with it
@@ -584,8 +645,11 @@ def directory_logins(env: Env, args, slapd, port, upstream_port):
             before = cpu_ticks(slapd.proc.pid)
             # 16 clients, each request as the next of 16 users: within the 32 logins
             # the gateway lets wait and the 20 checks one address may have running.
+            # `GET /version`, open to every user (batch 1 is the bench user's: the
+            # others would be answered 404).
             script = rotating_logins(env.work)
-            out[key] = measure_cpu(proxy, lambda: wrk(url, headers, args.duration, connections=16, script=script))
+            version = proxy.url("/version")
+            out[key] = measure_cpu(proxy, lambda: wrk(version, headers, args.duration, connections=16, script=script))
             ticks = cpu_ticks(slapd.proc.pid) - before
             out[key]["directory_cpu_us_per_req"] = ticks / CLK_TCK * 1e6 / max(1, out[key]["requests"])
             one = wrk(url, headers, args.duration, connections=1)
@@ -858,6 +922,12 @@ FIGURES = [
     ("h", "cpu_us_per_req", "(h) proxy CPU per request, µs", False),
     ("h", "directory_cpu_us_per_req", "(h) slapd CPU per request, µs", False),
     ("h1", "ms_per_login", "(h) one login's time, 1 client, ms", False),
+    ("redis_state", "b", "(b) with state in Redis, req/s", False),
+    ("redis_state", "b_ratio", "(b) state in Redis / local, in turns", False),
+    ("redis_state", "b_cpu_us_per_req", "(b) with state in Redis, proxy CPU per request, µs", False),
+    ("redis_state", "d", "(d) with state in Redis, req/s", False),
+    ("redis_state", "d_ratio", "(d) state in Redis / local, in turns", False),
+    ("redis_state", "redis_cpu_us_per_req", "Redis CPU per request, µs", False),
 ]
 
 
@@ -1054,6 +1124,9 @@ def targets(table, names, ceiling):
         if cost is not None:
             check(f"({key}) the access log costs ≤ 10% of req/s (default vs off, in turns): {cost * 100:.1f}%",
                   cost <= 0.10)
+    ratio = g("(b) state in Redis / local, in turns")
+    if ratio is not None:
+        check(f"(b) with state in Redis ≥ 0.75× the local backend's req/s (in turns): {ratio:.2f}×", ratio >= 0.75)
     a = "(a) Basic on every request, req/s"
     if g(a) and n(a):
         check(f"(a) ≥ 20× nginx: {g(a) / n(a):.1f}×", g(a) >= 20 * n(a))
@@ -1133,6 +1206,8 @@ def main():
     gateway = Gateway.name in names
     quiet = QuietGateway(env, base_port + 10, upstream_port) if gateway else None
     slapd = start_slapd(env) if gateway else None
+    redis = RedisServer(env.work, 16379) if gateway else None
+    shared = RedisGateway(env, base_port + 12, upstream_port, redis) if gateway else None
     rates = {"b": 1000, "d": 1000}
     runs, direct_runs = [], []
     try:
@@ -1156,11 +1231,16 @@ def main():
                 result[Gateway.name]["logging_off"] = access_log_cost(proxies[Gateway.name], quiet, args,
                                                                       upstream_port)
                 result[Gateway.name].update(directory_logins(env, args, slapd, base_port + 11, upstream_port))
+                print(f"repetition {rep + 1}/{args.reps}: state local and in Redis", file=sys.stderr, flush=True)
+                result[Gateway.name]["redis_state"] = redis_state(proxies[Gateway.name], shared, redis, args,
+                                                                  upstream_port)
             runs.append(result)
     finally:
         upstream.terminate()
         if slapd:
             slapd.stop()
+        if redis:
+            redis.stop()
     saved = {"date": datetime.date.today().isoformat(), "machine": machine(), "names": names, "runs": runs,
              "direct": direct_runs, "rates": rates, "duration": args.duration, "quick": args.quick}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/ensure-packages.sh nginx:nginx haproxy:haproxy caddy:caddy wrk:wrk \
   h2load:nghttp2-client htpasswd:apache2-utils curl:curl taskset:util-linux \
-  slapd:slapd ldapadd:ldap-utils
+  slapd:slapd ldapadd:ldap-utils redis-server:redis-server redis-cli:redis-tools
 # Debian starts the peers as services where an init system runs; the benchmark
 # starts its own instances.
 for svc in nginx haproxy caddy slapd; do

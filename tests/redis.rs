@@ -508,6 +508,8 @@ async fn script_calls(redis: &RedisServer) -> u64 {
 
 #[tokio::test]
 async fn a_request_with_a_cookie_costs_one_round_trip() {
+    // Its address's limit, its session, its user's limit and the record its path
+    // names: one script.
     let redis = RedisServer::start().await;
     let livy = shared_livy().await;
     let gw = TestGateway::start(on_redis(&redis, &livy, |c| {
@@ -553,6 +555,19 @@ async fn a_request_with_a_cookie_costs_one_round_trip() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["total"], 3);
     assert_eq!(script_calls(&redis).await - before, 2);
+    // One of them: the record comes with the session, in the same script.
+    let id = r.json()["sessions"][0]["id"].as_u64().unwrap();
+    let before = script_calls(&redis).await;
+    let r = with_cookie_over(
+        &client,
+        Proto::H1,
+        &cookie,
+        Method::GET,
+        &format!("{BATCHES}/{id}"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(script_calls(&redis).await - before, 1);
 }
 
 #[tokio::test]

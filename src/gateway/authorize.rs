@@ -63,9 +63,14 @@ impl Gateway {
                     }));
                 }
                 let ownership = &self.state.ownership;
-                let known = match numeric {
-                    Some(id) => ownership.get(*kind, id).await?.map(|r| (id, r.owner)),
-                    None => ownership
+                let prefetched = ctx
+                    .prefetched
+                    .take()
+                    .filter(|p| Some(p.id) == numeric && p.kind == *kind);
+                let known = match (numeric, prefetched) {
+                    (Some(id), Some(fetched)) => fetched.record.map(|r| (id, r.owner)),
+                    (Some(id), None) => ownership.get(*kind, id).await?.map(|r| (id, r.owner)),
+                    (None, _) => ownership
                         .find_by_name(*kind, &name)
                         .await?
                         .map(|(id, r)| (id, r.owner)),

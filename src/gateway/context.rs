@@ -12,6 +12,7 @@ use super::headers::X_REQUEST_ID;
 use crate::auth::Identity;
 use crate::body::BodyTrouble;
 use crate::error::{AuthFailure, RequestError};
+use crate::state::Prefetched;
 
 /// What the gateway knows about the connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -84,6 +85,8 @@ pub(crate) struct RequestContext {
     pub action: Option<&'static str>,
     /// The batch or session id the request names.
     pub resource: Option<String>,
+    /// The ownership record the path names, fetched with the session.
+    pub prefetched: Option<Prefetched>,
     pub upstream_status: Option<u16>,
     pub upstream_time: Option<Duration>,
     /// Identity parameters a client tried to pass, removed.

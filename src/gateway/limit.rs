@@ -1,8 +1,9 @@
 //! Phase 1, limit: what is refused about a request's head before anything else
 //! (header counts and sizes, a second `Host`), then the client address's rate
 //! limit, checked by the session store together with the session the cookie
-//! names and its user's limit ([`crate::state::SessionStore::admit`]: one round
-//! trip to a shared store on the cookie path).
+//! names, its user's limit and the ownership record the path names
+//! ([`crate::state::SessionStore::admit`]: one round trip to a shared store on the
+//! cookie path).
 
 use http::header::{AUTHORIZATION, HOST};
 use http::HeaderMap;
@@ -11,7 +12,7 @@ use super::context::ConnInfo;
 use super::Gateway;
 use crate::error::RequestError;
 use crate::session;
-use crate::state::Admitted;
+use crate::state::{Admission, Admitted, Kind};
 
 impl Gateway {
     /// Refuses heads with too many or too large headers (431) or more than one
@@ -36,17 +37,24 @@ impl Gateway {
     /// The address's rate limit, and the first live session among the cookie's
     /// ids, marked used. The session user's limit is checked with it when no
     /// credentials come with the request (with credentials, the limit that applies
-    /// is that of the user they name, checked after authentication).
+    /// is that of the user they name, checked after authentication), and `record`
+    /// (the one the path names) fetched with it where the store can.
     pub(super) async fn admit(
         &self,
         headers: &HeaderMap,
         conn: &ConnInfo,
+        record: Option<(Kind, u64)>,
     ) -> Result<Admitted, RequestError> {
         let ids: Vec<&str> = session::session_ids(headers, &self.settings.cookie_name).collect();
-        let check_user = !headers.contains_key(AUTHORIZATION);
+        let admission = Admission {
+            ip: conn.peer.ip(),
+            ids: &ids,
+            check_user: !headers.contains_key(AUTHORIZATION),
+            record,
+        };
         self.state
             .sessions
-            .admit(&*self.state.limits, conn.peer.ip(), &ids, check_user)
+            .admit(&*self.state.limits, admission)
             .await
     }
 }

@@ -367,9 +367,23 @@ impl Gateway {
         B: http_body::Body<Data = Bytes> + Send + Sync + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
-        // limit, and the session the cookie names (one round trip to a shared store)
+        // limit
         self.check_head(&parts.headers)?;
-        let admitted = self.admit(&parts.headers, conn).await?;
+        // The route is known before the caller is (its refusal waits until they
+        // are), so the state can fetch the record it names with the session.
+        let routed = route::resolve(
+            &parts.method,
+            parts.uri.path(),
+            parts.uri.query(),
+            &self.settings.prefix,
+        )
+        .map(|route| {
+            let operation = livy::classify(&parts.method, &route.path);
+            (route, operation)
+        });
+        let record = routed.as_ref().ok().and_then(|(_, op)| op.record());
+        let admitted = self.admit(&parts.headers, conn, record).await?;
+        ctx.prefetched = admitted.record;
 
         // authenticate
         let principal = self
@@ -383,14 +397,8 @@ impl Gateway {
         self.start_session(ctx).await?;
 
         // route
-        let route = route::resolve(
-            &parts.method,
-            parts.uri.path(),
-            parts.uri.query(),
-            &self.settings.prefix,
-        )?;
+        let (route, operation) = routed?;
         livy::check_content_type(&parts.headers)?;
-        let operation = livy::classify(&parts.method, &route.path);
         ctx.action = Some(operation.action);
 
         // authorize

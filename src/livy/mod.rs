@@ -80,6 +80,17 @@ pub enum Scope {
     Other,
 }
 
+impl Operation {
+    /// The ownership record the operation is decided on, when its path names a
+    /// batch or session by number.
+    pub fn record(&self) -> Option<(Kind, u64)> {
+        match &self.scope {
+            Scope::Item { kind, id } => numeric_id(id).map(|id| (*kind, id)),
+            _ => None,
+        }
+    }
+}
+
 /// Names the operation for a Livy path (as routed, e.g. `/batches/3/log`).
 pub fn classify(method: &Method, path: &str) -> Operation {
     // Every pattern below has at most five segments, so six tell them all apart

@@ -24,7 +24,7 @@ use crate::error::StartupError;
 use crate::metrics::Metrics;
 pub use limits::{Lockouts, Outcome, RateLimiter, Reservation};
 pub use ownership::{Change, Kind, OwnershipStore, Record};
-pub use sessions::{Admitted, SessionStore};
+pub use sessions::{Admission, Admitted, Prefetched, SessionStore};
 
 /// A store could not be reached or did not answer in time.
 #[derive(Debug, Clone, thiserror::Error)]

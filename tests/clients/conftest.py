@@ -80,17 +80,33 @@ class Gateway:
         return entries
 
 
-def start_stack(base: Path, name: str, sim_args, livy_extra: str = "", auth_extra: str = "") -> Gateway:
-    """livy-sim plus a gateway in front of it, under base/name."""
-    root = base / name
-    root.mkdir()
-    sim_port, gw_port = free_port(), free_port()
+def start_sim(sim_args):
+    """livy-sim on a free port: (port, process)."""
+    sim_port = free_port()
     sim = subprocess.Popen(
         [SIM, "--listen", f"127.0.0.1:{sim_port}", *sim_args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     wait_for_port(sim_port, sim, "livy-sim")
+    return sim_port, sim
+
+
+def start_stack(base: Path, name: str, sim_args, livy_extra: str = "", auth_extra: str = "") -> Gateway:
+    """livy-sim plus a gateway in front of it, under base/name."""
+    sim_port, sim = start_sim(sim_args)
+    gw = start_gateway(base, name, sim_port, livy_extra, auth_extra)
+    gw.procs.append(sim)
+    return gw
+
+
+def start_gateway(
+    base: Path, name: str, sim_port: int, livy_extra: str = "", auth_extra: str = "", extra: str = ""
+) -> Gateway:
+    """A gateway in front of the livy-sim on `sim_port`, under base/name."""
+    root = base / name
+    root.mkdir()
+    gw_port = free_port()
     log_path = root / "gateway.log"
     (root / "gateway.toml").write_text(
         f"""
@@ -111,6 +127,7 @@ format = "json"
 level = "info"
 [admin]
 listen = "127.0.0.1:0"
+{extra}
 """
     )
     gw = subprocess.Popen(
@@ -119,7 +136,7 @@ listen = "127.0.0.1:0"
         stderr=open(log_path, "w"),
     )
     wait_for_port(gw_port, gw, "livy-gateway")
-    return Gateway(gw_port, str(base / "certs" / "ca.crt"), log_path, root / "data" / "audit.log", [gw, sim])
+    return Gateway(gw_port, str(base / "certs" / "ca.crt"), log_path, root / "data" / "audit.log", [gw])
 
 
 @pytest.fixture(scope="session")
@@ -180,6 +197,25 @@ def ldap_gateway(workdir):
     yield gw
     _stop(gw)
     slapd.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_gateways(workdir):
+    """Two gateways sharing their state through a real redis-server, in front of
+    one Livy 0.5 simulator (whose views name no owner), as two instances behind a
+    balancer would be."""
+    from redis_server import RedisServer
+
+    redis = RedisServer(workdir / "redis")
+    sim_port, sim = start_sim(["--livy-version", "0.5", "--speed", "1000"])
+    state = f'[state]\nbackend = "redis"\nredis_url = "{redis.url}"\n'
+    gateways = [start_gateway(workdir, f"redis-{n}", sim_port, extra=state) for n in (1, 2)]
+    yield gateways
+    for gw in gateways:
+        _stop(gw)
+    sim.terminate()
+    sim.wait(timeout=10)
+    redis.stop()
 
 
 @pytest.fixture(scope="session")

@@ -151,7 +151,11 @@ impl Redis {
 pub fn open(config: &Config, metrics: &Arc<Metrics>) -> Result<State, StartupError> {
     let redis = Redis::connect(&config.state, metrics.clone())?;
     Ok(State {
-        sessions: Arc::new(sessions::RedisSessions::new(redis.clone(), &config.session)),
+        sessions: Arc::new(sessions::RedisSessions::new(
+            redis.clone(),
+            &config.session,
+            config.state.ownership_retention,
+        )),
         ownership: Arc::new(ownership::RedisOwnership::new(
             redis.clone(),
             config.state.ownership_retention,

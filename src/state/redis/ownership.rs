@@ -29,8 +29,21 @@ impl RedisOwnership {
     }
 
     fn record_key(&self, kind: Kind, id: u64) -> String {
-        self.redis.key(format_args!("owner:{}:{id}", kind.as_str()))
+        record_key(&self.redis, kind, id)
     }
+}
+
+/// The key of a record.
+pub(super) fn record_key(redis: &Redis, kind: Kind, id: u64) -> String {
+    redis.key(format_args!("owner:{}:{id}", kind.as_str()))
+}
+
+/// A record from its owner and name as a script returns them.
+pub(super) fn record_of(owner: &Value, name: &Value) -> Result<Option<Record>, StoreError> {
+    Ok(text(owner)?.map(|owner| Record {
+        owner,
+        name: text(name).ok().flatten(),
+    }))
 }
 
 /// A text value of a reply (`None` for nil).
@@ -65,12 +78,7 @@ impl OwnershipStore for RedisOwnership {
         }
         reply
             .chunks(2)
-            .map(|pair| {
-                Ok(text(&pair[0])?.map(|owner| Record {
-                    owner,
-                    name: text(&pair[1]).ok().flatten(),
-                }))
-            })
+            .map(|pair| record_of(&pair[0], &pair[1]))
             .collect()
     }
 

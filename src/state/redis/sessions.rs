@@ -1,8 +1,9 @@
 //! Login sessions in Redis: a hash per session (`session:<id>`: user, identity,
 //! absolute end) that expires when idle, and a set per user (`user-sessions:<user>`)
 //! so every session of a removed user can be ended from any instance. On the
-//! cookie path the session, the client address's limit and the user's limit are
-//! checked in one script, one round trip ([`SessionStore::admit`]).
+//! cookie path the session, the client address's limit, the user's limit and the
+//! ownership record the path names come in one script, one round trip
+//! ([`SessionStore::admit`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,12 +13,13 @@ use async_trait::async_trait;
 use redis::Value;
 
 use super::limits::{retry_after_us, Params};
-use super::{scripts, Redis};
+use super::{ownership, scripts, Redis};
 use crate::auth::Identity;
 use crate::config::SessionConfig;
 use crate::error::{Limit, RequestError};
 use crate::session::new_session_id;
-use crate::state::sessions::{admit_in_turn, Admitted};
+use crate::state::sessions::admit_in_turn;
+use crate::state::{Admission, Admitted, Prefetched};
 use crate::state::{RateLimiter, SessionStore, StoreError};
 
 /// A [`SessionStore`] in Redis.
@@ -25,14 +27,17 @@ pub struct RedisSessions {
     redis: Arc<Redis>,
     idle: Duration,
     absolute: Duration,
+    /// Ownership records' retention (ms): renewed when one is fetched here.
+    retention: u64,
 }
 
 impl RedisSessions {
-    pub fn new(redis: Arc<Redis>, config: &SessionConfig) -> Self {
+    pub fn new(redis: Arc<Redis>, config: &SessionConfig, retention: Duration) -> Self {
         Self {
             redis,
             idle: config.idle_timeout,
             absolute: config.absolute_timeout,
+            retention: u64::try_from(retention.as_millis()).unwrap_or(u64::MAX),
         }
     }
 
@@ -48,72 +53,91 @@ impl RedisSessions {
         u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
     }
 
-    /// Runs the admit script: `limits` when given (address, and the session
-    /// user's when `check_user`), and the first live session among `ids`.
+    /// Runs the admit script: `limits` when given (the address's, and the
+    /// session user's when asked), the first live session among the ids, and the
+    /// record asked for.
     async fn run_admit(
         &self,
         limits: Option<&Params>,
-        ip: IpAddr,
-        ids: &[&str],
-        check_user: bool,
+        admission: Admission<'_>,
     ) -> Result<Result<Admitted, RequestError>, StoreError> {
+        let redis = &self.redis;
         let mut invocation = scripts::ADMIT.prepare_invoke();
         let ip_limit = limits.and_then(|p| p.ip);
         match ip_limit {
-            Some(_) => invocation.key(self.redis.key(format_args!("rate:ip:{ip}"))),
+            Some(_) => invocation.key(redis.key(format_args!("rate:ip:{}", admission.ip))),
             None => invocation.key(""),
         };
-        for id in ids {
+        match admission.record {
+            Some((kind, id)) => invocation.key(ownership::record_key(redis, kind, id)),
+            None => invocation.key(""),
+        };
+        for id in admission.ids {
             invocation.key(self.session_key(id));
         }
         let (ip_interval, ip_burst) = ip_limit.unwrap_or((0, 0));
         let (user_interval, user_burst) = limits.and_then(|p| p.user).unwrap_or((0, 0));
+        let check_user = admission.check_user && limits.is_some();
         invocation
             .arg(ip_interval)
             .arg(ip_burst)
-            .arg(if check_user && limits.is_some() {
-                "1"
-            } else {
-                "0"
-            })
+            .arg(if check_user { "1" } else { "0" })
             .arg(user_interval)
             .arg(user_burst)
             .arg(Self::millis(self.idle))
-            .arg(&self.redis.prefix);
+            .arg(&redis.prefix)
+            .arg(self.retention);
         if let Some(params) = limits {
             for (user, (interval, burst)) in &params.overrides {
                 invocation.arg(user).arg(*interval).arg(*burst);
             }
         }
-        let reply: Vec<Value> = self.redis.run("admit", &invocation).await?;
+        let reply: Vec<Value> = redis.run("admit", &invocation).await?;
         let bad = || StoreError("redis admit: unexpected reply".into());
-        match reply.as_slice() {
-            [Value::Int(1), Value::Int(wait)] => Ok(Err(RequestError::RateLimited {
-                limit: Limit::Address,
-                retry_after_secs: retry_after_us(*wait),
-            })),
-            [Value::Int(0)] => Ok(Ok(Admitted::default())),
-            [Value::Int(0), Value::Int(n), Value::BulkString(identity), Value::Int(user_wait)] => {
-                let id = usize::try_from(*n)
+        let [Value::Int(0), Value::Int(n), identity, Value::Int(user_wait), owner, name] =
+            reply.as_slice()
+        else {
+            return match reply.as_slice() {
+                [Value::Int(1), Value::Int(wait)] => Ok(Err(RequestError::RateLimited {
+                    limit: Limit::Address,
+                    retry_after_secs: retry_after_us(*wait),
+                })),
+                _ => Err(bad()),
+            };
+        };
+        let session = match (*n, identity) {
+            (0, _) => None,
+            (n, Value::BulkString(identity)) => {
+                let id = usize::try_from(n)
                     .ok()
-                    .and_then(|n| ids.get(n.wrapping_sub(1)))
+                    .and_then(|n| admission.ids.get(n.wrapping_sub(1)))
                     .ok_or_else(bad)?;
                 let identity: Identity = serde_json::from_slice(identity).map_err(|_| bad())?;
-                let user_limit = match *user_wait {
-                    -1 => None,
-                    0 => Some(Ok(())),
-                    wait => Some(Err(RequestError::RateLimited {
-                        limit: Limit::User,
-                        retry_after_secs: retry_after_us(wait),
-                    })),
-                };
-                Ok(Ok(Admitted {
-                    session: Some(((*id).to_owned(), identity)),
-                    user_limit,
-                }))
+                Some(((*id).to_owned(), identity))
             }
-            _ => Err(bad()),
-        }
+            _ => return Err(bad()),
+        };
+        let user_limit = match (*user_wait, &session) {
+            (_, None) | (-1, _) => None,
+            (0, _) => Some(Ok(())),
+            (wait, _) => Some(Err(RequestError::RateLimited {
+                limit: Limit::User,
+                retry_after_secs: retry_after_us(wait),
+            })),
+        };
+        let record = match admission.record {
+            Some((kind, id)) => Some(Prefetched {
+                kind,
+                id,
+                record: ownership::record_of(owner, name)?,
+            }),
+            None => None,
+        };
+        Ok(Ok(Admitted {
+            session,
+            user_limit,
+            record,
+        }))
     }
 }
 
@@ -137,9 +161,13 @@ impl SessionStore for RedisSessions {
 
     async fn touch(&self, id: &str) -> Result<Option<Identity>, StoreError> {
         // With no limits the script refuses nothing.
-        let admitted = self
-            .run_admit(None, IpAddr::from([0, 0, 0, 0]), &[id], false)
-            .await?;
+        let admission = Admission {
+            ip: IpAddr::from([0, 0, 0, 0]),
+            ids: &[id],
+            check_user: false,
+            record: None,
+        };
+        let admitted = self.run_admit(None, admission).await?;
         Ok(admitted
             .ok()
             .and_then(|a| a.session)
@@ -174,15 +202,13 @@ impl SessionStore for RedisSessions {
     async fn admit(
         &self,
         limits: &dyn RateLimiter,
-        ip: IpAddr,
-        ids: &[&str],
-        check_user: bool,
+        admission: Admission<'_>,
     ) -> Result<Admitted, RequestError> {
         match limits.shared() {
-            Some(params) if !ids.is_empty() => {
-                self.run_admit(Some(params), ip, ids, check_user).await?
+            Some(params) if !admission.ids.is_empty() => {
+                self.run_admit(Some(params), admission).await?
             }
-            _ => admit_in_turn(self, limits, ip, ids, check_user).await,
+            _ => admit_in_turn(self, limits, admission).await,
         }
     }
 }
