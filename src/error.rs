@@ -143,6 +143,10 @@ pub enum RequestError {
     UpstreamTimeout,
     #[error("the Livy service failed to answer")]
     UpstreamFailed,
+    /// The gateway could not authenticate itself to Livy (no ticket, a refused
+    /// one, a failed mutual authentication); the log says what failed.
+    #[error("the gateway could not authenticate to the Livy service")]
+    UpstreamAuth,
     #[error("the Livy service's answer was too large")]
     UpstreamTooLarge,
     /// Plain HTTP sent to the TLS port (answered before any TLS, then closed).
@@ -204,6 +208,7 @@ impl RequestError {
             RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::UpstreamUnavailable
             | RequestError::UpstreamFailed
+            | RequestError::UpstreamAuth
             | RequestError::UpstreamTooLarge => StatusCode::BAD_GATEWAY,
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             RequestError::LoginsBusy { .. }
@@ -237,6 +242,7 @@ impl RequestError {
             RequestError::UpstreamUnavailable => "upstream_unavailable",
             RequestError::UpstreamTimeout => "upstream_timeout",
             RequestError::UpstreamFailed => "upstream_failed",
+            RequestError::UpstreamAuth => "upstream_auth_failed",
             RequestError::PlainHttp => "plain_http",
             RequestError::BodyTimeout => "request_timeout",
             RequestError::Internal => "internal",
@@ -250,6 +256,7 @@ impl RequestError {
             RequestError::UpstreamUnavailable
             | RequestError::UpstreamTimeout
             | RequestError::UpstreamFailed
+            | RequestError::UpstreamAuth
             | RequestError::UpstreamTooLarge
             | RequestError::LoginsBusy { .. }
             | RequestError::AuthUnavailable
@@ -286,6 +293,7 @@ impl RequestError {
             RequestError::UpstreamUnavailable => Counted::Upstream("unavailable"),
             RequestError::UpstreamTimeout => Counted::Upstream("timeout"),
             RequestError::UpstreamFailed => Counted::Upstream("failed"),
+            RequestError::UpstreamAuth => Counted::Upstream("auth"),
             RequestError::UpstreamTooLarge => Counted::Upstream("too_large"),
             RequestError::BadPath(_)
             | RequestError::BadHeader(_)
@@ -431,6 +439,7 @@ mod tests {
             (RequestError::MethodNotAllowed, 405),
             (RequestError::UpstreamUnavailable, 502),
             (RequestError::UpstreamFailed, 502),
+            (RequestError::UpstreamAuth, 502),
             (RequestError::UpstreamTimeout, 504),
             (RequestError::PlainHttp, 400),
             (RequestError::AuthUnavailable, 503),

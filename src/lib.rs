@@ -10,7 +10,7 @@
 //! | one request | `gateway`: the phases limit → authenticate → route → authorize → rewrite → forward → respond → observe, each in its own file |
 //! | who is asking | [`auth`] (verifiers, cache, queue, roles), [`session`] (the cookie) |
 //! | Livy's rules | [`livy`] (operations, create bodies, query identity, listings), [`route`] (URL mapping) |
-//! | reaching Livy | `upstream` (the `Livy` trait, server choice, connection pools, Livy's own authentication) |
+//! | reaching Livy | `upstream` (the `Livy` trait, server choice, connection pools, Livy's own authentication: SPNEGO under `[livy.kerberos]`), `kerberos` (GSSAPI, cargo feature `kerberos`) |
 //! | what outlives a request | `state` (sessions, ownership, rate limits, lockouts; backends chosen by `[state]`: `local`, `redis`), [`transfer`] (`state export`/`import`) |
 //! | what it tells operators | `access` (the access log), `audit`, `linewriter` (their writer thread), `metrics`, [`admin`] (`/metrics`, `/healthz`, `/readyz`) |
 //! | errors | [`error`]: every status, JSON body, metric and audit reason in one place |
@@ -29,6 +29,8 @@ pub(crate) mod connection;
 pub mod demo;
 pub mod error;
 pub(crate) mod gateway;
+#[cfg(feature = "kerberos")]
+pub(crate) mod kerberos;
 pub(crate) mod linewriter;
 pub mod livy;
 pub mod logging;

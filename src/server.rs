@@ -35,7 +35,7 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 pub fn check(config: &Config) -> Result<(), StartupError> {
     crate::tls::server_config(&config.server.tls_cert, &config.server.tls_key)?;
     crate::auth::verifier(&config.auth, &Arc::new(crate::metrics::Metrics::new()))?;
-    crate::upstream::Upstream::new(&config.livy, None)?;
+    crate::upstream::Upstream::from_config(&config.livy)?;
     if config.state.backend == crate::config::StateBackend::Redis {
         // Reads the password and CA files; connects only when used.
         crate::state::redis::Redis::connect(
@@ -56,6 +56,12 @@ pub async fn probe(config: &Config) -> Result<Vec<String>, StartupError> {
         Some(Ok(report)) => report.lines().map(str::to_owned).collect(),
         Some(Err(error)) => return Err(StartupError::Other(format!("probe failed: {error}"))),
     };
+    let livy = crate::upstream::Upstream::from_config(&config.livy)?;
+    match crate::upstream::Livy::probe(&livy).await {
+        Ok(Some(report)) => reports.push(report),
+        Ok(None) => {}
+        Err(error) => return Err(StartupError::Other(format!("probe failed: {error}"))),
+    }
     if config.state.backend == crate::config::StateBackend::Redis {
         let redis = crate::state::redis::Redis::connect(&config.state, metrics)?;
         redis

@@ -98,6 +98,7 @@ impl Config {
             ldap_password,
             self.state.ca_file.as_mut(),
             self.state.redis_password_file.as_mut(),
+            self.livy.kerberos.as_mut().map(|k| &mut k.keytab),
         ]
         .into_iter()
         .flatten()
@@ -132,6 +133,17 @@ impl Config {
             validate_ldap(ldap)?;
         }
         validate_state(&self.state)?;
+        if let Some(kerberos) = &self.livy.kerberos {
+            if kerberos.keytab.as_os_str().is_empty() {
+                return Err("key livy.kerberos.keytab: required".into());
+            }
+            if kerberos.service.is_empty() || kerberos.service.contains(['/', '@']) {
+                return Err(format!(
+                    "key livy.kerberos.service: {:?}: a service name such as HTTP",
+                    kerberos.service
+                ));
+            }
+        }
         let topology = &self.gateway.topology;
         if topology.is_empty()
             || !topology

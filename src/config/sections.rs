@@ -279,6 +279,33 @@ pub struct LivyConfig {
     pub max_upload_bytes: usize,
     /// Largest Livy answer read whole to apply the gateway's policy.
     pub max_buffered_response_bytes: usize,
+    /// `[livy.kerberos]`: present, every request to Livy is authenticated with
+    /// SPNEGO from the gateway's keytab (cargo feature `kerberos`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kerberos: Option<LivyKerberosConfig>,
+}
+
+/// `[livy.kerberos]`: the gateway's own Kerberos identity towards a Kerberized Livy.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LivyKerberosConfig {
+    /// The gateway's key. Required.
+    pub keytab: PathBuf,
+    /// The gateway's principal, e.g. `livy-gateway/gw.example.org@EXAMPLE.ORG`;
+    /// empty: the keytab's first.
+    pub principal: String,
+    /// Livy's principal is `<service>/<host of the upstream URL>`.
+    pub service: String,
+}
+
+impl Default for LivyKerberosConfig {
+    fn default() -> Self {
+        Self {
+            keytab: PathBuf::new(),
+            principal: String::new(),
+            service: "HTTP".into(),
+        }
+    }
 }
 
 impl Default for LivyConfig {
@@ -297,6 +324,7 @@ impl Default for LivyConfig {
             max_body_bytes: 10 * 1024 * 1024,
             max_upload_bytes: 1024 * 1024 * 1024,
             max_buffered_response_bytes: 64 * 1024 * 1024,
+            kerberos: None,
         }
     }
 }

@@ -209,7 +209,7 @@ impl Gateway {
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
         let parts = Parts {
             state: State::open(config, &metrics)?,
-            livy: Arc::new(Upstream::new(&config.livy, None)?),
+            livy: Arc::new(Upstream::from_config(&config.livy)?),
             logs: Logs::open(config, &metrics)?,
             metrics,
         };
@@ -246,7 +246,7 @@ impl Gateway {
                 .logs
                 .reconfigured(&self.config, config, &self.metrics)?,
             state: self.state.reconfigured(&self.config, config, &self.metrics),
-            livy: Arc::new(Upstream::new(&config.livy, None)?),
+            livy: Arc::new(Upstream::from_config(&config.livy)?),
             metrics: self.metrics.clone(),
         };
         Self::new(config, parts)

@@ -14,6 +14,8 @@
 pub mod auth;
 pub mod peers;
 pub mod pool;
+#[cfg(feature = "kerberos")]
+pub mod spnego;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +29,8 @@ use http_body::Body as _;
 use crate::body::{self, Body};
 use crate::config::LivyConfig;
 use crate::error::{RequestError, StartupError};
-use auth::UpstreamAuth;
-use peers::Peers;
+use auth::{UpstreamAuth, Verdict};
+use peers::{Peer, Peers};
 use pool::SendError;
 
 /// A request for Livy: method, path and query (from Livy's root), headers as the
@@ -52,6 +54,11 @@ pub trait Livy: Send + Sync {
     fn origins(&self) -> &[String];
     /// Periodic upkeep (idle connections past their time).
     fn housekeeping(&self) {}
+    /// Obtains Livy's own credentials now and says what was obtained
+    /// (`check-config --probe`); `None` when Livy needs none.
+    async fn probe(&self) -> Result<Option<String>, RequestError> {
+        Ok(None)
+    }
 }
 
 /// The Livy server(s) behind the gateway.
@@ -64,7 +71,13 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Prepares a connection pool for each configured Livy server.
+    /// Prepares a connection pool for each configured Livy server, and Livy's own
+    /// authentication if `[livy]` asks for one.
+    pub fn from_config(config: &LivyConfig) -> Result<Self, StartupError> {
+        Self::new(config, auth::from_config(config)?)
+    }
+
+    /// The same with the authentication step given.
     pub fn new(
         config: &LivyConfig,
         auth: Option<Arc<dyn UpstreamAuth>>,
@@ -100,35 +113,14 @@ impl Livy for Upstream {
                 false => std::mem::take(&mut headers),
             };
             headers.insert(HOST, peer.host.clone());
-            if let Some(auth) = &self.auth {
-                auth.authorize(peer, &mut headers).await?;
-            }
-            let mut request = Request::new(body.take().unwrap_or_else(body::empty));
-            *request.method_mut() = method.clone();
-            *request.uri_mut() = path_and_query.clone().into();
-            *request.version_mut() = Version::HTTP_11;
-            *request.headers_mut() = headers;
-            let sent = tokio::time::timeout(self.response_timeout, peer.pool.send(request)).await;
-            match sent {
-                Err(_) => {
-                    tracing::warn!(upstream = %peer.authority, timeout = ?self.response_timeout, "Livy did not answer in time");
-                    return Err(RequestError::UpstreamTimeout);
-                }
-                Ok(Ok(response)) => {
-                    self.peers.answered(peer);
-                    if let Some(auth) = &self.auth {
-                        auth.answered(peer, response.headers())?;
-                    }
-                    return Ok(response);
-                }
-                Ok(Err(error @ SendError::Connect { .. })) => {
-                    tracing::warn!(upstream = %peer.authority, error = %error, connect = true, "Livy request failed");
-                    last_error = RequestError::UpstreamUnavailable;
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(upstream = %peer.authority, error = %error_chain(&error), connect = false, "Livy request failed");
-                    return Err(RequestError::UpstreamFailed);
-                }
+            let body = body.take().unwrap_or_else(body::empty);
+            match self
+                .send_to(peer, &method, &path_and_query, headers, body, replayable)
+                .await
+            {
+                Err(Failure::Connect) => last_error = RequestError::UpstreamUnavailable,
+                Err(Failure::Final(error)) => return Err(error),
+                Ok(response) => return Ok(response),
             }
         }
         Err(last_error)
@@ -138,8 +130,89 @@ impl Livy for Upstream {
         self.peers.origins()
     }
 
+    async fn probe(&self) -> Result<Option<String>, RequestError> {
+        match (&self.auth, self.peers.first()) {
+            (Some(auth), Some(peer)) => auth.probe(peer).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
     fn housekeeping(&self) {
         self.peers.housekeeping();
+    }
+}
+
+/// Why an attempt at one Livy server did not give an answer.
+enum Failure {
+    /// No connection could be made: nothing was sent, another server may be tried.
+    Connect,
+    /// Anything else: the request ends with this.
+    Final(RequestError),
+}
+
+impl Upstream {
+    /// Sends the request to `peer`, with Livy's own authentication; once more,
+    /// with fresh credentials, when Livy refuses a remembered one and the request
+    /// has no body that could have been sent already.
+    async fn send_to(
+        &self,
+        peer: &Peer,
+        method: &http::Method,
+        path_and_query: &http::uri::PathAndQuery,
+        mut headers: HeaderMap,
+        body: Body,
+        replayable: bool,
+    ) -> Result<Response<Body>, Failure> {
+        let mut body = Some(body);
+        let mut fresh = false;
+        loop {
+            // A copy of the head only where the request may go again.
+            let mut head = match self.auth.is_some() && replayable && !fresh {
+                true => headers.clone(),
+                false => std::mem::take(&mut headers),
+            };
+            let pending = match &self.auth {
+                Some(auth) => auth
+                    .authorize(peer, &mut head, replayable, fresh)
+                    .await
+                    .map_err(Failure::Final)?,
+                None => None,
+            };
+            let mut request = Request::new(body.take().unwrap_or_else(body::empty));
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = path_and_query.clone().into();
+            *request.version_mut() = Version::HTTP_11;
+            *request.headers_mut() = head;
+            let sent = tokio::time::timeout(self.response_timeout, peer.pool.send(request)).await;
+            match sent {
+                Err(_) => {
+                    tracing::warn!(upstream = %peer.authority, timeout = ?self.response_timeout, "Livy did not answer in time");
+                    return Err(Failure::Final(RequestError::UpstreamTimeout));
+                }
+                Ok(Ok(response)) => {
+                    self.peers.answered(peer);
+                    if let Some(auth) = &self.auth {
+                        let verdict = auth
+                            .answered(peer, pending, response.status(), response.headers())
+                            .await
+                            .map_err(Failure::Final)?;
+                        if verdict == Verdict::Retry && replayable && !fresh {
+                            fresh = true;
+                            continue;
+                        }
+                    }
+                    return Ok(response);
+                }
+                Ok(Err(error @ SendError::Connect { .. })) => {
+                    tracing::warn!(upstream = %peer.authority, error = %error, connect = true, "Livy request failed");
+                    return Err(Failure::Connect);
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(upstream = %peer.authority, error = %error_chain(&error), connect = false, "Livy request failed");
+                    return Err(Failure::Final(RequestError::UpstreamFailed));
+                }
+            }
+        }
     }
 }
 

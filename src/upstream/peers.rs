@@ -24,7 +24,18 @@ pub struct Peer {
     pub authority: String,
     /// The `Host` header it is sent.
     pub host: HeaderValue,
+    /// Its host name alone (Livy's Kerberos principal is `<service>/<host name>`).
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+    host_name: String,
     pub pool: Arc<Pool>,
+}
+
+impl Peer {
+    /// Its host name, without the port.
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+    pub fn host_name(&self) -> &str {
+        &self.host_name
+    }
 }
 
 /// The configured Livy servers.
@@ -37,6 +48,11 @@ pub struct Peers {
 }
 
 impl Peers {
+    /// The first configured server.
+    pub fn first(&self) -> Option<&Peer> {
+        self.peers.first()
+    }
+
     pub fn new(config: &LivyConfig) -> Result<Self, StartupError> {
         let needs_tls = config.upstreams.iter().any(|u| u.is_https());
         let connector = match needs_tls {
@@ -64,6 +80,11 @@ impl Peers {
                     index,
                     host: HeaderValue::from_str(&authority)
                         .expect("an authority is a valid header value"),
+                    host_name: url
+                        .host()
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_owned(),
                     pool: Pool::new(
                         format!("{}:{}", url.host(), url.port()),
                         tls,

@@ -4,6 +4,7 @@
 //! HTTP/1.1 or HTTP/2.
 #![allow(dead_code)]
 
+pub mod kdc;
 pub mod redis;
 pub mod slapd;
 

@@ -1,0 +1,181 @@
+//! GSSAPI glue for Kerberos (cargo feature `kerberos`): the gateway's own
+//! credentials from a keytab, through MIT's credential store rather than the
+//! process environment (so a reload can name another keytab, and nothing changes
+//! the environment of a running process), and SPNEGO tokens as the initiator.
+//!
+//! MIT obtains the ticket-granting ticket from the keytab when a token is first
+//! asked for, keeps it in a private in-memory credential cache, and gets a new one
+//! from the keytab before it expires, so tickets renew without a restart; service
+//! tickets are cached too, so once they are held a KDC outage interrupts nothing
+//! until they expire. Every call here may wait on the KDC: callers run them on
+//! the blocking pool, a few at a time.
+
+use std::ffi::CString;
+use std::path::Path;
+use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
+use libgssapi::credential::Cred;
+use libgssapi::name::Name;
+use libgssapi::oid::{GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE};
+use libgssapi_sys as sys;
+
+/// Tells the credential caches of successive credentials (one per reload) apart.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The initiator's credentials for `principal` (empty: the keytab's first) from
+/// `keytab`, in a fresh private credential cache.
+pub fn initiator(keytab: &Path, principal: &str) -> Result<Cred, String> {
+    let ccache = format!(
+        "MEMORY:livy-gateway-{}-{}",
+        std::process::id(),
+        GENERATION.fetch_add(1, Ordering::Relaxed)
+    );
+    let keytab = format!("FILE:{}", keytab.display());
+    acquire(
+        principal,
+        sys::GSS_C_INITIATE as sys::gss_cred_usage_t,
+        &[("client_keytab", &keytab), ("ccache", &ccache)],
+    )
+}
+
+/// Acquires credentials from MIT's credential store (`gss_acquire_cred_from`).
+fn acquire(
+    principal: &str,
+    usage: sys::gss_cred_usage_t,
+    store: &[(&str, &str)],
+) -> Result<Cred, String> {
+    let owned: Vec<(CString, CString)> = store
+        .iter()
+        .map(|(k, v)| {
+            (
+                CString::new(*k).expect("a key"),
+                CString::new(*v).map_err(|_| "a NUL in a path".to_string()),
+            )
+        })
+        .map(|(k, v)| v.map(|v| (k, v)))
+        .collect::<Result<_, _>>()?;
+    let mut elements: Vec<sys::gss_key_value_element_desc> = owned
+        .iter()
+        .map(|(k, v)| sys::gss_key_value_element_desc {
+            key: k.as_ptr(),
+            value: v.as_ptr(),
+        })
+        .collect();
+    let set = sys::gss_key_value_set_desc {
+        count: elements.len() as sys::OM_uint32,
+        elements: elements.as_mut_ptr(),
+    };
+    let name = match principal.is_empty() {
+        true => None,
+        false => Some(ImportedName::principal(principal)?),
+    };
+    let mut minor: sys::OM_uint32 = 0;
+    let mut cred: sys::gss_cred_id_t = ptr::null_mut();
+    // SAFETY: every pointer passed lives until the call returns (`owned`,
+    // `elements`, `set`, `name`); the output handle is owned by the `Cred` made
+    // from it below, which releases it.
+    let major = unsafe {
+        sys::gss_acquire_cred_from(
+            &mut minor,
+            name.as_ref().map_or(ptr::null_mut(), |n| n.0),
+            sys::_GSS_C_INDEFINITE,
+            ptr::null_mut(),
+            usage,
+            &set,
+            &mut cred,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    if major != sys::GSS_S_COMPLETE {
+        return Err(status(major, minor));
+    }
+    // SAFETY: a credential handle gss_acquire_cred_from just made, owned by no one
+    // else.
+    Ok(unsafe { Cred::from_c(cred) })
+}
+
+/// A name imported from text, released when dropped.
+struct ImportedName(sys::gss_name_t);
+
+impl ImportedName {
+    fn principal(principal: &str) -> Result<Self, String> {
+        let mut minor: sys::OM_uint32 = 0;
+        let mut name: sys::gss_name_t = ptr::null_mut();
+        let mut buffer = sys::gss_buffer_desc {
+            length: principal.len(),
+            value: principal.as_ptr() as *mut std::ffi::c_void,
+        };
+        // The Kerberos principal name type, 1.2.840.113554.1.2.2.1.
+        let mut oid_bytes = *b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01";
+        let mut oid = sys::gss_OID_desc {
+            length: oid_bytes.len() as sys::OM_uint32,
+            elements: oid_bytes.as_mut_ptr() as *mut std::ffi::c_void,
+        };
+        // SAFETY: `buffer` and `oid` point at live memory for the call; the name
+        // made is released in `drop`.
+        let major = unsafe { sys::gss_import_name(&mut minor, &mut buffer, &mut oid, &mut name) };
+        match major == sys::GSS_S_COMPLETE {
+            true => Ok(Self(name)),
+            false => Err(format!("principal {principal:?}: {}", status(major, minor))),
+        }
+    }
+}
+
+impl Drop for ImportedName {
+    fn drop(&mut self) {
+        let mut minor: sys::OM_uint32 = 0;
+        // SAFETY: a name gss_import_name made, released once.
+        unsafe { sys::gss_release_name(&mut minor, &mut self.0) };
+    }
+}
+
+/// A GSSAPI status as text (MIT's messages, e.g. "Cannot contact any KDC").
+fn status(major: sys::OM_uint32, minor: sys::OM_uint32) -> String {
+    libgssapi::error::Error {
+        major: libgssapi::error::MajorFlags::from_bits_retain(major),
+        minor,
+    }
+    .to_string()
+}
+
+/// Starts a SPNEGO context with `<service>@<host>` and returns it with the first
+/// token, asking for mutual authentication.
+pub fn start(cred: &Cred, service: &str, host: &str) -> Result<(ClientCtx, Vec<u8>), String> {
+    let target = Name::new(
+        format!("{service}@{host}").as_bytes(),
+        Some(GSS_NT_HOSTBASED_SERVICE),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut ctx = ClientCtx::new(
+        Some(cred.clone()),
+        target,
+        CtxFlags::GSS_C_MUTUAL_FLAG,
+        Some(GSS_MECH_SPNEGO),
+    );
+    let token = ctx.step(None, None).map_err(|e| e.to_string())?;
+    let token = token.map(|t| t.to_vec()).unwrap_or_default();
+    if token.is_empty() {
+        return Err("GSSAPI made no token".into());
+    }
+    Ok((ctx, token))
+}
+
+/// Completes `ctx` with the acceptor's answer token (mutual authentication): an
+/// error if the token does not prove the acceptor holds the service's key.
+pub fn finish(ctx: &mut ClientCtx, token: &[u8]) -> Result<(), String> {
+    match ctx.step(Some(token), None) {
+        Ok(None) if ctx.is_complete() => Ok(()),
+        Ok(_) => Err("the context is not complete after the acceptor's token".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The principal `cred` stands for.
+pub fn principal_of(cred: &Cred) -> String {
+    cred.name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "(unknown)".into())
+}

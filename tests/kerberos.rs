@@ -1,0 +1,466 @@
+//! SPNEGO from the gateway to a Kerberized Livy (`[livy.kerberos]`, cargo feature
+//! `kerberos`), against a real MIT KDC started by the suite in a throwaway realm
+//! (tests/common/kdc.rs) and, as Livy's front door, a stand-in that behaves as
+//! Hadoop's AuthenticationFilter does (tests/fixtures/kerberos/hadoop_auth_livy.py,
+//! on Debian's python3-gssapi) in front of livy-sim. The gateway runs as its own
+//! process, with the realm's `KRB5_CONFIG`, as an operator would run it.
+#![cfg(feature = "kerberos")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::kdc::{Kdc, REALM};
+use common::*;
+use http::Method;
+use livy_gateway::sim::{self, SimConfig, Simulator};
+
+const BATCHES: &str = "/gateway/default/livy/v1/batches";
+const STAND_IN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/kerberos/hadoop_auth_livy.py"
+);
+
+/// Kills a child process when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The realm with Livy's `HTTP/localhost` and the gateway's principal, and the
+/// simulator behind a Kerberized front door.
+struct Realm {
+    kdc: Kdc,
+    livy_port: u16,
+    sim_url: String,
+    log: PathBuf,
+    front: Option<Running>,
+    gateway_keytab: PathBuf,
+}
+
+impl Realm {
+    async fn start() -> Self {
+        let kdc = Kdc::start().await;
+        kdc.service("HTTP/localhost", &kdc.path("http.keytab"))
+            .await;
+        let gateway_keytab = kdc.path("gateway.keytab");
+        kdc.service("livy-gateway/localhost", &gateway_keytab).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(sim::run(
+            listener,
+            Arc::new(Simulator::new(SimConfig {
+                speed: 1_000_000.0,
+                ..SimConfig::default()
+            })),
+            std::future::pending(),
+        ));
+        let mut realm = Self {
+            log: kdc.path("livy-front.log"),
+            kdc,
+            livy_port: free_port(),
+            sim_url,
+            front: None,
+            gateway_keytab,
+        };
+        realm.start_front(false);
+        realm
+    }
+
+    /// (Re)starts Livy's front door: a new process, so a new cookie secret.
+    fn start_front(&mut self, bad_mutual: bool) {
+        self.front = None;
+        let mut command = Command::new("/usr/bin/python3");
+        command
+            .envs(self.kdc.env())
+            .env("KRB5_KTNAME", self.kdc.path("http.keytab"))
+            .arg(STAND_IN)
+            .arg(self.livy_port.to_string())
+            .arg(&self.sim_url)
+            .arg(&self.log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if bad_mutual {
+            command.env("BAD_MUTUAL", "1");
+        }
+        let child = command
+            .spawn()
+            .expect("python3 with python3-gssapi (scripts/test.sh installs it)");
+        self.front = Some(Running(child));
+        assert!(
+            wait_until_listening(self.livy_port),
+            "Livy's front door did not listen"
+        );
+    }
+
+    /// What Livy's front door saw, one entry a request.
+    fn seen(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// A gateway process in front of `realm`'s Livy, with its keytab.
+struct Gateway {
+    dir: tempfile::TempDir,
+    client: Client,
+    _process: Running,
+}
+
+/// Writes a gateway's config (and, the first time, its certificates and users).
+fn write_gateway(dir: &Path, realm: &Realm, keytab: &Path, port: u16, admin: u16) -> PathBuf {
+    if !dir.join("certs").exists() {
+        let out = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
+            .args(["gen-cert", "--dir"])
+            .arg(dir.join("certs"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    let users: String = ["alice", "bob"]
+        .iter()
+        .map(|u| htpasswd_line(u, PASSWORD))
+        .collect();
+    std::fs::write(dir.join("users.htpasswd"), users).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"certs/gateway.crt\"\n\
+             tls_key = \"certs/gateway.key\"\ndata_dir = \"data\"\n\
+             [auth]\nhtpasswd = \"users.htpasswd\"\n\
+             [livy]\nupstreams = [\"http://localhost:{}\"]\n\
+             [livy.kerberos]\nkeytab = \"{}\"\nprincipal = \"livy-gateway/localhost@{REALM}\"\n\
+             [rate_limit]\nper_ip_rps = 0.0\nper_user_rps = 0.0\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n",
+            realm.livy_port,
+            keytab.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+impl Gateway {
+    fn start(realm: &Realm, keytab: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin) = (free_port(), free_port());
+        let config = write_gateway(dir.path(), realm, keytab, port, admin);
+        let child = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
+            .envs(realm.kdc.env())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("gateway.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let process = Running(child);
+        assert!(wait_until_listening(port), "the gateway did not listen");
+        let ca = std::fs::read_to_string(dir.path().join("certs/ca.crt")).unwrap();
+        Self {
+            client: Client::new(([127, 0, 0, 1], port).into(), &ca),
+            dir,
+            _process: process,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+}
+
+fn created(answer: &Answer) -> u64 {
+    assert_eq!(
+        answer.status,
+        201,
+        "{:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    answer.json()["id"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn batches_reach_a_kerberized_livy_as_the_gateway_acting_for_the_user() {
+    let realm = Realm::start().await;
+    let gw = Gateway::start(&realm, &realm.gateway_keytab);
+    let c = &gw.client;
+    for proto in [Proto::H1, Proto::H2] {
+        let id = created(
+            &c.as_user_over(
+                proto,
+                "alice",
+                Method::POST,
+                BATCHES,
+                r#"{"file":"/jobs/a.jar"}"#,
+            )
+            .await,
+        );
+        let view = c
+            .as_user_over(proto, "alice", Method::GET, &format!("{BATCHES}/{id}"), "")
+            .await;
+        assert_eq!(view.status, 200);
+        // Livy ran it for alice (doAs), authenticated as the gateway.
+        assert_eq!(view.json()["proxyUser"], "alice");
+        assert_eq!(
+            c.as_user_over(proto, "bob", Method::GET, &format!("{BATCHES}/{id}"), "")
+                .await
+                .status,
+            404
+        );
+    }
+    let seen = realm.seen();
+    assert!(
+        seen.iter()
+            .all(|s| s["user"] == "livy-gateway" || s["status"] == 401),
+        "{seen:?}"
+    );
+    // Creations carry a token; the reads after the first answer ride the cookie.
+    let posts: Vec<_> = seen.iter().filter(|s| s["method"] == "POST").collect();
+    assert!(posts.iter().all(|s| s["auth"] == "negotiate"), "{posts:?}");
+    assert!(
+        seen.iter()
+            .any(|s| s["method"] == "GET" && s["auth"] == "cookie"),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|s| s["status"] == 401),
+        "no request needed a second try: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_livy_costs_no_request_and_no_body_is_sent_twice() {
+    let mut realm = Realm::start().await;
+    let gw = Gateway::start(&realm, &realm.gateway_keytab);
+    let c = &gw.client;
+    let id = created(
+        &c.as_user("alice", Method::POST, BATCHES, r#"{"file":"/jobs/a.jar"}"#)
+            .await,
+    );
+    let item = format!("{BATCHES}/{id}");
+    assert_eq!(c.as_user("alice", Method::GET, &item, "").await.status, 200);
+    // A new Livy process: the cookie the gateway holds is signed with a secret
+    // no one has any more.
+    realm.start_front(false);
+    let before = realm.seen().len();
+    assert_eq!(c.as_user("alice", Method::GET, &item, "").await.status, 200);
+    let after: Vec<_> = realm.seen()[before..].to_vec();
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(
+        (after[0]["auth"].as_str(), after[0]["status"].as_u64()),
+        (Some("cookie"), Some(401))
+    );
+    assert_eq!(
+        (after[1]["auth"].as_str(), after[1]["status"].as_u64()),
+        (Some("negotiate"), Some(200))
+    );
+    // Another restart, then a creation: its token goes up front, its body once.
+    realm.start_front(false);
+    let before = realm.seen().len();
+    created(
+        &c.as_user("alice", Method::POST, BATCHES, r#"{"file":"/jobs/b.jar"}"#)
+            .await,
+    );
+    let after: Vec<_> = realm.seen()[before..].to_vec();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["auth"], "negotiate");
+}
+
+#[tokio::test]
+async fn a_livy_that_cannot_prove_itself_is_refused() {
+    let mut realm = Realm::start().await;
+    realm.start_front(true);
+    let gw = Gateway::start(&realm, &realm.gateway_keytab);
+    let r = gw.client.as_user("alice", Method::GET, BATCHES, "").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"], "upstream_auth_failed");
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains("localhost"),
+        "names no host"
+    );
+    assert!(gw.log().contains("mutual-authentication"), "{}", gw.log());
+}
+
+#[tokio::test]
+async fn a_kdc_outage_after_a_ticket_is_held_interrupts_nothing() {
+    let mut realm = Realm::start().await;
+    let gw = Gateway::start(&realm, &realm.gateway_keytab);
+    let c = &gw.client;
+    created(
+        &c.as_user("alice", Method::POST, BATCHES, r#"{"file":"/jobs/a.jar"}"#)
+            .await,
+    );
+    realm.kdc.stop().await;
+    // Tokens from the service ticket held, cookies: neither needs the KDC.
+    created(
+        &c.as_user("alice", Method::POST, BATCHES, r#"{"file":"/jobs/b.jar"}"#)
+            .await,
+    );
+    assert_eq!(
+        c.as_user("alice", Method::GET, BATCHES, "").await.status,
+        200
+    );
+    realm.start_front(false);
+    assert_eq!(
+        c.as_user("alice", Method::GET, BATCHES, "").await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_keytab_the_kdc_does_not_know_gives_502_and_readyz_says_so() {
+    let realm = Realm::start().await;
+    // A key for a principal the KDC has since forgotten.
+    let stale = realm.kdc.path("stale.keytab");
+    realm.kdc.service("livy-gateway/stale", &stale).await;
+    let out = Command::new("kadmin.local")
+        .envs(realm.kdc.env())
+        .args(["-r", REALM, "-q", "delprinc -force livy-gateway/stale"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let config = write_gateway(dir.path(), &realm, &stale, port, admin);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("livy-gateway/localhost@", "livy-gateway/stale@");
+    std::fs::write(&config, text).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
+        .envs(realm.kdc.env())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("gateway.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let _process = Running(child);
+    assert!(
+        wait_until_listening(port),
+        "{}",
+        std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default()
+    );
+    let ca = std::fs::read_to_string(dir.path().join("certs/ca.crt")).unwrap();
+    let client = Client::new(([127, 0, 0, 1], port).into(), &ca);
+    for proto in [Proto::H1, Proto::H2] {
+        let r = client
+            .as_user_over(proto, "alice", Method::GET, BATCHES, "")
+            .await;
+        assert_eq!(r.status, 502, "{proto:?}");
+        assert_eq!(r.json()["error"], "upstream_auth_failed");
+        assert!(!String::from_utf8_lossy(&r.body).contains("localhost"));
+    }
+    let (status, body) = admin_get(([127, 0, 0, 1], admin).into(), "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap();
+    assert!(log.contains("no Kerberos token for Livy"), "{log}");
+    assert!(
+        !realm.seen().iter().any(|s| s["status"] == 200),
+        "nothing reached Livy"
+    );
+
+    // check-config --probe says so too, and succeeds with the right keytab.
+    let probe = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
+            .envs(realm.kdc.env())
+            .args(["check-config", "--probe", "--config"])
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let out = probe(&config);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("probe failed"));
+    let good_dir = tempfile::tempdir().unwrap();
+    let good = write_gateway(
+        good_dir.path(),
+        &realm,
+        &realm.gateway_keytab,
+        free_port(),
+        free_port(),
+    );
+    let out = probe(&good);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("a ticket for HTTP/localhost obtained as livy-gateway/localhost@LIVY.TEST"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn sighup_takes_a_new_keytab() {
+    let realm = Realm::start().await;
+    // Started with a keytab the KDC has no principal for: nothing works.
+    let wrong = realm.kdc.path("wrong.keytab");
+    realm.kdc.service("someone-else/localhost", &wrong).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let config = write_gateway(dir.path(), &realm, &wrong, port, admin);
+    let child = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
+        .envs(realm.kdc.env())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("gateway.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let process = Running(child);
+    assert!(
+        wait_until_listening(port),
+        "{}",
+        std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default()
+    );
+    let ca = std::fs::read_to_string(dir.path().join("certs/ca.crt")).unwrap();
+    let client = Client::new(([127, 0, 0, 1], port).into(), &ca);
+    assert_eq!(
+        client
+            .as_user("alice", Method::GET, BATCHES, "")
+            .await
+            .status,
+        502
+    );
+    // The operator puts the right keytab in the config and reloads.
+    write_gateway(dir.path(), &realm, &realm.gateway_keytab, port, admin);
+    let status = Command::new("kill")
+        .args(["-HUP", &process.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let log = dir.path().join("gateway.log");
+    let mut reloaded = false;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        if std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("configuration reloaded")
+        {
+            reloaded = true;
+            break;
+        }
+    }
+    assert!(
+        reloaded,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    created(
+        &client
+            .as_user("alice", Method::POST, BATCHES, r#"{"file":"/jobs/a.jar"}"#)
+            .await,
+    );
+}
