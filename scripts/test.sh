@@ -7,7 +7,8 @@
 # Kerberos (a KDC, its admin tools, kinit) and python3-gssapi for the Kerberos
 # tests; the tests start their own servers; libkrb5-dev, clang and pkg-config to
 # build the `kerberos` feature), runs every Rust test with that feature, the
-# tests of a build without it, fuzzes the pre-authentication parsers for a
+# tests of a build without it (and Apache httpd with mod_auth_gssapi, the
+# independent Kerberos acceptor), fuzzes the pre-authentication parsers for a
 # bounded time (scripts/fuzz.sh), then the end-to-end suite with real clients
 # (tests/clients/run.sh installs its own prerequisites).
 set -euo pipefail
@@ -16,12 +17,14 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-packages.sh htpasswd:apache2-utils curl:curl openssl:openssl \
   slapd:slapd ldapadd:ldap-utils redis-server:redis-server redis-cli:redis-tools \
   haproxy:haproxy krb5kdc:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user \
-  krb5-config:libkrb5-dev clang:clang pkg-config:pkg-config
+  krb5-config:libkrb5-dev clang:clang pkg-config:pkg-config apache2:apache2
 # libclang for bindgen (GSSAPI's bindings); Debian's python3 with its GSSAPI
 # module, for the Kerberized Livy stand-in. (No command tells these apart.)
 dpkg -s libclang-dev >/dev/null 2>&1 || bash scripts/ensure-packages.sh no-such-command:libclang-dev
 /usr/bin/python3 -c 'import gssapi' 2>/dev/null \
   || bash scripts/ensure-packages.sh no-such-command:python3-gssapi
+[ -e /usr/lib/apache2/modules/mod_auth_gssapi.so ] \
+  || bash scripts/ensure-packages.sh no-such-command:libapache2-mod-auth-gssapi
 
 cargo test --locked --all-targets --features kerberos
 # What a build without the feature says of a Kerberos section.

@@ -2,8 +2,10 @@
 //! `kerberos`), against a real MIT KDC started by the suite in a throwaway realm
 //! (tests/common/kdc.rs) and, as Livy's front door, a stand-in that behaves as
 //! Hadoop's AuthenticationFilter does (tests/fixtures/kerberos/hadoop_auth_livy.py,
-//! on Debian's python3-gssapi) in front of livy-sim. The gateway runs as its own
-//! process, with the realm's `KRB5_CONFIG`, as an operator would run it.
+//! on Debian's python3-gssapi) in front of livy-sim, and an independent acceptor,
+//! Apache httpd with Debian's mod_auth_gssapi in front of livy-sim. The gateway
+//! runs as its own process, with the realm's `KRB5_CONFIG`, as an operator would
+//! run it.
 #![cfg(feature = "kerberos")]
 
 mod common;
@@ -463,4 +465,93 @@ async fn sighup_takes_a_new_keytab() {
             .as_user("alice", Method::POST, BATCHES, r#"{"file":"/jobs/a.jar"}"#)
             .await,
     );
+}
+
+/// Apache httpd with mod_auth_gssapi (`AuthType GSSAPI`, the HTTP keytab) proxying
+/// to `realm`'s simulator, on a free port; stopped when dropped.
+struct Apache {
+    port: u16,
+    _dir: tempfile::TempDir,
+    _process: Running,
+}
+
+impl Apache {
+    fn start(realm: &Realm) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Its children run as www-data: their own readable copy of the key.
+        let keytab = dir.path().join("http.keytab");
+        std::fs::copy(realm.kdc.path("http.keytab"), &keytab).unwrap();
+        std::fs::set_permissions(&keytab, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let port = free_port();
+        let modules = "/usr/lib/apache2/modules";
+        let d = dir.path().display();
+        let conf = format!(
+            "ServerRoot {d}\nListen 127.0.0.1:{port}\nServerName localhost\nPidFile {d}/httpd.pid\n\
+             ErrorLog {d}/error.log\nDefaultRuntimeDir {d}\nUser www-data\nGroup www-data\n\
+             LoadModule mpm_event_module {modules}/mod_mpm_event.so\n\
+             LoadModule authn_core_module {modules}/mod_authn_core.so\n\
+             LoadModule authz_core_module {modules}/mod_authz_core.so\n\
+             LoadModule authz_user_module {modules}/mod_authz_user.so\n\
+             LoadModule headers_module {modules}/mod_headers.so\n\
+             LoadModule proxy_module {modules}/mod_proxy.so\n\
+             LoadModule proxy_http_module {modules}/mod_proxy_http.so\n\
+             LoadModule auth_gssapi_module {modules}/mod_auth_gssapi.so\n\
+             <Location />\n  AuthType GSSAPI\n  AuthName \"Livy\"\n  GssapiCredStore keytab:{}\n\
+               Require valid-user\n  RequestHeader set X-Remote-User \"expr=%{{REMOTE_USER}}\"\n</Location>\n\
+             ProxyPass / {}/\nProxyPassReverse / {}/\n",
+            keytab.display(),
+            realm.sim_url,
+            realm.sim_url,
+        );
+        std::fs::write(dir.path().join("httpd.conf"), conf).unwrap();
+        let child = Command::new("apache2")
+            .envs(realm.kdc.env())
+            .arg("-f")
+            .arg(dir.path().join("httpd.conf"))
+            .arg("-DFOREGROUND")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("apache2 runs (scripts/test.sh installs it with mod_auth_gssapi)");
+        let process = Running(child);
+        assert!(
+            wait_until_listening(port),
+            "{}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        Self {
+            port,
+            _dir: dir,
+            _process: process,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_independent_acceptor_apache_mod_auth_gssapi_takes_the_gateways_tokens() {
+    let mut realm = Realm::start().await;
+    let apache = Apache::start(&realm);
+    // The gateway's upstream is Apache, not the stand-in.
+    realm.livy_port = apache.port;
+    let gw = Gateway::start(&realm, &realm.gateway_keytab);
+    let c = &gw.client;
+    for proto in [Proto::H1, Proto::H2] {
+        let id = created(
+            &c.as_user_over(
+                proto,
+                "alice",
+                Method::POST,
+                BATCHES,
+                r#"{"file":"/jobs/a.jar"}"#,
+            )
+            .await,
+        );
+        let view = c
+            .as_user_over(proto, "alice", Method::GET, &format!("{BATCHES}/{id}"), "")
+            .await;
+        assert_eq!(view.status, 200);
+        assert_eq!(view.json()["proxyUser"], "alice");
+    }
 }

@@ -329,6 +329,18 @@ impl fmt::Display for Config {
         writeln!(f, "  topology:      {}/livy/v1/", self.gateway_path())?;
         let upstreams: Vec<String> = l.upstreams.iter().map(ToString::to_string).collect();
         writeln!(f, "  upstreams:     {}", upstreams.join(", "))?;
+        if let Some(k) = &l.kerberos {
+            let principal = match k.principal.is_empty() {
+                true => "the keytab's first principal",
+                false => k.principal.as_str(),
+            };
+            writeln!(
+                f,
+                "  livy auth:     SPNEGO as {principal} ({}), to {}/<upstream host>",
+                k.keytab.display(),
+                k.service
+            )?;
+        }
         if let Some(htpasswd) = &self.auth.htpasswd {
             writeln!(f, "  htpasswd:      {}", htpasswd.display())?;
         }

@@ -27,6 +27,11 @@ impl Kdc {
     /// Makes the realm and starts the KDC.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // Readable by a server that drops root (Apache's children run as www-data).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let port = super::free_port();
         let root = dir.path();
         std::fs::write(
