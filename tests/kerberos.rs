@@ -116,7 +116,7 @@ impl Realm {
 struct Gateway {
     dir: tempfile::TempDir,
     client: Client,
-    _process: Running,
+    process: Running,
 }
 
 /// Writes a gateway's config (and, the first time, its certificates and users).
@@ -154,25 +154,33 @@ fn write_gateway(dir: &Path, realm: &Realm, keytab: &Path, port: u16, admin: u16
 }
 
 impl Gateway {
+    /// A gateway with `keytab` in front of `realm`'s Livy.
     fn start(realm: &Realm, keytab: &Path) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (port, admin) = (free_port(), free_port());
         let config = write_gateway(dir.path(), realm, keytab, port, admin);
+        Self::serve(realm, dir, &config, port)
+    }
+
+    /// Runs `livy-gateway serve` on `config` (in `dir`, listening on `port`) with
+    /// the realm's environment, its log in `dir`.
+    fn serve(realm: &Realm, dir: tempfile::TempDir, config: &Path, port: u16) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
             .envs(realm.kdc.env())
             .args(["serve", "--config"])
-            .arg(&config)
+            .arg(config)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("gateway.log")).unwrap())
             .spawn()
             .unwrap();
         let process = Running(child);
-        assert!(wait_until_listening(port), "the gateway did not listen");
+        let log = || std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
+        assert!(wait_until_listening(port), "{}", log());
         let ca = std::fs::read_to_string(dir.path().join("certs/ca.crt")).unwrap();
         Self {
             client: Client::new(([127, 0, 0, 1], port).into(), &ca),
             dir,
-            _process: process,
+            process,
         }
     }
 
@@ -338,24 +346,10 @@ async fn a_keytab_the_kdc_does_not_know_gives_502_and_readyz_says_so() {
         .unwrap()
         .replace("livy-gateway/localhost@", "livy-gateway/stale@");
     std::fs::write(&config, text).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
-        .envs(realm.kdc.env())
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("gateway.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let _process = Running(child);
-    assert!(
-        wait_until_listening(port),
-        "{}",
-        std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default()
-    );
-    let ca = std::fs::read_to_string(dir.path().join("certs/ca.crt")).unwrap();
-    let client = Client::new(([127, 0, 0, 1], port).into(), &ca);
+    let gw = Gateway::serve(&realm, dir, &config, port);
     for proto in [Proto::H1, Proto::H2] {
-        let r = client
+        let r = gw
+            .client
             .as_user_over(proto, "alice", Method::GET, BATCHES, "")
             .await;
         assert_eq!(r.status, 502, "{proto:?}");
@@ -364,7 +358,7 @@ async fn a_keytab_the_kdc_does_not_know_gives_502_and_readyz_says_so() {
     }
     let (status, body) = admin_get(([127, 0, 0, 1], admin).into(), "/readyz").await;
     assert_eq!(status, 503, "{body}");
-    let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap();
+    let log = gw.log();
     assert!(log.contains("no Kerberos token for Livy"), "{log}");
     assert!(
         !realm.seen().iter().any(|s| s["status"] == 200),
@@ -413,22 +407,8 @@ async fn sighup_takes_a_new_keytab() {
     let dir = tempfile::tempdir().unwrap();
     let (port, admin) = (free_port(), free_port());
     let config = write_gateway(dir.path(), &realm, &wrong, port, admin);
-    let child = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
-        .envs(realm.kdc.env())
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("gateway.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let process = Running(child);
-    assert!(
-        wait_until_listening(port),
-        "{}",
-        std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default()
-    );
-    let ca = std::fs::read_to_string(dir.path().join("certs/ca.crt")).unwrap();
-    let client = Client::new(([127, 0, 0, 1], port).into(), &ca);
+    let gw = Gateway::serve(&realm, dir, &config, port);
+    let client = &gw.client;
     assert_eq!(
         client
             .as_user("alice", Method::GET, BATCHES, "")
@@ -437,29 +417,21 @@ async fn sighup_takes_a_new_keytab() {
         502
     );
     // The operator puts the right keytab in the config and reloads.
-    write_gateway(dir.path(), &realm, &realm.gateway_keytab, port, admin);
+    write_gateway(gw.dir.path(), &realm, &realm.gateway_keytab, port, admin);
     let status = Command::new("kill")
-        .args(["-HUP", &process.0.id().to_string()])
+        .args(["-HUP", &gw.process.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let log = dir.path().join("gateway.log");
     let mut reloaded = false;
     for _ in 0..200 {
         tokio::time::sleep(Duration::from_millis(25)).await;
-        if std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("configuration reloaded")
-        {
+        if gw.log().contains("configuration reloaded") {
             reloaded = true;
             break;
         }
     }
-    assert!(
-        reloaded,
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    assert!(reloaded, "{}", gw.log());
     created(
         &client
             .as_user("alice", Method::POST, BATCHES, r#"{"file":"/jobs/a.jar"}"#)
