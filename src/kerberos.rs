@@ -21,23 +21,37 @@ use libgssapi::name::Name;
 use libgssapi::oid::{GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE};
 use libgssapi_sys as sys;
 
-/// Tells the credential caches of successive credentials (one per reload) apart.
+/// Tells the credential caches of successive configurations (one per reload) apart.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// The initiator's credentials for `principal` (empty: the keytab's first) from
-/// `keytab`, in a fresh private credential cache.
-pub fn initiator(keytab: &Path, principal: &str) -> Result<Cred, String> {
-    let ccache = format!(
+/// A private in-memory credential cache's name, new for each call.
+pub fn private_ccache() -> String {
+    format!(
         "MEMORY:livy-gateway-{}-{}",
         std::process::id(),
         GENERATION.fetch_add(1, Ordering::Relaxed)
-    );
+    )
+}
+
+/// Credentials that expire sooner than this are acquired again (from the keytab,
+/// into the same cache) before they are used.
+const RENEW_BEFORE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The initiator's credentials for `principal` (empty: the keytab's first) from
+/// `keytab`, kept in the credential cache `ccache`: MIT gets a ticket-granting
+/// ticket from the keytab when the cache has none that is current.
+pub fn initiator(keytab: &Path, principal: &str, ccache: &str) -> Result<Cred, String> {
     let keytab = format!("FILE:{}", keytab.display());
     acquire(
         principal,
         sys::GSS_C_INITIATE as sys::gss_cred_usage_t,
-        &[("client_keytab", &keytab), ("ccache", &ccache)],
+        &[("client_keytab", &keytab), ("ccache", ccache)],
     )
+}
+
+/// Whether `cred` is still good for a while (else it is acquired again).
+pub fn fresh(cred: &Cred) -> bool {
+    cred.lifetime().is_ok_and(|left| left > RENEW_BEFORE)
 }
 
 /// Acquires credentials from MIT's credential store (`gss_acquire_cred_from`).

@@ -49,7 +49,10 @@ struct Realm {
 
 impl Realm {
     async fn start() -> Self {
-        let kdc = Kdc::start().await;
+        Self::with(Kdc::start().await).await
+    }
+
+    async fn with(kdc: Kdc) -> Self {
         kdc.service("HTTP/localhost", &kdc.path("http.keytab"))
             .await;
         let gateway_keytab = kdc.path("gateway.keytab");
@@ -299,6 +302,35 @@ async fn a_livy_that_cannot_prove_itself_is_refused() {
         "names no host"
     );
     assert!(gw.log().contains("mutual-authentication"), "{}", gw.log());
+}
+
+#[tokio::test]
+async fn tickets_are_renewed_from_the_keytab_when_they_expire() {
+    // Tickets that last 12 seconds: the ones the first request gets have expired
+    // by the second, which needs new ones from the keytab, without a restart.
+    let realm = Realm::with(Kdc::start_with_ticket_life("12s").await).await;
+    let gw = Gateway::start(&realm, &realm.gateway_keytab);
+    let c = &gw.client;
+    created(
+        &c.as_user("alice", Method::POST, BATCHES, r#"{"file":"/jobs/a.jar"}"#)
+            .await,
+    );
+    let first = std::time::Instant::now();
+    // Bounded: past the tickets' lifetime, and no longer.
+    tokio::time::sleep(Duration::from_secs(14).saturating_sub(first.elapsed())).await;
+    created(
+        &c.as_user("alice", Method::POST, BATCHES, r#"{"file":"/jobs/b.jar"}"#)
+            .await,
+    );
+    let posts: Vec<_> = realm
+        .seen()
+        .into_iter()
+        .filter(|s| s["method"] == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert!(posts
+        .iter()
+        .all(|s| s["auth"] == "negotiate" && s["status"] == 201));
 }
 
 #[tokio::test]

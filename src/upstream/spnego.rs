@@ -53,6 +53,8 @@ struct Held {
 pub struct Spnego {
     keytab: std::path::PathBuf,
     principal: String,
+    /// This configuration's private credential cache.
+    ccache: String,
     /// Acquired when first needed, and again after a failure (a keytab without
     /// the principal, a KDC out of reach): the gateway starts either way and
     /// answers 502 until they can be had.
@@ -77,6 +79,7 @@ impl Spnego {
         Ok(Self {
             keytab: config.keytab.clone(),
             principal: config.principal.clone(),
+            ccache: kerberos::private_ccache(),
             cred: Mutex::new(None),
             service: config.service.clone(),
             cookies: Mutex::new(HashMap::new()),
@@ -85,7 +88,8 @@ impl Spnego {
     }
 
     /// A first token for `peer`, on the blocking pool: the credentials acquired
-    /// first if they are not held yet.
+    /// first if they are not held yet or are about to expire (MIT then gets a new
+    /// ticket-granting ticket from the keytab into the same cache).
     async fn token(&self, peer: &Peer) -> Result<(ClientCtx, Vec<u8>), RequestError> {
         let permit = self
             .calls
@@ -95,12 +99,14 @@ impl Spnego {
             .map_err(|_| RequestError::Internal)?;
         let held = self.cred.lock().expect("cred lock").clone();
         let (keytab, principal) = (self.keytab.clone(), self.principal.clone());
+        let ccache = self.ccache.clone();
         let (service, host) = (self.service.clone(), peer.host_name().to_owned());
         let made = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let cred = match held {
+            // Held and good for a while yet, or acquired (again) from the keytab.
+            let cred = match held.filter(kerberos::fresh) {
                 Some(cred) => cred,
-                None => kerberos::initiator(&keytab, &principal)?,
+                None => kerberos::initiator(&keytab, &principal, &ccache)?,
             };
             kerberos::start(&cred, &service, &host).map(|started| (cred, started))
         })

@@ -24,8 +24,13 @@ pub struct Kdc {
 }
 
 impl Kdc {
-    /// Makes the realm and starts the KDC.
+    /// Makes the realm and starts the KDC; tickets last 10 hours.
     pub async fn start() -> Self {
+        Self::start_with_ticket_life("10h").await
+    }
+
+    /// The same with tickets that last `life` at most (`"12s"`: expiry in a test).
+    pub async fn start_with_ticket_life(life: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         // Readable by a server that drops root (Apache's children run as www-data).
         {
@@ -39,7 +44,7 @@ impl Kdc {
             format!(
                 "[libdefaults]\n  default_realm = {REALM}\n  dns_lookup_kdc = false\n  \
                  dns_lookup_realm = false\n  rdns = false\n  dns_canonicalize_hostname = false\n  \
-                 ticket_lifetime = 10h\n  udp_preference_limit = 1\n\
+                 ticket_lifetime = {life}\n  udp_preference_limit = 1\n\
                  [realms]\n  {REALM} = {{\n    kdc = 127.0.0.1:{port}\n  }}\n\
                  [domain_realm]\n  localhost = {REALM}\n"
             ),
@@ -51,7 +56,7 @@ impl Kdc {
                 "[kdcdefaults]\n  kdc_ports = {port}\n  kdc_tcp_ports = {port}\n\
                  [realms]\n  {REALM} = {{\n    database_name = {0}/principal\n    \
                  key_stash_file = {0}/stash\n    acl_file = {0}/kadm5.acl\n    \
-                 max_life = 10h\n    max_renewable_life = 7d\n  }}\n\
+                 max_life = {life}\n    max_renewable_life = 7d\n  }}\n\
                  [logging]\n  kdc = FILE:{0}/kdc.log\n",
                 root.display()
             ),
@@ -64,6 +69,8 @@ impl Kdc {
             child: None,
         };
         kdc.tool("kdb5_util", &["create", "-s", "-r", REALM, "-P", MASTER])
+            .await;
+        kdc.kadmin(&format!("modprinc -maxlife {life} krbtgt/{REALM}"))
             .await;
         kdc.run().await;
         kdc
