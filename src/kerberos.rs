@@ -4,10 +4,11 @@
 //! the environment of a running process), and SPNEGO tokens as the initiator.
 //!
 //! MIT obtains the ticket-granting ticket from the keytab when a token is first
-//! asked for, keeps it in a private in-memory credential cache, and gets a new one
-//! from the keytab before it expires, so tickets renew without a restart; service
-//! tickets are cached too, so once they are held a KDC outage interrupts nothing
-//! until they expire. Every call here may wait on the KDC: callers run them on
+//! asked for and keeps it in a private in-memory credential cache; credentials
+//! with less than five minutes left are acquired again (MIT then gets a new ticket
+//! from the keytab), so tickets renew without a restart. Service tickets are
+//! cached too, so once they are held a KDC outage interrupts nothing until they
+//! expire. Every call here may wait on the KDC: callers run them on
 //! the blocking pool, a few at a time.
 
 use std::ffi::CString;
