@@ -600,29 +600,16 @@ def redis_state(gateway: Proxy, shared: Proxy, redis, args, upstream_port):
     return out
 
 
-class RedisServer:
-    """A redis-server for the bench, pinned beside the upstream, persistence as
-    docs/operations.md recommends (append-only file, synced every second)."""
+def start_redis(env: Env):
+    """The client suite's redis-server (tests/clients/redis_server.py: an
+    append-only file synced every second, Redis's default, as docs/operations.md
+    recommends), pinned beside the upstream."""
+    sys.path.insert(0, str(ROOT / "tests" / "clients"))
+    from redis_server import RedisServer
 
-    def __init__(self, work: Path, port: int):
-        self.dir = work / "redis"
-        self.dir.mkdir(exist_ok=True)
-        conf = self.dir / "redis.conf"
-        conf.write_text(f"bind 127.0.0.1\nport {port}\ndir {self.dir}\nappendonly yes\n"
-                        "appendfsync everysec\nsave \"\"\ndaemonize no\nlogfile \"\"\n")
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.proc = subprocess.Popen(pinned(LOAD_CPU, ["redis-server", str(conf)]), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        for _ in range(400):
-            ping = subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True)
-            if "PONG" in ping.stdout:
-                return
-            time.sleep(0.025)
-        raise RuntimeError("redis-server did not answer")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=15)
+    redis = RedisServer(env.work / "redis")
+    run(["taskset", "-a", "-cp", LOAD_CPU, str(redis.proc.pid)])
+    return redis
 
 
 def directory_logins(env: Env, args, slapd, port, upstream_port):
@@ -1206,7 +1193,7 @@ def main():
     gateway = Gateway.name in names
     quiet = QuietGateway(env, base_port + 10, upstream_port) if gateway else None
     slapd = start_slapd(env) if gateway else None
-    redis = RedisServer(env.work, 16379) if gateway else None
+    redis = start_redis(env) if gateway else None
     shared = RedisGateway(env, base_port + 12, upstream_port, redis) if gateway else None
     rates = {"b": 1000, "d": 1000}
     runs, direct_runs = [], []

@@ -202,28 +202,34 @@ fn created(answer: &Answer) -> u64 {
     answer.json()["id"].as_u64().unwrap()
 }
 
+/// alice creates a batch over `proto` and reads it back: Livy ran it for her
+/// (`doAs`), whoever authenticated to Livy. Its id.
+async fn create_and_read(c: &Client, proto: Proto) -> u64 {
+    let made = c
+        .as_user_over(
+            proto,
+            "alice",
+            Method::POST,
+            BATCHES,
+            r#"{"file":"/jobs/a.jar"}"#,
+        )
+        .await;
+    let id = created(&made);
+    let view = c
+        .as_user_over(proto, "alice", Method::GET, &format!("{BATCHES}/{id}"), "")
+        .await;
+    assert_eq!(view.status, 200);
+    assert_eq!(view.json()["proxyUser"], "alice");
+    id
+}
+
 #[tokio::test]
 async fn batches_reach_a_kerberized_livy_as_the_gateway_acting_for_the_user() {
     let realm = Realm::start().await;
     let gw = Gateway::start(&realm, &realm.gateway_keytab);
     let c = &gw.client;
     for proto in [Proto::H1, Proto::H2] {
-        let id = created(
-            &c.as_user_over(
-                proto,
-                "alice",
-                Method::POST,
-                BATCHES,
-                r#"{"file":"/jobs/a.jar"}"#,
-            )
-            .await,
-        );
-        let view = c
-            .as_user_over(proto, "alice", Method::GET, &format!("{BATCHES}/{id}"), "")
-            .await;
-        assert_eq!(view.status, 200);
-        // Livy ran it for alice (doAs), authenticated as the gateway.
-        assert_eq!(view.json()["proxyUser"], "alice");
+        let id = create_and_read(c, proto).await;
         assert_eq!(
             c.as_user_over(proto, "bob", Method::GET, &format!("{BATCHES}/{id}"), "")
                 .await
@@ -542,20 +548,6 @@ async fn an_independent_acceptor_apache_mod_auth_gssapi_takes_the_gateways_token
     let gw = Gateway::start(&realm, &realm.gateway_keytab);
     let c = &gw.client;
     for proto in [Proto::H1, Proto::H2] {
-        let id = created(
-            &c.as_user_over(
-                proto,
-                "alice",
-                Method::POST,
-                BATCHES,
-                r#"{"file":"/jobs/a.jar"}"#,
-            )
-            .await,
-        );
-        let view = c
-            .as_user_over(proto, "alice", Method::GET, &format!("{BATCHES}/{id}"), "")
-            .await;
-        assert_eq!(view.status, 200);
-        assert_eq!(view.json()["proxyUser"], "alice");
+        create_and_read(c, proto).await;
     }
 }

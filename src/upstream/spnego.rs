@@ -91,27 +91,20 @@ impl Spnego {
     /// first if they are not held yet or are about to expire (MIT then gets a new
     /// ticket-granting ticket from the keytab into the same cache).
     async fn token(&self, peer: &Peer) -> Result<(ClientCtx, Vec<u8>), RequestError> {
-        let permit = self
-            .calls
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| RequestError::Internal)?;
         let held = self.cred.lock().expect("cred lock").clone();
         let (keytab, principal) = (self.keytab.clone(), self.principal.clone());
         let ccache = self.ccache.clone();
         let (service, host) = (self.service.clone(), peer.host_name().to_owned());
-        let made = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            // Held and good for a while yet, or acquired (again) from the keytab.
-            let cred = match held.filter(kerberos::fresh) {
-                Some(cred) => cred,
-                None => kerberos::initiator(&keytab, &principal, &ccache)?,
-            };
-            kerberos::start(&cred, &service, &host).map(|started| (cred, started))
-        })
-        .await
-        .map_err(|_| RequestError::Internal)?;
+        let made = self
+            .blocking(move || {
+                // Held and good for a while yet, or acquired (again) from the keytab.
+                let cred = match held.filter(kerberos::fresh) {
+                    Some(cred) => cred,
+                    None => kerberos::initiator(&keytab, &principal, &ccache)?,
+                };
+                kerberos::start(&cred, &service, &host).map(|started| (cred, started))
+            })
+            .await?;
         match made {
             Ok((cred, started)) => {
                 *self.cred.lock().expect("cred lock") = Some(cred);
@@ -122,6 +115,25 @@ impl Spnego {
                 Err(RequestError::UpstreamAuth)
             }
         }
+    }
+
+    /// Runs a GSSAPI call on the blocking pool, at most [`BLOCKING_CALLS`] at once.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, RequestError> {
+        let permit = self
+            .calls
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RequestError::Internal)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            call()
+        })
+        .await
+        .map_err(|_| RequestError::Internal)
     }
 
     fn cookie(&self, peer: &Peer) -> Option<HeaderValue> {
@@ -272,18 +284,9 @@ impl UpstreamAuth for Spnego {
                     tracing::error!(upstream = %peer.authority, "Livy's answer carries no mutual-authentication token");
                     return Err(RequestError::UpstreamAuth);
                 };
-                let permit = self
-                    .calls
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| RequestError::Internal)?;
-                let checked = tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    kerberos::finish(&mut ctx, &token)
-                })
-                .await
-                .map_err(|_| RequestError::Internal)?;
+                let checked = self
+                    .blocking(move || kerberos::finish(&mut ctx, &token))
+                    .await?;
                 if let Err(error) = checked {
                     tracing::error!(upstream = %peer.authority, %error, "Livy's mutual-authentication token does not check out");
                     return Err(RequestError::UpstreamAuth);

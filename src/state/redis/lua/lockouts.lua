@@ -49,27 +49,16 @@ local function counts(index)
   return thresholds[index] > 0 and not (index == 3 and trusted)
 end
 
-if op == 'locked' then
+-- The longest wait any counter imposes: a running lockout, and with
+-- `in_flight`, every allowed check already reserved.
+local function wait_for(in_flight)
   local wait = 0
   for index = 1, 3 do
     if counts(index) then
       local c = load(KEYS[index])
       if c.u > now then
         wait = math.max(wait, c.u - now)
-      end
-    end
-  end
-  return wait
-end
-
-if op == 'reserve' then
-  local wait = 0
-  for index = 1, 3 do
-    if counts(index) then
-      local c = load(KEYS[index])
-      if c.u > now then
-        wait = math.max(wait, c.u - now)
-      else
+      elseif in_flight then
         local failures = c.f
         if forgotten(c) then
           failures = 0
@@ -80,6 +69,15 @@ if op == 'reserve' then
       end
     end
   end
+  return wait
+end
+
+if op == 'locked' then
+  return wait_for(false)
+end
+
+if op == 'reserve' then
+  local wait = wait_for(true)
   if wait > 0 then
     return {wait, ''}
   end
