@@ -362,14 +362,16 @@ impl RequestError {
         .into_bytes()
     }
 
-    /// The response for this error. `challenge` is the `WWW-Authenticate` value sent
-    /// with a 401.
-    pub fn to_response(&self, challenge: &HeaderValue) -> Response<Body> {
+    /// The response for this error. `challenges` are the `WWW-Authenticate` values
+    /// sent with a 401, one header each.
+    pub fn to_response(&self, challenges: &[HeaderValue]) -> Response<Body> {
         let mut response = json_response(self.status(), &self.body());
         let headers = response.headers_mut();
         match self {
             RequestError::Unauthenticated(_) => {
-                headers.insert(WWW_AUTHENTICATE, challenge.clone());
+                for challenge in challenges {
+                    headers.append(WWW_AUTHENTICATE, challenge.clone());
+                }
             }
             RequestError::MethodNotAllowed => {
                 headers.insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
@@ -448,7 +450,7 @@ mod tests {
             (RequestError::Internal, 500),
         ];
         for (error, status) in cases {
-            let response = error.to_response(&challenge);
+            let response = error.to_response(std::slice::from_ref(&challenge));
             assert_eq!(response.status().as_u16(), status);
             assert_eq!(response.headers()[CONTENT_TYPE], JSON_CONTENT_TYPE);
             assert_eq!(
@@ -466,7 +468,8 @@ mod tests {
     async fn a_hidden_resource_looks_like_a_missing_one_in_livy() {
         use http_body_util::BodyExt;
         let challenge = HeaderValue::from_static("BASIC realm=\"application\"");
-        let response = RequestError::Hidden("7".into()).to_response(&challenge);
+        let response =
+            RequestError::Hidden("7".into()).to_response(std::slice::from_ref(&challenge));
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], br#"{"msg":"Session '7' not found."}"#);
     }

@@ -1,26 +1,69 @@
 //! GSSAPI glue for Kerberos (cargo feature `kerberos`): the gateway's own
 //! credentials from a keytab, through MIT's credential store rather than the
 //! process environment (so a reload can name another keytab, and nothing changes
-//! the environment of a running process), and SPNEGO tokens as the initiator.
+//! the environment of a running process); SPNEGO tokens as the initiator (towards
+//! Livy) and as the acceptor (users' logins).
+//!
+//! As the acceptor, MIT checks each ticket's authenticator against its replay
+//! cache (a file per user id under `KRB5RCACHEDIR`, `/var/tmp` by default), so a
+//! token captured and sent again is refused.
 //!
 //! MIT obtains the ticket-granting ticket from the keytab when a token is first
 //! asked for and keeps it in a private in-memory credential cache; credentials
 //! with less than five minutes left are acquired again (MIT then gets a new ticket
 //! from the keytab), so tickets renew without a restart. Service tickets are
 //! cached too, so once they are held a KDC outage interrupts nothing until they
-//! expire. Every call here may wait on the KDC: callers run them on
-//! the blocking pool, a few at a time.
+//! expire. Every call here may wait on the KDC or the disk: callers run them
+//! through [`Calls`], on the blocking pool, a few at a time.
 
 use std::ffi::CString;
 use std::path::Path;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
+use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext, ServerCtx};
 use libgssapi::credential::Cred;
 use libgssapi::name::Name;
 use libgssapi::oid::{GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE};
 use libgssapi_sys as sys;
+use tokio::sync::Semaphore;
+
+use crate::error::RequestError;
+
+/// GSSAPI calls running at once, for each user of this module (each call may wait
+/// on the KDC or read a keytab).
+const BLOCKING_CALLS: usize = 4;
+
+/// Runs GSSAPI calls on the blocking pool, a few at a time.
+pub struct Calls(Arc<Semaphore>);
+
+impl Default for Calls {
+    fn default() -> Self {
+        Self(Arc::new(Semaphore::new(BLOCKING_CALLS)))
+    }
+}
+
+impl Calls {
+    /// Runs `call` on the blocking pool once one of the slots is free.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        call: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, RequestError> {
+        let permit = self
+            .0
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RequestError::Internal)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            call()
+        })
+        .await
+        .map_err(|_| RequestError::Internal)
+    }
+}
 
 /// Tells the credential caches of successive configurations (one per reload) apart.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -48,6 +91,35 @@ pub fn initiator(keytab: &Path, principal: &str, ccache: &str) -> Result<Cred, S
         sys::GSS_C_INITIATE as sys::gss_cred_usage_t,
         &[("client_keytab", &keytab), ("ccache", ccache)],
     )
+}
+
+/// The acceptor's credentials: the keys of `principal` (empty: any key) in
+/// `keytab`. MIT reads the keytab when a token is accepted, so a rotated keytab
+/// takes effect at once.
+pub fn acceptor(keytab: &Path, principal: &str) -> Result<Cred, String> {
+    let keytab = format!("FILE:{}", keytab.display());
+    acquire(
+        principal,
+        sys::GSS_C_ACCEPT as sys::gss_cred_usage_t,
+        &[("keytab", &keytab)],
+    )
+}
+
+/// Accepts a client's first (and, for Kerberos, only) token: the client's
+/// principal, and the token that proves the acceptor to it (mutual
+/// authentication) if the mechanism made one. A mechanism that wants more legs
+/// (NTLM wrapped in SPNEGO) is refused.
+pub fn accept(cred: &Cred, token: &[u8]) -> Result<(String, Option<Vec<u8>>), String> {
+    let mut ctx = ServerCtx::new(Some(cred.clone()));
+    let reply = ctx.step(token, None).map_err(|e| e.to_string())?;
+    if !ctx.is_complete() {
+        return Err("the mechanism wants more than one round trip".into());
+    }
+    let principal = ctx.source_name().map_err(|e| e.to_string())?.to_string();
+    Ok((
+        principal,
+        reply.map(|t| t.to_vec()).filter(|t| !t.is_empty()),
+    ))
 }
 
 /// Whether `cred` is still good for a while (else it is acquired again).

@@ -8,9 +8,9 @@
 //! | configuration | [`config`] (the only reader of the file), [`logging`] |
 //! | listening | [`server`] (accept loop, caps, reloads, shutdown), `connection` (TLS, HTTP/1.1 and HTTP/2, idle and slow clients), [`tls`], [`runtime`] (what a reload swaps) |
 //! | one request | `gateway`: the phases limit → authenticate → route → authorize → rewrite → forward → respond → observe, each in its own file |
-//! | who is asking | [`auth`] (verifiers, cache, queue, roles), [`session`] (the cookie) |
+//! | who is asking | [`auth`] (the `Authorization` header, verifiers, cache, queue, roles; Kerberos tickets under `[auth.kerberos]`), [`session`] (the cookie) |
 //! | Livy's rules | [`livy`] (operations, create bodies, query identity, listings), [`route`] (URL mapping) |
-//! | reaching Livy | `upstream` (the `Livy` trait, server choice, connection pools, Livy's own authentication: SPNEGO under `[livy.kerberos]`), `kerberos` (GSSAPI, cargo feature `kerberos`) |
+//! | reaching Livy | `upstream` (the `Livy` trait, server choice, connection pools, Livy's own authentication: SPNEGO under `[livy.kerberos]`), `kerberos` (GSSAPI as initiator and acceptor, cargo feature `kerberos`) |
 //! | what outlives a request | `state` (sessions, ownership, rate limits, lockouts; backends chosen by `[state]`: `local`, `redis`), [`transfer`] (`state export`/`import`) |
 //! | what it tells operators | `access` (the access log), `audit`, `linewriter` (their writer thread), `metrics`, [`admin`] (`/metrics`, `/healthz`, `/readyz`) |
 //! | errors | [`error`]: every status, JSON body, metric and audit reason in one place |

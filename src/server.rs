@@ -35,6 +35,7 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 pub fn check(config: &Config) -> Result<(), StartupError> {
     crate::tls::server_config(&config.server.tls_cert, &config.server.tls_key)?;
     crate::auth::verifier(&config.auth, &Arc::new(crate::metrics::Metrics::new()))?;
+    crate::auth::negotiate::from_config(config.auth.kerberos.as_ref())?;
     crate::upstream::Upstream::from_config(&config.livy)?;
     if config.state.backend == crate::config::StateBackend::Redis {
         // Reads the password and CA files; connects only when used.
@@ -56,6 +57,14 @@ pub async fn probe(config: &Config) -> Result<Vec<String>, StartupError> {
         Some(Ok(report)) => report.lines().map(str::to_owned).collect(),
         Some(Err(error)) => return Err(StartupError::Other(format!("probe failed: {error}"))),
     };
+    if let Some(tickets) = crate::auth::negotiate::from_config(config.auth.kerberos.as_ref())? {
+        let report = tickets
+            .acceptor
+            .probe()
+            .await
+            .map_err(|error| StartupError::Other(format!("probe failed: {error}")))?;
+        reports.push(report);
+    }
     let livy = crate::upstream::Upstream::from_config(&config.livy)?;
     match crate::upstream::Livy::probe(&livy).await {
         Ok(Some(report)) => reports.push(report),

@@ -324,23 +324,30 @@ fn no_access_or_audit_line_is_lost_on_sigterm() {
     assert_eq!(line_count(&dir.path().join("data/audit.log")), 200);
 }
 
-/// A build without the `kerberos` feature refuses a Kerberos section, saying how
-/// to get one that has it.
+/// A build without the `kerberos` feature refuses either Kerberos section, saying
+/// how to get one that has it.
 #[cfg(not(feature = "kerberos"))]
 #[test]
 fn a_kerberos_section_needs_a_build_with_kerberos() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("gw.keytab"), b"").unwrap();
-    let path = write_config(
-        dir.path(),
-        "127.0.0.1:0",
-        "[livy.kerberos]\nkeytab = \"gw.keytab\"\n",
-    );
-    let out = gateway(&["check-config", "--config", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("[livy.kerberos]") && stderr.contains("--features kerberos"),
-        "{stderr}"
-    );
+    for (section, extra) in [
+        (
+            "[livy.kerberos]",
+            "[livy.kerberos]\nkeytab = \"gw.keytab\"\n",
+        ),
+        (
+            "[auth.kerberos]",
+            "[auth.kerberos]\nkeytab = \"gw.keytab\"\nrealms = [\"EXAMPLE.ORG\"]\n",
+        ),
+    ] {
+        let path = write_config(dir.path(), "127.0.0.1:0", extra);
+        let out = gateway(&["check-config", "--config", path.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(section) && stderr.contains("--features kerberos"),
+            "{stderr}"
+        );
+    }
 }

@@ -1,7 +1,9 @@
-//! SPNEGO from the gateway to a Kerberized Livy (`[livy.kerberos]`, cargo feature
-//! `kerberos`), against a real MIT KDC started by the suite in a throwaway realm
-//! (tests/common/kdc.rs) and, as Livy's front door, a stand-in that behaves as
-//! Hadoop's AuthenticationFilter does (tests/fixtures/kerberos/hadoop_auth_livy.py,
+//! Kerberos on both sides (cargo feature `kerberos`): SPNEGO from the gateway to a
+//! Kerberized Livy (`[livy.kerberos]`), and users' SPNEGO logins with their
+//! tickets (`[auth.kerberos]`, with curl and a python3-gssapi client that checks
+//! the gateway's mutual-authentication token), against a real MIT KDC started by
+//! the suite in a throwaway realm (tests/common/kdc.rs) and, as Livy's front
+//! door, a stand-in that behaves as Hadoop's AuthenticationFilter does (tests/fixtures/kerberos/hadoop_auth_livy.py,
 //! on Debian's python3-gssapi) in front of livy-sim, and an independent acceptor,
 //! Apache httpd with Debian's mod_auth_gssapi in front of livy-sim. The gateway
 //! runs as its own process, with the realm's `KRB5_CONFIG`, as an operator would
@@ -15,12 +17,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use common::kdc::{Kdc, REALM};
 use common::*;
 use http::Method;
 use livy_gateway::sim::{self, SimConfig, Simulator};
 
 const BATCHES: &str = "/gateway/default/livy/v1/batches";
+const SESSIONS: &str = "/gateway/default/livy/v1/sessions";
 const STAND_IN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/kerberos/hadoop_auth_livy.py"
@@ -124,6 +128,18 @@ struct Gateway {
 
 /// Writes a gateway's config (and, the first time, its certificates and users).
 fn write_gateway(dir: &Path, realm: &Realm, keytab: &Path, port: u16, admin: u16) -> PathBuf {
+    write_gateway_with(dir, realm, keytab, port, admin, "")
+}
+
+/// [`write_gateway`], with `extra` sections at the end.
+fn write_gateway_with(
+    dir: &Path,
+    realm: &Realm,
+    keytab: &Path,
+    port: u16,
+    admin: u16,
+    extra: &str,
+) -> PathBuf {
     if !dir.join("certs").exists() {
         let out = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
             .args(["gen-cert", "--dir"])
@@ -142,12 +158,12 @@ fn write_gateway(dir: &Path, realm: &Realm, keytab: &Path, port: u16, admin: u16
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"certs/gateway.crt\"\n\
-             tls_key = \"certs/gateway.key\"\ndata_dir = \"data\"\n\
+             tls_key = \"certs/gateway.key\"\ndata_dir = \"data\"\nmax_header_bytes = 262144\n\
              [auth]\nhtpasswd = \"users.htpasswd\"\n\
              [livy]\nupstreams = [\"http://localhost:{}\"]\n\
              [livy.kerberos]\nkeytab = \"{}\"\nprincipal = \"livy-gateway/localhost@{REALM}\"\n\
              [rate_limit]\nper_ip_rps = 0.0\nper_user_rps = 0.0\n\
-             [admin]\nlisten = \"127.0.0.1:{admin}\"\n",
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n{extra}",
             realm.livy_port,
             keytab.display()
         ),
@@ -516,8 +532,13 @@ impl Apache {
             realm.sim_url,
         );
         std::fs::write(dir.path().join("httpd.conf"), conf).unwrap();
+        // And a replay cache its children may write.
+        let rcache = dir.path().join("rcache");
+        std::fs::create_dir(&rcache).unwrap();
+        std::fs::set_permissions(&rcache, std::fs::Permissions::from_mode(0o777)).unwrap();
         let child = Command::new("apache2")
             .envs(realm.kdc.env())
+            .env("KRB5RCACHEDIR", &rcache)
             .arg("-f")
             .arg(dir.path().join("httpd.conf"))
             .arg("-DFOREGROUND")
@@ -550,4 +571,394 @@ async fn an_independent_acceptor_apache_mod_auth_gssapi_takes_the_gateways_token
     for proto in [Proto::H1, Proto::H2] {
         create_and_read(c, proto).await;
     }
+}
+
+// Users → gateway: SPNEGO logins with users' tickets (`[auth.kerberos]`).
+
+/// The gateway's own HTTP service key (clients reach it as `127.0.0.1`, so its
+/// principal is `HTTP/127.0.0.1`; Livy's is `HTTP/localhost`), and alice with a
+/// ticket in a credential cache. The `[auth.kerberos]` section and the cache.
+async fn negotiate_setup(realm: &Realm, realms: &str) -> (String, PathBuf) {
+    let keytab = realm.kdc.path("gateway-http.keytab");
+    realm.kdc.service("HTTP/127.0.0.1", &keytab).await;
+    realm.kdc.user("alice", PASSWORD).await;
+    let ccache = realm.kdc.path("alice.ccache");
+    realm.kdc.kinit("alice", PASSWORD, &ccache).await;
+    let section = format!(
+        "[auth.kerberos]\nkeytab = \"{}\"\nrealms = [{realms}]\n",
+        keytab.display()
+    );
+    (section, ccache)
+}
+
+impl Gateway {
+    /// A gateway that takes Negotiate logins as `section` says, `extra` after it.
+    fn start_negotiating(realm: &Realm, section: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin) = (free_port(), free_port());
+        let config = write_gateway_with(
+            dir.path(),
+            realm,
+            &realm.gateway_keytab,
+            port,
+            admin,
+            &format!("{section}{extra}"),
+        );
+        Self::serve(realm, dir, &config, port)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.ports().0)
+    }
+
+    /// `GET` the batches over `proto` with `Authorization: <auth>`.
+    async fn negotiate(&self, proto: Proto, auth: &str) -> Answer {
+        let headers: Vec<(&str, &[u8])> = match auth.is_empty() {
+            true => vec![],
+            false => vec![("authorization", auth.as_bytes())],
+        };
+        self.client
+            .send(proto, Method::GET, BATCHES, &headers, "")
+            .await
+    }
+
+    /// The TLS and admin ports, from its config.
+    fn ports(&self) -> (u16, u16) {
+        let config = std::fs::read_to_string(self.dir.path().join("gateway.toml")).unwrap();
+        let mut ports = config.lines().filter_map(|l| {
+            let port = l.strip_prefix("listen = \"127.0.0.1:")?;
+            port.trim_end_matches('"').parse().ok()
+        });
+        (ports.next().unwrap(), ports.next().unwrap())
+    }
+}
+
+/// A client's tokens for `HTTP@<host>`, made from alice's credential cache by
+/// tests/fixtures/kerberos/spnego_token.py; the process stays to check the
+/// gateway's replies.
+struct Tokens {
+    minted: Vec<String>,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    _process: Running,
+}
+
+impl Tokens {
+    fn mint(realm: &Realm, ccache: &Path, host: &str, count: usize) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("/usr/bin/python3")
+            .envs(realm.kdc.env())
+            .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/kerberos/spnego_token.py"
+            ))
+            .args([host, &count.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with python3-gssapi (scripts/test.sh installs it)");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let minted = (0..count)
+            .map(|_| {
+                let mut line = String::new();
+                stdout.read_line(&mut line).unwrap();
+                assert!(!line.trim().is_empty(), "no token made");
+                line.trim().to_owned()
+            })
+            .collect();
+        Self {
+            minted,
+            stdin,
+            stdout,
+            _process: Running(child),
+        }
+    }
+
+    /// `Authorization` for token `i`.
+    fn header(&self, i: usize) -> String {
+        format!("Negotiate {}", self.minted[i])
+    }
+
+    /// Whether the gateway's answer to token `i` proves the gateway (`ok`).
+    fn check(&mut self, i: usize, answer: &Answer) -> String {
+        use std::io::{BufRead, Write};
+        let reply = answer
+            .headers
+            .get_all("www-authenticate")
+            .iter()
+            .find_map(|v| v.to_str().ok()?.strip_prefix("Negotiate "))
+            .expect("a mutual-authentication token in the answer");
+        writeln!(self.stdin, "{i} {reply}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim().to_owned()
+    }
+}
+
+/// curl --negotiate as alice (her credential cache), with `args`: the status, the
+/// response headers and the body. (Waited for without blocking the test's
+/// runtime, which serves Livy's simulator.)
+async fn curl(realm: &Realm, ccache: &Path, ca: &Path, args: &[&str]) -> (u16, String, String) {
+    let out = tokio::process::Command::new("curl")
+        .envs(realm.kdc.env())
+        .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+        .args(["-sS", "--negotiate", "-u", ":", "--cacert"])
+        .arg(ca)
+        .args(["-D", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .await
+        .expect("curl runs (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (rest, status) = text.rsplit_once('\n').unwrap();
+    // -D - writes every response's head (the 401, then the answer) before the body.
+    let (heads, body) = rest.rsplit_once("\r\n\r\n").unwrap();
+    (status.parse().unwrap(), heads.to_owned(), body.to_owned())
+}
+
+#[tokio::test]
+async fn users_log_in_with_their_tickets_through_curl_on_both_protocols() {
+    let realm = Realm::start().await;
+    let (section, ccache) = negotiate_setup(&realm, &format!("\"{REALM}\"")).await;
+    let gw = Gateway::start_negotiating(&realm, &section, "");
+    let ca = gw.dir.path().join("certs/ca.crt");
+    // POSTs `body` to `path` with curl over `proto`, logging in with the ticket.
+    let create = |proto: &'static str, path: &'static str, body: &'static str| {
+        let (realm, ccache, ca, url) = (&realm, &ccache, &ca, gw.url(path));
+        async move {
+            let args = [
+                proto,
+                "-H",
+                "content-type: application/json",
+                "-d",
+                body,
+                &url,
+            ];
+            curl(realm, ccache, ca, &args).await
+        }
+    };
+    for proto in ["--http1.1", "--http2"] {
+        // Both sides Kerberized: alice's ticket to the gateway, the gateway's to
+        // Livy, acting for her.
+        let (status, heads, body) = create(proto, BATCHES, r#"{"file":"/jobs/a.jar"}"#).await;
+        assert_eq!(status, 201, "{proto}: {heads}\n{body}\n{}", gw.log());
+        let answer = heads.to_lowercase();
+        assert!(answer.contains("www-authenticate: negotiate "), "{heads}");
+        let cookie = heads
+            .lines()
+            .find_map(|l| {
+                l.to_lowercase()
+                    .strip_prefix("set-cookie: jsessionid=")
+                    .map(|_| l.to_owned())
+            })
+            .expect("a session cookie");
+        let cookie = cookie.split_once('=').unwrap().1.split(';').next().unwrap();
+        let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(made["proxyUser"], "alice");
+        // An interactive session too, the ticket again.
+        let (status, _, session) = create(proto, SESSIONS, r#"{"kind":"pyspark"}"#).await;
+        assert_eq!(status, 201, "{session}");
+        let session: serde_json::Value = serde_json::from_str(&session).unwrap();
+        assert_eq!(session["proxyUser"], "alice");
+        // The cookie alone stands in for the ticket.
+        let view = gw
+            .client
+            .with_cookie(cookie, Method::GET, &format!("{BATCHES}/{}", made["id"]))
+            .await;
+        assert_eq!(view.status, 200);
+        assert_eq!(view.json()["proxyUser"], "alice");
+    }
+    let last = realm.seen().into_iter().last().unwrap();
+    assert_eq!(last["user"], "livy-gateway", "{last}");
+
+    // check-config --probe names the key tickets are checked with.
+    let out = Command::new(env!("CARGO_BIN_EXE_livy-gateway"))
+        .envs(realm.kdc.env())
+        .args(["check-config", "--probe", "--config"])
+        .arg(gw.dir.path().join("gateway.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("negotiate: tickets accepted"), "{stdout}");
+}
+
+#[tokio::test]
+async fn replayed_garbage_empty_oversized_and_misdirected_tokens_get_401() {
+    let realm = Realm::start().await;
+    let (section, ccache) = negotiate_setup(&realm, &format!("\"{REALM}\"")).await;
+    let lenient = "[login]\nmax_failures_per_pair = 100\nmax_failures_per_address = 100\n";
+    let gw = Gateway::start_negotiating(&realm, &section, lenient);
+    let c = &gw.client;
+
+    // Without credentials: both ways to log in are offered.
+    let bare = gw.negotiate(Proto::H1, "").await;
+    assert_eq!(bare.status, 401);
+    let offered: Vec<&str> = bare
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["Negotiate", "BASIC realm=\"application\""]);
+
+    // A token logs in once, over either protocol, and proves the gateway to the
+    // client; sent again, it is a replay.
+    let mut tokens = Tokens::mint(&realm, &ccache, "127.0.0.1", 2);
+    for (i, (first, again)) in [(Proto::H2, Proto::H1), (Proto::H1, Proto::H2)]
+        .into_iter()
+        .enumerate()
+    {
+        let answer = gw.negotiate(first, &tokens.header(i)).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        assert!(answer.session_cookie().is_some());
+        assert_eq!(tokens.check(i, &answer), "ok");
+        let replayed = gw.negotiate(again, &tokens.header(i)).await;
+        assert_eq!(replayed.status, 401, "a replay over {again:?}");
+        assert_eq!(replayed.json()["error"], "unauthorized");
+    }
+
+    // Tokens that establish nothing.
+    let misdirected = Tokens::mint(&realm, &ccache, "localhost", 1); // Livy's key
+    let garbage = base64::engine::general_purpose::STANDARD.encode([0x60u8; 64]);
+    let cases = [
+        ("garbage", format!("Negotiate {garbage}")),
+        ("not base64", "Negotiate %%%".to_string()),
+        ("empty", "Negotiate ".to_string()),
+        ("oversized", format!("Negotiate {}", "A".repeat(70_000))),
+        ("for another service", misdirected.header(0)),
+    ];
+    for proto in [Proto::H1, Proto::H2] {
+        for (what, auth) in &cases {
+            let answer = gw.negotiate(proto, auth).await;
+            assert_eq!(answer.status, 401, "{what} over {proto:?}");
+            assert_eq!(answer.json()["error"], "unauthorized", "{what}");
+            assert_eq!(answer.headers.get_all("www-authenticate").iter().count(), 2);
+        }
+    }
+    // Passwords still work beside tickets.
+    assert_eq!(
+        c.as_user("alice", Method::GET, BATCHES, "").await.status,
+        200
+    );
+    let log = gw.log();
+    assert!(log.contains("Negotiate login refused"), "{log}");
+    assert!(
+        !log.contains(&tokens.minted[0][..40]),
+        "no token in the log"
+    );
+}
+
+#[tokio::test]
+async fn failed_negotiate_logins_count_in_the_login_throttle() {
+    let realm = Realm::start().await;
+    let (section, ccache) = negotiate_setup(&realm, &format!("\"{REALM}\"")).await;
+    let gw = Gateway::start_negotiating(&realm, &section, "[login]\nmax_failures_per_pair = 3\n");
+    let tokens = Tokens::mint(&realm, &ccache, "127.0.0.1", 1);
+    let garbage = format!(
+        "Negotiate {}",
+        base64::engine::general_purpose::STANDARD.encode([0x60u8; 64])
+    );
+    for _ in 0..3 {
+        assert_eq!(gw.negotiate(Proto::H1, &garbage).await.status, 401);
+    }
+    // Locked now, for good tokens too; the address's password logins are not.
+    let locked = gw.negotiate(Proto::H1, &tokens.header(0)).await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.header("retry-after").is_some());
+    assert_eq!(
+        gw.client
+            .as_user("alice", Method::GET, BATCHES, "")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn tickets_from_realms_not_listed_are_refused() {
+    let realm = Realm::start().await;
+    let (section, ccache) = negotiate_setup(&realm, "\"OTHER.ORG\"").await;
+    let gw = Gateway::start_negotiating(&realm, &section, "");
+    let tokens = Tokens::mint(&realm, &ccache, "127.0.0.1", 1);
+    let answer = gw.negotiate(Proto::H2, &tokens.header(0)).await;
+    assert_eq!(answer.status, 401);
+    assert!(answer.session_cookie().is_none());
+    let log = gw.log();
+    assert!(log.contains("is not in auth.kerberos.realms"), "{log}");
+}
+
+#[tokio::test]
+async fn an_unusable_service_keytab_is_503_until_it_is_fixed_without_a_restart() {
+    let realm = Realm::start().await;
+    let (section, ccache) = negotiate_setup(&realm, &format!("\"{REALM}\"")).await;
+    // The configured keytab is there but holds no key yet.
+    let good = realm.kdc.path("gateway-http.keytab");
+    let configured = realm.kdc.path("pending.keytab");
+    std::fs::write(&configured, b"").unwrap();
+    let section = section.replace(
+        &good.display().to_string(),
+        &configured.display().to_string(),
+    );
+    let gw = Gateway::start_negotiating(&realm, &section, "");
+    let tokens = Tokens::mint(&realm, &ccache, "127.0.0.1", 2);
+    let refused = gw.negotiate(Proto::H2, &tokens.header(0)).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.json()["error"], "auth_unavailable");
+    let admin = gw.ports().1;
+    let (status, body) = admin_get(([127, 0, 0, 1], admin).into(), "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(gw.log().contains("Negotiate logins cannot be checked"));
+    // The key arrives (a keytab rotated into place): logins work, no restart.
+    std::fs::copy(&good, &configured).unwrap();
+    assert_eq!(gw.negotiate(Proto::H2, &tokens.header(1)).await.status, 200);
+    let (status, body) = admin_get(([127, 0, 0, 1], admin).into(), "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn tickets_held_work_with_the_kdc_down_and_expired_ones_are_refused() {
+    let mut realm = Realm::start().await;
+    let (section, _) = negotiate_setup(&realm, &format!("\"{REALM}\"")).await;
+    // alice's ticket lasts 12 s.
+    let ccache = realm.kdc.path("alice-short.ccache");
+    realm
+        .kdc
+        .kinit_with("alice", PASSWORD, &ccache, &["-l", "12s"])
+        .await;
+    let issued = tokio::time::Instant::now();
+    let gw = Gateway::start_negotiating(&realm, &section, "");
+    let tokens = Tokens::mint(&realm, &ccache, "127.0.0.1", 2);
+    // The gateway holds its own tickets for Livy; then the KDC goes away. Checking
+    // a user's ticket needs only the gateway's key: logins go on.
+    assert_eq!(
+        gw.client
+            .as_user("bob", Method::GET, BATCHES, "")
+            .await
+            .status,
+        200
+    );
+    realm.kdc.stop().await;
+    assert_eq!(gw.negotiate(Proto::H1, &tokens.header(0)).await.status, 200);
+    // Past the ticket's end and the realm's clock skew: refused.
+    tokio::time::sleep_until(issued + Duration::from_secs(12 + 5 + 2)).await;
+    let expired = gw.negotiate(Proto::H1, &tokens.header(1)).await;
+    assert_eq!(expired.status, 401);
+    assert_eq!(expired.json()["error"], "unauthorized");
+    let log = gw.log();
+    assert!(
+        log.contains("Negotiate login refused") && log.contains("Ticket expired"),
+        "{log}"
+    );
 }

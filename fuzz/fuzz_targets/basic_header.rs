@@ -1,10 +1,11 @@
-//! `Authorization` values as a client can send them: parsing never panics, and
-//! what it accepts is a usable user name.
+//! `Authorization` values as a client can send them: parsing never panics, what
+//! it accepts as Basic is a usable user name, and nothing accepted is over its
+//! scheme's size bound.
 #![no_main]
 
 use http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use livy_gateway::auth::basic;
+use livy_gateway::auth::header::{self, Presented};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = HeaderValue::from_bytes(data) else {
@@ -12,10 +13,17 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut headers = HeaderMap::new();
     headers.insert(AUTHORIZATION, value);
-    if let Ok(Some(credentials)) = basic::parse(&headers) {
-        assert!(!credentials.user.is_empty());
-        assert!(!credentials.user.contains(':'));
-        assert!(!credentials.user.chars().any(char::is_control));
-        assert!(data.len() <= basic::MAX_AUTHORIZATION_LEN);
+    match header::parse(&headers, true) {
+        Ok(Some(Presented::Basic(credentials))) => {
+            assert!(!credentials.user.is_empty());
+            assert!(!credentials.user.contains(':'));
+            assert!(!credentials.user.chars().any(char::is_control));
+            assert!(data.len() <= header::MAX_BASIC_LEN);
+        }
+        Ok(Some(Presented::Negotiate(token))) => {
+            assert!(!token.is_empty());
+            assert!(data.len() <= header::MAX_NEGOTIATE_LEN);
+        }
+        _ => {}
     }
 });

@@ -15,14 +15,23 @@
 //! - equal time: a check for a user no verifier knows takes as long as a typical
 //!   check of a known user, so response time does not reveal which users exist.
 //!
+//! With `[auth.kerberos]` it also takes SPNEGO logins ([`negotiate`]): a ticket
+//! checked by a [`TicketAcceptor`] instead of a password, behind the same lockouts
+//! and queue (failed tokens count against the client's address), the user's groups
+//! looked up in the directory when there is one.
+//!
 //! [`Roles`] turns an [`Identity`] into a [`Principal`]: a user is an administrator
 //! when named in `auth.admins` or a member of a group in `auth.admin_groups`.
 
 pub mod basic;
 pub mod cache;
+pub mod header;
 pub mod htpasswd;
 pub mod ldap;
+pub mod negotiate;
 pub mod queue;
+#[cfg(feature = "kerberos")]
+mod spnego;
 pub mod verifier;
 
 use std::collections::{HashMap, HashSet};
@@ -38,6 +47,7 @@ use crate::metrics::Metrics;
 use crate::state::{Lockouts, Outcome, Reservation};
 use basic::Credentials;
 use cache::CredentialCache;
+pub use negotiate::{Realms, TicketAcceptor, TicketError, Tickets};
 use queue::{Line, VerifyQueue};
 pub use verifier::{Chain, CredentialVerifier, Lookup, Verdict, VerifyError};
 
@@ -49,6 +59,8 @@ pub enum Source {
     File,
     /// A directory: its groups decide who may use the gateway.
     Directory,
+    /// A Kerberos ticket, with no directory to name groups.
+    Kerberos,
 }
 
 /// A user, as a verifier vouched for them: their name and groups. Serialized
@@ -93,7 +105,8 @@ pub struct Principal {
 
 /// Who may use the gateway and who is an administrator: `auth.allowed_groups`
 /// (non-empty: only their members, and users from the htpasswd file), and
-/// `auth.admins` by name or members of `auth.admin_groups`. Group names are compared
+/// `auth.admins` by name or members of `auth.admin_groups`; a Kerberos user with no
+/// directory has no groups). Group names are compared
 /// without regard to case, as directories compare them.
 pub struct Roles {
     admins: HashSet<String>,
@@ -121,7 +134,7 @@ impl Roles {
                 .cloned()
         };
         let mut grants = Vec::new();
-        if !self.allowed_groups.is_empty() && identity.source == Source::Directory {
+        if !self.allowed_groups.is_empty() && identity.source != Source::File {
             match member_of(&self.allowed_groups) {
                 Some(group) => grants.push(format!("allowed: group {group}")),
                 None => {
@@ -195,6 +208,15 @@ pub struct Authenticator {
     current: Mutex<HashMap<Arc<str>, (Identity, Instant)>>,
     cache_ttl: Duration,
     cache_max_entries: usize,
+    /// `[auth.kerberos]`: who checks users' tickets, and which realms are users.
+    tickets: Option<Tickets>,
+}
+
+/// The lockout key failed tokens from `ip` count under: a token that fails names
+/// no user, so the address is what is counted (the pair's limit, then the
+/// address's), never a key shared by every address, which anyone could lock.
+fn ticket_key(ip: IpAddr) -> String {
+    format!(":negotiate@{ip}")
 }
 
 impl Authenticator {
@@ -212,7 +234,19 @@ impl Authenticator {
             current: Mutex::new(HashMap::new()),
             cache_ttl: config.cache_ttl,
             cache_max_entries: config.cache_max_entries,
+            tickets: None,
         }
+    }
+
+    /// Takes SPNEGO logins too, checked by `acceptor`.
+    pub fn with_tickets(mut self, tickets: Option<Tickets>) -> Self {
+        self.tickets = tickets;
+        self
+    }
+
+    /// Whether SPNEGO logins are taken.
+    pub fn takes_tickets(&self) -> bool {
+        self.tickets.is_some()
     }
 
     /// A session's identity as it is now: a directory user's groups are looked up
@@ -253,8 +287,16 @@ impl Authenticator {
         }
     }
 
-    /// Whether logins can be checked now (the directory answers).
+    /// Whether logins can be checked now (the directory answers, the service key
+    /// can be read).
     pub async fn ready(&self) -> Result<(), VerifyError> {
+        if let Some(tickets) = &self.tickets {
+            tickets
+                .acceptor
+                .ready()
+                .await
+                .map_err(|e| VerifyError(e.to_string()))?;
+        }
         self.verifier.ready().await
     }
 
@@ -330,6 +372,81 @@ impl Authenticator {
                 Err(RequestError::Unauthenticated(AuthFailure::BadCredentials))
             }
         }
+    }
+
+    /// A SPNEGO login from `ip`: the lockout check, then (reserved with the
+    /// lockouts, and queued with password checks) the acceptor; the user's groups
+    /// from the directory, if there is one. Returns the identity and the token
+    /// that proves the gateway to the client.
+    pub async fn login_ticket(
+        &self,
+        token: Vec<u8>,
+        ip: IpAddr,
+    ) -> Result<(Identity, Option<Vec<u8>>), RequestError> {
+        let refused = || RequestError::Unauthenticated(AuthFailure::BadCredentials);
+        let Some(Tickets { acceptor, realms }) = &self.tickets else {
+            return Err(RequestError::Unauthenticated(AuthFailure::Malformed));
+        };
+        let key = ticket_key(ip);
+        let reservation =
+            self.lockouts
+                .reserve(&key, ip)
+                .await?
+                .map_err(|wait| RequestError::LockedOut {
+                    retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                })?;
+        let mut attempt = Attempt {
+            lockouts: &self.lockouts,
+            reservation: Some(reservation),
+        };
+        let slot = self
+            .queue
+            .acquire(Line::Other)
+            .await
+            .map_err(|_| RequestError::LoginsBusy {
+                retry_after_secs: 1,
+            })?;
+        let accepted = acceptor.accept(token).await;
+        drop(slot);
+        let ticket = match accepted {
+            Ok(ticket) => ticket,
+            Err(TicketError::Refused(reason)) => {
+                tracing::info!(%reason, "Negotiate login refused");
+                attempt.settle(Outcome::Failed).await;
+                return Err(refused());
+            }
+            Err(error @ TicketError::Unavailable(_)) => {
+                tracing::error!(%error, "Negotiate logins cannot be checked");
+                return Err(RequestError::AuthUnavailable);
+            }
+        };
+        let user = match realms.user_of(&ticket.principal) {
+            Ok(user) => user,
+            Err(reason) => {
+                tracing::info!(%reason, "Negotiate login refused");
+                attempt.settle(Outcome::Failed).await;
+                return Err(refused());
+            }
+        };
+        let identity = match self.verifier.lookup(user).await {
+            Ok(Lookup::Found(identity)) => identity,
+            Ok(Lookup::Unsupported) => Identity {
+                source: Source::Kerberos,
+                ..Identity::new(user, Vec::new())
+            },
+            Ok(Lookup::Gone) => {
+                attempt.settle(Outcome::Failed).await;
+                return Err(RequestError::Forbidden(format!(
+                    "user {user} has a Kerberos ticket but is not in the directory"
+                )));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "directory unavailable: a Negotiate login's groups are unknown");
+                return Err(RequestError::AuthUnavailable);
+            }
+        };
+        attempt.settle(Outcome::Succeeded).await;
+        Ok((identity, ticket.reply))
     }
 
     /// Folds a known user's check time into the typical one.

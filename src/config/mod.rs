@@ -99,6 +99,7 @@ impl Config {
             self.state.ca_file.as_mut(),
             self.state.redis_password_file.as_mut(),
             self.livy.kerberos.as_mut().map(|k| &mut k.keytab),
+            self.auth.kerberos.as_mut().map(|k| &mut k.keytab),
         ]
         .into_iter()
         .flatten()
@@ -126,8 +127,14 @@ impl Config {
                 return Err(format!("key {key}: required"));
             }
         }
-        if self.auth.htpasswd.is_none() && self.auth.ldap.is_none() {
-            return Err("key auth.htpasswd: required (or an [auth.ldap] section)".into());
+        if self.auth.htpasswd.is_none() && self.auth.ldap.is_none() && self.auth.kerberos.is_none()
+        {
+            return Err(
+                "key auth.htpasswd: required (or an [auth.ldap] or [auth.kerberos] section)".into(),
+            );
+        }
+        if let Some(kerberos) = &self.auth.kerberos {
+            validate_auth_kerberos(kerberos)?;
         }
         if let Some(ldap) = &self.auth.ldap {
             validate_ldap(ldap)?;
@@ -308,6 +315,27 @@ fn validate_ldap(l: &LdapConfig) -> Result<(), String> {
     Ok(())
 }
 
+fn validate_auth_kerberos(k: &AuthKerberosConfig) -> Result<(), String> {
+    if k.keytab.as_os_str().is_empty() {
+        return Err("key auth.kerberos.keytab: required".into());
+    }
+    if k.realms.is_empty() {
+        return Err(
+            "key auth.kerberos.realms: required (the realms whose users may log in)".into(),
+        );
+    }
+    if let Some(realm) = k
+        .realms
+        .iter()
+        .find(|r| r.is_empty() || r.contains(['@', '/']) || r.chars().any(char::is_whitespace))
+    {
+        return Err(format!(
+            "key auth.kerberos.realms: {realm:?} is not a realm name such as EXAMPLE.ORG"
+        ));
+    }
+    Ok(())
+}
+
 /// RFC 6265 cookie-name characters (an RFC 7230 token).
 fn is_cookie_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -343,6 +371,18 @@ impl fmt::Display for Config {
         }
         if let Some(htpasswd) = &self.auth.htpasswd {
             writeln!(f, "  htpasswd:      {}", htpasswd.display())?;
+        }
+        if let Some(k) = &self.auth.kerberos {
+            let principal = match k.principal.is_empty() {
+                true => "any key",
+                false => k.principal.as_str(),
+            };
+            writeln!(
+                f,
+                "  negotiate:     tickets for {principal} in {}, realms {}",
+                k.keytab.display(),
+                list(&k.realms)
+            )?;
         }
         writeln!(f, "  admins:        {}", list(&self.auth.admins))?;
         writeln!(f, "  admin groups:  {}", list(&self.auth.admin_groups))?;
@@ -551,6 +591,35 @@ upstreams = ["http://127.0.0.1:8998"]
             let err = parse(&MINIMAL.replace(line, "")).unwrap_err().to_string();
             assert!(err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn kerberos_logins_need_a_keytab_and_realms_and_may_stand_alone() {
+        let alone = MINIMAL.replace(
+            "htpasswd = \"users.htpasswd\"",
+            "[auth.kerberos]\nkeytab = \"http.keytab\"\nrealms = [\"EXAMPLE.ORG\"]",
+        );
+        let c = parse(&alone).unwrap();
+        let k = c.auth.kerberos.as_ref().unwrap();
+        assert_eq!(k.keytab, PathBuf::from("/etc/lg/http.keytab"));
+        assert_eq!(k.realms, ["EXAMPLE.ORG"]);
+        assert!(c.to_string().contains("negotiate:"));
+        for (bad, key) in [
+            ("realms = [\"EXAMPLE.ORG\"]", "auth.kerberos.realms"),
+            ("realms = [\"alice@EXAMPLE.ORG\"]", "auth.kerberos.realms"),
+            ("realms = [\"\"]", "auth.kerberos.realms"),
+        ] {
+            let text = alone.replace("realms = [\"EXAMPLE.ORG\"]", bad);
+            let text = match bad.starts_with("realms = [\"EXAMPLE") {
+                true => text.replace(bad, ""),
+                false => text,
+            };
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+        let no_keytab = alone.replace("keytab = \"http.keytab\"", "");
+        let err = parse(&no_keytab).unwrap_err().to_string();
+        assert!(err.contains("auth.kerberos.keytab"), "{err}");
     }
 
     #[test]

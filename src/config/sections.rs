@@ -140,6 +140,24 @@ pub struct AuthConfig {
     /// `[auth.ldap]`: users in an LDAP directory or Active Directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ldap: Option<LdapConfig>,
+    /// `[auth.kerberos]`: users may log in with SPNEGO (`Authorization:
+    /// Negotiate`) as well as Basic (cargo feature `kerberos`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kerberos: Option<AuthKerberosConfig>,
+}
+
+/// `[auth.kerberos]`: the gateway's HTTP service key, with which it accepts users'
+/// Kerberos tickets, and the realms whose users it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthKerberosConfig {
+    /// The keytab holding `HTTP/<gateway host>@REALM`. Required.
+    pub keytab: PathBuf,
+    /// The one principal tickets must be for; empty: any key in the keytab.
+    pub principal: String,
+    /// `alice@EXAMPLE.ORG` is user `alice` when `EXAMPLE.ORG` is listed here;
+    /// principals of other realms are refused. Required.
+    pub realms: Vec<String>,
 }
 
 impl Default for AuthConfig {
@@ -154,6 +172,7 @@ impl Default for AuthConfig {
             cache_max_entries: 10_000,
             max_pending_verifications: 32,
             ldap: None,
+            kerberos: None,
         }
     }
 }

@@ -1,13 +1,18 @@
-//! Phase 2, authenticate: who is asking. Verified Basic credentials if present
-//! (they win), else the live session the cookie named (found by the limit phase).
-//! A login that is let through the rate limits, without a matching session,
-//! starts one.
+//! Phase 2, authenticate: who is asking. Verified Basic credentials or a Kerberos
+//! ticket (`Authorization: Negotiate`, with `[auth.kerberos]`) if present (they
+//! win), else the live session the cookie named (found by the limit phase). A
+//! login that is let through the rate limits, without a matching session, starts
+//! one; a Negotiate login's answer carries the token that proves the gateway to
+//! the client.
 
-use http::HeaderMap;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use http::{HeaderMap, HeaderValue};
 
 use super::context::{ConnInfo, RequestContext};
 use super::Gateway;
-use crate::auth::{basic, Identity, Principal, Verified};
+use crate::auth::header::{self, Presented};
+use crate::auth::{Identity, Principal, Verified};
 use crate::error::{AuthFailure, RequestError};
 use crate::session;
 
@@ -37,16 +42,27 @@ impl Gateway {
         };
         ctx.session_cookie = session::carries_cookie(headers, cookie);
         ctx.auth_method = session.is_some().then_some("session");
-        let identity = match basic::parse(headers).map_err(RequestError::Unauthenticated)? {
-            Some(credentials) => {
+        let presented = header::parse(headers, self.auth.takes_tickets())
+            .map_err(RequestError::Unauthenticated)?;
+        // A login as the cookie's own user goes on in that session.
+        let session_user = session.as_ref().map(|s| s.user.clone());
+        let logged_in = presented.is_some();
+        let identity = match presented {
+            Some(Presented::Basic(credentials)) => {
                 let (identity, how) = self.auth.login(&credentials, conn.peer.ip()).await?;
                 ctx.auth_method = Some(match how {
                     Verified::Cached => "cached",
                     Verified::Computed => "password",
                 });
-                if session.as_ref().map(|s| &*s.user) != Some(credentials.user.as_str()) {
-                    ctx.login = Some(identity.clone());
-                }
+                identity
+            }
+            Some(Presented::Negotiate(token)) => {
+                let (identity, reply) = self.auth.login_ticket(token, conn.peer.ip()).await?;
+                ctx.auth_method = Some("negotiate");
+                ctx.negotiate_reply = reply.map(|token| {
+                    let value = format!("Negotiate {}", STANDARD.encode(token));
+                    HeaderValue::try_from(value).expect("base64 is a header value")
+                });
                 identity
             }
             None => session.ok_or(RequestError::Unauthenticated(match ctx.session_cookie {
@@ -55,6 +71,9 @@ impl Gateway {
                 false => AuthFailure::Missing,
             }))?,
         };
+        if logged_in && session_user.as_ref() != Some(&identity.user) {
+            ctx.login = Some(identity.clone());
+        }
         ctx.user = Some(identity.user.clone());
         self.roles.principal(identity)
     }

@@ -77,8 +77,11 @@ pub(crate) struct RequestContext {
     pub login: Option<Identity>,
     /// The session started for this request: its id goes back in `Set-Cookie`.
     pub new_session: Option<String>,
-    /// How the caller was identified: `password`, `cached` or `session`.
+    /// How the caller was identified: `password`, `cached`, `negotiate` or
+    /// `session`.
     pub auth_method: Option<&'static str>,
+    /// A Negotiate login's mutual-authentication token, for `WWW-Authenticate`.
+    pub negotiate_reply: Option<HeaderValue>,
     /// Whether the request carried the gateway's session cookie (live or not).
     pub session_cookie: bool,
     pub auth_failure: Option<AuthFailure>,

@@ -58,8 +58,9 @@ struct Settings {
     /// `/gateway/<topology>/livy`, sent as `X-Forwarded-Context`.
     context: HeaderValue,
     cookie_name: String,
-    /// `BASIC realm="<realm>"`.
-    challenge: HeaderValue,
+    /// What a 401 offers: `Negotiate` with `[auth.kerberos]`, and
+    /// `BASIC realm="<realm>"` when there are passwords to check.
+    challenges: Vec<HeaderValue>,
     /// `Strict-Transport-Security` value, if enabled.
     hsts: Option<HeaderValue>,
     /// `server.public_host`: the `X-Forwarded-Host` every request carries, when set.
@@ -80,8 +81,19 @@ struct Settings {
 impl Settings {
     fn new(config: &Config) -> Result<Self, StartupError> {
         let prefix = config.gateway_path();
-        let challenge = HeaderValue::from_str(&format!("BASIC realm=\"{}\"", config.auth.realm))
+        let basic = HeaderValue::from_str(&format!("BASIC realm=\"{}\"", config.auth.realm))
             .map_err(|_| StartupError::Other("auth.realm is not a valid header value".into()))?;
+        let auth = &config.auth;
+        let passwords = auth.htpasswd.is_some() || auth.ldap.is_some();
+        let challenges = [
+            auth.kerberos
+                .is_some()
+                .then(|| HeaderValue::from_static("Negotiate")),
+            passwords.then_some(basic),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let max_age = config.server.hsts_max_age.as_secs();
         let (s, l) = (&config.server, &config.livy);
         Ok(Self {
@@ -89,7 +101,7 @@ impl Settings {
             context: HeaderValue::from_str(&format!("{prefix}/livy")).expect("validated topology"),
             prefix,
             cookie_name: config.session.cookie_name.clone(),
-            challenge,
+            challenges,
             hsts: (max_age > 0)
                 .then(|| HeaderValue::from_str(&format!("max-age={max_age}")).expect("digits")),
             public_host: s
@@ -219,9 +231,11 @@ impl Gateway {
     /// Builds the gateway from a validated config and the parts it is given.
     pub fn new(config: &Config, parts: Parts) -> Result<Self, StartupError> {
         let verifier = crate::auth::verifier(&config.auth, &parts.metrics)?;
+        let tickets = crate::auth::negotiate::from_config(config.auth.kerberos.as_ref())?;
         Ok(Self {
             settings: Settings::new(config)?,
-            auth: Authenticator::new(verifier, parts.state.lockouts.clone(), &config.auth),
+            auth: Authenticator::new(verifier, parts.state.lockouts.clone(), &config.auth)
+                .with_tickets(tickets),
             roles: Roles::new(&config.auth),
             config: config.clone(),
             metrics: parts.metrics,
@@ -332,7 +346,7 @@ impl Gateway {
                 if let RequestError::Unauthenticated(reason) = error {
                     ctx.auth_failure = Some(reason);
                 }
-                let mut response = error.to_response(&self.settings.challenge);
+                let mut response = error.to_response(&self.settings.challenges);
                 ctx.error = Some(error);
                 if let Some(rest) = unread.take().filter(|_| !expects_continue) {
                     // Answered before the body was read: read it after the answer,

@@ -5,7 +5,7 @@
 //! `nosniff`, request id) are added to every answer.
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, SET_COOKIE};
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, Method, Response, StatusCode};
 use serde_json::Value;
 
@@ -122,6 +122,9 @@ impl Gateway {
                 SET_COOKIE,
                 session::set_cookie_value(&settings.cookie_name, id, &settings.prefix),
             );
+        }
+        if let Some(reply) = &ctx.negotiate_reply {
+            headers.append(WWW_AUTHENTICATE, reply.clone());
         }
         if let Some(hsts) = &settings.hsts {
             headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());

@@ -536,3 +536,128 @@ async fn a_record_is_forgotten_when_livy_no_longer_has_its_resource() {
     assert_eq!(owner(7).await, None);
     assert_eq!(owner(8).await.as_deref(), Some("alice"), "others are kept");
 }
+
+/// Tokens are principals' names; `bad` is refused; every good one is answered
+/// with the reply `proof`.
+struct FakeAcceptor;
+
+#[async_trait]
+impl crate::auth::TicketAcceptor for FakeAcceptor {
+    async fn accept(
+        &self,
+        token: Vec<u8>,
+    ) -> Result<crate::auth::negotiate::Ticket, crate::auth::TicketError> {
+        match String::from_utf8(token).unwrap().as_str() {
+            "bad" => Err(crate::auth::TicketError::Refused("a bad token".into())),
+            principal => Ok(crate::auth::negotiate::Ticket {
+                principal: principal.into(),
+                reply: Some(b"proof".to_vec()),
+            }),
+        }
+    }
+    async fn ready(&self) -> Result<(), crate::auth::TicketError> {
+        Ok(())
+    }
+    async fn probe(&self) -> Result<String, crate::auth::TicketError> {
+        Ok("fake".into())
+    }
+}
+
+/// A directory where carol is an administrator by group and gone has left; it
+/// knows no one else (and checks no passwords).
+struct FakeDirectory;
+
+#[async_trait]
+impl crate::auth::CredentialVerifier for FakeDirectory {
+    async fn verify(
+        &self,
+        _: &crate::auth::basic::Credentials,
+    ) -> Result<crate::auth::Verdict, crate::auth::VerifyError> {
+        Ok(crate::auth::Verdict::Unknown)
+    }
+    fn concurrency(&self) -> usize {
+        2
+    }
+    async fn lookup(&self, user: &str) -> Result<crate::auth::Lookup, crate::auth::VerifyError> {
+        Ok(match user {
+            "carol" => crate::auth::Lookup::Found(crate::auth::Identity::from_directory(
+                "carol",
+                vec!["livy-admins".into()],
+            )),
+            "gone" => crate::auth::Lookup::Gone,
+            _ => crate::auth::Lookup::Unsupported,
+        })
+    }
+}
+
+#[tokio::test]
+async fn negotiate_logins_map_realms_take_directory_groups_and_prove_the_gateway() {
+    let mut config = Config::default();
+    config.auth.admin_groups = vec!["livy-admins".into()];
+    config.login.max_failures_per_pair = 100;
+    let mut s = setup(|c| c.auth.admin_groups = config.auth.admin_groups.clone());
+    let lockouts = s.gateway.state.lockouts.clone();
+    s.gateway.auth =
+        crate::auth::Authenticator::new(Arc::new(FakeDirectory), lockouts, &config.auth)
+            .with_tickets(Some(crate::auth::Tickets {
+                acceptor: Arc::new(FakeAcceptor),
+                realms: crate::auth::Realms::new(&["EXAMPLE.ORG".into()]),
+            }));
+    // As [auth.kerberos] would have it (without a keytab to read).
+    s.gateway
+        .settings
+        .challenges
+        .insert(0, http::HeaderValue::from_static("Negotiate"));
+    let send = |token: &str, body: &str| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(token);
+        let request = Request::builder()
+            .method(if body.is_empty() {
+                Method::GET
+            } else {
+                Method::POST
+            })
+            .uri(format!("{BASE}/batches"))
+            .header("authorization", format!("Negotiate {encoded}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let conn = ConnInfo::new(
+            "192.0.2.10:50000".parse().unwrap(),
+            "192.0.2.1:8443".parse().unwrap(),
+        );
+        let gateway = &s.gateway;
+        async move { gateway.handle(request, &conn).await }
+    };
+
+    // carol: her directory groups make her an administrator, who may run as bob.
+    s.livy.answer(201, json!({"id": 1}));
+    let r = send("carol@EXAMPLE.ORG", r#"{"file":"a.jar","proxyUser":"bob"}"#).await;
+    assert_eq!(r.status(), 201);
+    let headers = r.headers();
+    assert_eq!(headers["www-authenticate"], "Negotiate cHJvb2Y=");
+    assert!(headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .starts_with("JSESSIONID="));
+    assert_eq!(s.livy.seen()[0].body["proxyUser"], "bob");
+    // erin: no directory entry to speak of, so no groups, and not an administrator.
+    let r = send("erin@EXAMPLE.ORG", r#"{"file":"a.jar","proxyUser":"bob"}"#).await;
+    assert_eq!(r.status(), 403);
+    s.livy
+        .answer(200, json!({"from": 0, "total": 0, "sessions": []}));
+    assert_eq!(send("erin@EXAMPLE.ORG", "").await.status(), 200);
+    let asserted = params(&s.livy.seen().last().unwrap().target);
+    assert!(
+        asserted.contains(&("doAs".into(), "erin".into())),
+        "{asserted:?}"
+    );
+    // Gone from the directory, another realm, an instance, a refused token.
+    assert_eq!(send("gone@EXAMPLE.ORG", "").await.status(), 403);
+    for refused in ["mallory@OTHER.ORG", "carol/admin@EXAMPLE.ORG", "bad"] {
+        let r = send(refused, "").await;
+        assert_eq!(r.status(), 401, "{refused}");
+        let offered: Vec<_> = r.headers().get_all("www-authenticate").iter().collect();
+        assert_eq!(offered.len(), 2, "Negotiate and Basic offered: {offered:?}");
+    }
+    assert_eq!(s.livy.seen().len(), 2, "nothing refused reached Livy");
+}

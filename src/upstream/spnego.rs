@@ -12,7 +12,7 @@
 //! token. A cookie is given up a minute before the expiry it names.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -21,16 +21,12 @@ use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use libgssapi::context::ClientCtx;
 use libgssapi::credential::Cred;
-use tokio::sync::Semaphore;
 
 use super::auth::{Pending, UpstreamAuth, Verdict};
 use super::peers::Peer;
 use crate::config::LivyKerberosConfig;
 use crate::error::{RequestError, StartupError};
 use crate::kerberos;
-
-/// GSSAPI calls running at once (each may wait on the KDC).
-const BLOCKING_CALLS: usize = 4;
 
 /// A cookie is given up this long before the expiry it names.
 const COOKIE_MARGIN: Duration = Duration::from_secs(60);
@@ -62,7 +58,7 @@ pub struct Spnego {
     service: String,
     /// Cookies by Livy server (`host:port`).
     cookies: Mutex<HashMap<String, Held>>,
-    calls: Arc<Semaphore>,
+    calls: kerberos::Calls,
 }
 
 impl Spnego {
@@ -83,7 +79,7 @@ impl Spnego {
             cred: Mutex::new(None),
             service: config.service.clone(),
             cookies: Mutex::new(HashMap::new()),
-            calls: Arc::new(Semaphore::new(BLOCKING_CALLS)),
+            calls: kerberos::Calls::default(),
         })
     }
 
@@ -96,7 +92,8 @@ impl Spnego {
         let ccache = self.ccache.clone();
         let (service, host) = (self.service.clone(), peer.host_name().to_owned());
         let made = self
-            .blocking(move || {
+            .calls
+            .run(move || {
                 // Held and good for a while yet, or acquired (again) from the keytab.
                 let cred = match held.filter(kerberos::fresh) {
                     Some(cred) => cred,
@@ -115,25 +112,6 @@ impl Spnego {
                 Err(RequestError::UpstreamAuth)
             }
         }
-    }
-
-    /// Runs a GSSAPI call on the blocking pool, at most [`BLOCKING_CALLS`] at once.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        call: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, RequestError> {
-        let permit = self
-            .calls
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| RequestError::Internal)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            call()
-        })
-        .await
-        .map_err(|_| RequestError::Internal)
     }
 
     fn cookie(&self, peer: &Peer) -> Option<HeaderValue> {
@@ -285,7 +263,8 @@ impl UpstreamAuth for Spnego {
                     return Err(RequestError::UpstreamAuth);
                 };
                 let checked = self
-                    .blocking(move || kerberos::finish(&mut ctx, &token))
+                    .calls
+                    .run(move || kerberos::finish(&mut ctx, &token))
                     .await?;
                 if let Err(error) = checked {
                     tracing::error!(upstream = %peer.authority, %error, "Livy's mutual-authentication token does not check out");

@@ -5,7 +5,6 @@ helpers to read the gateway's JSON access log."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,31 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from processes import free_port, stop, wait_for_port
+
 GATEWAY = os.environ.get("LIVY_GATEWAY_BIN", "target/debug/livy-gateway")
 SIM = os.environ.get("LIVY_SIM_BIN", "target/debug/livy-sim")
+STAND_IN = Path(__file__).resolve().parent.parent / "fixtures" / "kerberos" / "hadoop_auth_livy.py"
 
 # One user per client (so the access log tells which client reused its cookie),
 # plus bob, who must never see anyone else's work.
 USERS = ["carl", "paula", "sam", "ava", "bob"]
 PASSWORD = "client-suite-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, what: str) -> None:
-    for _ in range(400):
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited early with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.025)
-    raise RuntimeError(f"{what} did not listen on {port}")
 
 
 @dataclass
@@ -92,18 +76,27 @@ def start_sim(sim_args):
     return sim_port, sim
 
 
-def start_stack(base: Path, name: str, sim_args, livy_extra: str = "", auth_extra: str = "") -> Gateway:
+def start_stack(
+    base: Path, name: str, sim_args, livy_extra: str = "", auth_extra: str = "", env=None
+) -> Gateway:
     """livy-sim plus a gateway in front of it, under base/name."""
     sim_port, sim = start_sim(sim_args)
-    gw = start_gateway(base, name, sim_port, livy_extra, auth_extra)
+    gw = start_gateway(base, name, sim_port, livy_extra, auth_extra, env=env)
     gw.procs.append(sim)
     return gw
 
 
 def start_gateway(
-    base: Path, name: str, sim_port: int, livy_extra: str = "", auth_extra: str = "", extra: str = ""
+    base: Path,
+    name: str,
+    sim_port: int,
+    livy_extra: str = "",
+    auth_extra: str = "",
+    extra: str = "",
+    env=None,
 ) -> Gateway:
-    """A gateway in front of the livy-sim on `sim_port`, under base/name."""
+    """A gateway in front of the livy-sim on `sim_port`, under base/name (with
+    `env` as its environment, if given)."""
     root = base / name
     root.mkdir()
     gw_port = free_port()
@@ -132,6 +125,7 @@ listen = "127.0.0.1:0"
     )
     gw = subprocess.Popen(
         [GATEWAY, "serve", "--config", str(root / "gateway.toml")],
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(log_path, "w"),
     )
@@ -160,12 +154,7 @@ def workdir():
 
 def _stop(gw: Gateway):
     for p in gw.procs:
-        p.terminate()
-    for p in gw.procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        stop(p)
 
 
 @pytest.fixture(scope="session")
@@ -199,6 +188,51 @@ def ldap_gateway(workdir):
     slapd.stop()
 
 
+@dataclass
+class KerberosStack:
+    """A gateway with Kerberos on both sides, and what the tests look at."""
+
+    gateway: Gateway
+    kdc: object
+    ccache: Path
+    livy_log: Path
+
+
+@pytest.fixture(scope="session")
+def kerberos_gateway(workdir):
+    """Kerberos on both sides, against a real MIT KDC: the gateway takes users'
+    tickets (SPNEGO, its HTTP/localhost key) beside passwords, and reaches a
+    Kerberized Livy (tests/fixtures/kerberos/hadoop_auth_livy.py, Hadoop's
+    AuthenticationFilter's behaviour on Debian's python3-gssapi, key
+    HTTP/127.0.0.1) in front of a Livy 0.7 simulator, as livy-gateway/localhost
+    acting for users through doAs. kate exists only in the realm, with a ticket in
+    her credential cache."""
+    from kdc import REALM, Kdc
+
+    kdc = Kdc(workdir / "kdc")
+    users_key = kdc.service("HTTP/localhost")
+    livy_key = kdc.service("HTTP/127.0.0.1")
+    gateway_key = kdc.service("livy-gateway/localhost")
+    ccache = kdc.user("kate", PASSWORD)
+    sim_port, sim = start_sim(["--livy-version", "0.7", "--speed", "50"])
+    front_port = free_port()
+    livy_log = workdir / "kdc" / "livy-front.log"
+    front = subprocess.Popen(
+        ["/usr/bin/python3", str(STAND_IN), str(front_port), f"http://127.0.0.1:{sim_port}", str(livy_log)],
+        env=dict(kdc.env(), KRB5_KTNAME=str(livy_key)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(front_port, front, "the Kerberized Livy")
+    users = f'[auth.kerberos]\nkeytab = "{users_key}"\nrealms = ["{REALM}"]\n'
+    livy = f'[livy.kerberos]\nkeytab = "{gateway_key}"\nprincipal = "livy-gateway/localhost@{REALM}"\n'
+    gw = start_gateway(workdir, "kerberos", front_port, livy, users, env=kdc.env())
+    gw.procs += [front, sim]
+    yield KerberosStack(gw, kdc, ccache, livy_log)
+    _stop(gw)
+    kdc.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_gateways(workdir):
     """Two gateways sharing their state through a real redis-server, in front of
@@ -213,8 +247,7 @@ def redis_gateways(workdir):
     yield gateways
     for gw in gateways:
         _stop(gw)
-    sim.terminate()
-    sim.wait(timeout=10)
+    stop(sim)
     redis.stop()
 
 

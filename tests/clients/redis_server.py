@@ -2,16 +2,11 @@
 directory, an append-only file, stopped when done (as tests/common/redis.rs
 does for the Rust tests)."""
 
-import socket
 import subprocess
 import time
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from processes import free_port, stop
 
 
 class RedisServer:
@@ -19,7 +14,7 @@ class RedisServer:
 
     def __init__(self, root: Path):
         root.mkdir(parents=True)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         conf = root / "redis.conf"
         conf.write_text(
@@ -39,8 +34,4 @@ class RedisServer:
         raise RuntimeError("redis-server did not answer")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc)

@@ -2,13 +2,21 @@
 # End-to-end suite with real clients (curl, pylivy, sparkmagic, Airflow's LivyHook)
 # against the gateway in front of livy-sim. Installs what it needs: Debian's curl
 # and Kerberos headers (sparkmagic depends on requests-kerberos, whose gssapi
-# module compiles against them), and two virtualenvs with pinned client versions
-# under .venv/ (rebuilt when a requirements file changes).
+# module compiles against them; the gateway's `kerberos` feature too, with clang
+# for its bindings), an MIT KDC, kinit and Debian's python3-gssapi (the Kerberized
+# Livy stand-in) for the Kerberos tests, and two
+# virtualenvs with pinned client versions under .venv/ (rebuilt when a
+# requirements file changes).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 
-bash scripts/ensure-packages.sh curl:curl krb5-config:libkrb5-dev gcc:gcc
+bash scripts/ensure-packages.sh curl:curl krb5-config:libkrb5-dev gcc:gcc clang:clang \
+  pkg-config:pkg-config krb5kdc:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user
+dpkg -s libclang-dev >/dev/null 2>&1 || bash scripts/ensure-packages.sh no-such-command:libclang-dev
+# Debian's python3 with its GSSAPI module, for the Kerberized Livy stand-in.
+/usr/bin/python3 -c 'import gssapi' 2>/dev/null \
+  || bash scripts/ensure-packages.sh no-such-command:python3-gssapi
 
 python=${PYTHON:-python3}
 venv() { # venv DIR REQUIREMENTS
@@ -26,7 +34,7 @@ venv() { # venv DIR REQUIREMENTS
 venv "$root/.venv/clients" tests/clients/requirements.txt
 venv "$root/.venv/airflow" tests/clients/requirements-airflow.txt
 
-cargo build --locked --bins
+cargo build --locked --bins --features kerberos
 export LIVY_GATEWAY_BIN="$root/target/debug/livy-gateway"
 export LIVY_SIM_BIN="$root/target/debug/livy-sim"
 

@@ -2,18 +2,12 @@
 seed as the Rust tests (tests/fixtures/ldap/): free loopback port, scratch
 directory, seeded through ldapadd, stopped when done."""
 
-import socket
 import subprocess
-import time
 from pathlib import Path
 
+from processes import free_port, stop, wait_for_port
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ldap"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Slapd:
@@ -25,7 +19,7 @@ class Slapd:
         conf = (FIXTURES / "slapd.conf").read_text()
         conf = conf.replace("@DIR@", str(root)).replace("@CERTS@", str(certs))
         (root / "slapd.conf").write_text(conf)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
         self.password_file = root / "ldap-bind.password"
         self.password_file.write_text("gateway-pw\n")
@@ -34,14 +28,7 @@ class Slapd:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(400):
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.025)
-        else:
-            raise RuntimeError("slapd did not listen")
+        wait_for_port(self.port, self.proc, "slapd")
         subprocess.run(
             ["ldapadd", "-x", "-H", self.url, "-D", "cn=admin,dc=example,dc=org",
              "-w", "admin-secret", "-f", str(FIXTURES / "seed.ldif")],
@@ -62,8 +49,4 @@ group_filter = "(&(objectClass=groupOfNames)(member={{dn}}))"
 """
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc)

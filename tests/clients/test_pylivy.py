@@ -9,12 +9,13 @@ from conftest import PASSWORD
 AUTH = ("paula", PASSWORD)
 
 
-def batch_flow(gw, session=None):
+def batch_flow(gw, session=None, auth=AUTH):
+    """SparkPi as a batch, waited for, its log paged, killed; its id."""
     batch = LivyBatch.create(
         gw.url,
         file="local:/opt/spark/examples/jars/spark-examples.jar",
         class_name="org.apache.spark.examples.SparkPi",
-        auth=AUTH,
+        auth=auth,
         verify=gw.ca,
         requests_session=session,
     )

@@ -1,11 +1,13 @@
 //! A real MIT KDC for the Kerberos tests, run as an administrator would run one
 //! for a throwaway realm: `krb5.conf` and `kdc.conf` generated in a scratch
 //! directory, the database made with `kdb5_util`, principals and keytabs with
-//! `kadmin.local`, `krb5kdc -n` on a free loopback port (UDP and TCP). Processes
-//! that should use it get `KRB5_CONFIG` (and `KRB5_KDC_PROFILE`) pointing at the
-//! generated files; the test process never changes its own environment. It can be
-//! stopped and started again, and is stopped when dropped. scripts/test.sh
-//! installs Debian's `krb5-kdc`, `krb5-admin-server` and `krb5-user`.
+//! `kadmin.local`, `krb5kdc -n` on a free loopback port (UDP and TCP). Clocks may
+//! differ by 5 s (MIT's `clockskew`, 300 s by default), so expired tickets show in
+//! seconds. Processes that should use it get `KRB5_CONFIG` (and
+//! `KRB5_KDC_PROFILE`) pointing at the generated files; the test process never
+//! changes its own environment. It can be stopped and started again, and is
+//! stopped when dropped. scripts/test.sh installs Debian's `krb5-kdc`,
+//! `krb5-admin-server` and `krb5-user`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -44,7 +46,7 @@ impl Kdc {
             format!(
                 "[libdefaults]\n  default_realm = {REALM}\n  dns_lookup_kdc = false\n  \
                  dns_lookup_realm = false\n  rdns = false\n  dns_canonicalize_hostname = false\n  \
-                 ticket_lifetime = {life}\n  udp_preference_limit = 1\n\
+                 ticket_lifetime = {life}\n  udp_preference_limit = 1\n  clockskew = 5\n\
                  [realms]\n  {REALM} = {{\n    kdc = 127.0.0.1:{port}\n  }}\n\
                  [domain_realm]\n  localhost = {REALM}\n"
             ),
@@ -76,11 +78,13 @@ impl Kdc {
         kdc
     }
 
-    /// The environment a process using this realm needs.
+    /// The environment a process using this realm needs (an acceptor's replay
+    /// cache in the realm's directory, not the machine's `/var/tmp`).
     pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
         vec![
             ("KRB5_CONFIG", self.dir.path().join("krb5.conf")),
             ("KRB5_KDC_PROFILE", self.dir.path().join("kdc.conf")),
+            ("KRB5RCACHEDIR", self.dir.path().to_path_buf()),
         ]
     }
 
@@ -104,10 +108,22 @@ impl Kdc {
 
     /// `kinit` as `principal` into the credential cache `ccache`.
     pub async fn kinit(&self, principal: &str, password: &str, ccache: &Path) {
+        self.kinit_with(principal, password, ccache, &[]).await;
+    }
+
+    /// [`Kdc::kinit`] with more options (`["-l", "12s"]`: a short-lived ticket).
+    pub async fn kinit_with(
+        &self,
+        principal: &str,
+        password: &str,
+        ccache: &Path,
+        options: &[&str],
+    ) {
         let mut command = Command::new("kinit");
         command
             .envs(self.env())
             .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+            .args(options)
             .arg(principal)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
