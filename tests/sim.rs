@@ -432,3 +432,168 @@ async fn serves_over_a_real_socket() {
     stop.send(()).unwrap();
     server.await.unwrap();
 }
+
+/// Create bodies are read as Livy's Jackson reads them (see src/sim/requests.rs).
+#[tokio::test(start_paused = true)]
+async fn create_bodies_get_jacksons_coercions() {
+    let s = sim(LivyVersion::V08);
+    // Scalars where strings go are taken as their text, conf values included.
+    let r = post(
+        &s,
+        "/sessions",
+        r#"{"kind":"pyspark","driverMemory":4,"numExecutors":2,
+            "conf":{"spark.dynamicAllocation.minExecutors":6,"spark.dynamicAllocation.enabled":true}}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let v = r.json();
+    assert_eq!(v["driverMemory"], "4");
+    assert_eq!(
+        v["conf"],
+        json!({"spark.dynamicAllocation.minExecutors":"6","spark.dynamicAllocation.enabled":"true"})
+    );
+    let r = post(
+        &s,
+        "/batches",
+        r#"{"file":"a.jar","args":[1,true],"conf":{"x":1.5}}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    // A primitive Int takes a numeric string; lists and maps want their shapes.
+    let r = post(&s, "/sessions", r#"{"heartbeatTimeoutInSecond":"60"}"#).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    for (uri, body) in [
+        ("/batches", r#"{"file":"a.jar","jars":"one.jar"}"#),
+        ("/batches", r#"{"file":"a.jar","conf":["x"]}"#),
+        ("/batches", r#"{"file":["a.jar"]}"#),
+        ("/sessions", r#"{"conf":{"x":{"nested":1}}}"#),
+    ] {
+        assert_eq!(
+            post(&s, uri, body).await.status,
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
+    }
+    // The erased Option[Int]s: anything but an int fails when Livy unboxes it.
+    for body in [
+        r#"{"file":"a.jar","numExecutors":"10"}"#,
+        r#"{"file":"a.jar","executorCores":1.5}"#,
+        r#"{"file":"a.jar","driverCores":true}"#,
+    ] {
+        let r = post(&s, "/batches", body).await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        let text = r.json();
+        assert!(
+            text.as_str()
+                .unwrap()
+                .starts_with("java.lang.ClassCastException: "),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        post(&s, "/sessions", r#"{"numExecutors":"10"}"#)
+            .await
+            .status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+}
+
+/// `//sessions` reaches none of Livy's servlets but its catch-all: 404.
+#[tokio::test]
+async fn doubled_slashes_are_not_livy_routes() {
+    let s = sim(LivyVersion::V07);
+    for uri in ["//sessions", "//batches", "/sessions//0", "//version"] {
+        let r = get(&s, uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(r.content_type.unwrap().starts_with("text/html"));
+    }
+    assert_eq!(get(&s, "/sessions").await.status, StatusCode::OK);
+}
+
+/// Statements answer as each of Livy's interpreters does: `application/json`
+/// tables for SQL (a session of kind sql, or a statement's own kind), the Scala
+/// REPL's `res0: Int = …`, Python's exceptions.
+#[tokio::test(start_paused = true)]
+async fn statements_answer_as_livys_interpreters_do() {
+    let s = sim(LivyVersion::V07);
+    assert_eq!(
+        post(&s, "/sessions", r#"{"kind":"sql"}"#).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(&s, "/sessions", r#"{"kind":"spark"}"#).await.status,
+        StatusCode::CREATED
+    );
+    tokio::time::advance(Duration::from_secs(3)).await;
+    post(&s, "/sessions/0/statements", r#"{"code":"select 1 as id"}"#).await;
+    post(&s, "/sessions/1/statements", r#"{"code":"1 + 1"}"#).await;
+    post(
+        &s,
+        "/sessions/1/statements",
+        r#"{"code":"select 'a' as s","kind":"sql"}"#,
+    )
+    .await;
+    post(
+        &s,
+        "/sessions/1/statements",
+        r#"{"code":"raise ValueError('no')","kind":"pyspark"}"#,
+    )
+    .await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let output = |uri: &'static str| {
+        let s = &s;
+        async move { get(s, uri).await.json()["output"].clone() }
+    };
+    assert_eq!(
+        output("/sessions/0/statements/0").await,
+        json!({"status":"ok","execution_count":0,"data":{"application/json":{
+            "schema":{"type":"struct","fields":[{"name":"id","type":"integer","nullable":false,"metadata":{}}]},
+            "data":[[1]]}}})
+    );
+    assert_eq!(
+        output("/sessions/1/statements/0").await["data"]["text/plain"],
+        "res0: Int = 2\n"
+    );
+    assert_eq!(
+        output("/sessions/1/statements/1").await["data"]["application/json"]["data"],
+        json!([["a"]])
+    );
+    let error = output("/sessions/1/statements/2").await;
+    assert_eq!(error["ename"], "ValueError");
+    assert_eq!(error["evalue"], "no");
+    assert_eq!(error["traceback"][1], "ValueError: no\n");
+    assert_eq!(
+        post(
+            &s,
+            "/sessions/1/statements",
+            r#"{"code":"1","kind":"cobol"}"#
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+/// A running batch links to its driver's log on the NodeManager (0.7+; 0.5 as
+/// the seed document shows it, none).
+#[tokio::test(start_paused = true)]
+async fn running_batches_link_to_their_driver_logs() {
+    for (version, expect_link) in [(LivyVersion::V07, true), (LivyVersion::V05, false)] {
+        let s = sim(version);
+        post(&s, "/batches?doAs=alice", r#"{"file":"a.jar"}"#).await;
+        let starting = get(&s, "/batches/0").await.json();
+        assert_eq!(starting["appInfo"]["driverLogUrl"], Value::Null);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let running = get(&s, "/batches/0").await.json();
+        let link = &running["appInfo"]["driverLogUrl"];
+        assert_eq!(link.is_string(), expect_link, "{version:?}: {running}");
+        if expect_link {
+            let link = link.as_str().unwrap();
+            assert!(link.starts_with("http://livy-sim-nm1:8042/node/containerlogs/container_e01_1491850285904_0000_01_000001/alice"), "{link}");
+        }
+        assert!(running["appInfo"]["sparkUiUrl"]
+            .as_str()
+            .unwrap()
+            .contains("/proxy/application_"));
+    }
+}

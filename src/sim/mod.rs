@@ -7,6 +7,7 @@
 //! Scalatra's method override, and the CSRF check (`--csrf`). State transitions are
 //! derived from elapsed time ([`model`]); `--speed` makes them faster.
 
+pub mod interpreters;
 pub mod logs;
 pub mod model;
 mod requests;
@@ -106,6 +107,11 @@ impl Simulator {
     {
         let query = parse_query(request.uri().query());
         let method = effective_method(&request, &query);
+        if request.uri().path().contains("//") {
+            // Jetty maps `//sessions` to none of Livy's servlets but the catch-all
+            // (`/*`, which only redirects `/`): Scalatra's "not found".
+            return not_a_route(&method, request.uri().path());
+        }
         let segments: Vec<String> = request
             .uri()
             .path()
@@ -262,7 +268,8 @@ impl Simulator {
                 let key = self.find_session(&state, id)?;
                 let now = Instant::now();
                 let session = state.sessions.get_mut(&key).expect("found");
-                let statement = session.add_statement(code, now, &self.timings);
+                let kind = request.kind.as_deref().map(normalize_kind).transpose()?;
+                let statement = session.add_statement(code, kind, now, &self.timings);
                 Ok(created(
                     format!("/sessions/{key}/statements/{}", statement.id),
                     statement.view(now, self.epoch),
@@ -410,6 +417,13 @@ impl Simulator {
 
     fn create_batch(&self, call: &Call) -> Result<Response<Body>, LivyError> {
         let request: BatchRequest = parse_json(&call.body)?;
+        if let Some(answer) = erased_int_failure([
+            &request.driver_cores,
+            &request.executor_cores,
+            &request.num_executors,
+        ]) {
+            return Ok(answer);
+        }
         if request.file.as_deref().is_none_or(str::is_empty) {
             return Err(fail(
                 StatusCode::BAD_REQUEST,
@@ -444,20 +458,15 @@ impl Simulator {
     fn create_session(&self, call: &Call) -> Result<Response<Body>, LivyError> {
         let raw: Map<String, Value> = parse_json(&call.body)?;
         let request: SessionRequest = parse_json(&call.body)?;
-        let kind = match request.kind.as_deref().unwrap_or("shared") {
-            "spark" | "scala" => "spark",
-            "pyspark" | "python" => "pyspark",
-            "sparkr" | "r" => "sparkr",
-            "sql" => "sql",
-            "shared" => "shared",
-            other => {
-                return Err(fail(
-                    StatusCode::BAD_REQUEST,
-                    &format!("Rejected, Reason: Invalid kind: {other}"),
-                ))
-            }
-        };
-        let resources: Map<String, Value> = raw
+        if let Some(answer) = erased_int_failure([
+            &request.driver_cores,
+            &request.executor_cores,
+            &request.num_executors,
+        ]) {
+            return Ok(answer);
+        }
+        let kind = normalize_kind(request.kind.as_deref().unwrap_or("shared"))?;
+        let mut resources: Map<String, Value> = raw
             .into_iter()
             .filter(|(k, _)| {
                 matches!(
@@ -478,6 +487,24 @@ impl Simulator {
                 )
             })
             .collect();
+        // Echoed as Livy holds them: coerced to strings where it reads strings.
+        for (key, value) in [
+            (
+                "driverMemory",
+                request.driver_memory.as_ref().map(|v| json!(v)),
+            ),
+            (
+                "executorMemory",
+                request.executor_memory.as_ref().map(|v| json!(v)),
+            ),
+            ("queue", request.queue.as_ref().map(|v| json!(v))),
+            ("ttl", request.ttl.as_ref().map(|v| json!(v))),
+            ("conf", request.conf.as_ref().map(|v| json!(v))),
+        ] {
+            if let Some(value) = value {
+                resources.insert(key.into(), value);
+            }
+        }
         let proxy_user = self.proxy_user(call, request.proxy_user);
         let mut state = self.state.lock().expect("sim lock");
         let taken = state.sessions.values().any(|s| s.name == request.name);
@@ -494,6 +521,7 @@ impl Simulator {
             created: now,
             resources,
             statements: Vec::new(),
+            interpreters: Default::default(),
         };
         let view = session.view(now, &self.timings, self.config.version);
         state.sessions.insert(id, session);
@@ -551,6 +579,37 @@ impl Simulator {
         let key = self.find_session(&state, id)?;
         f(&state.sessions[&key], Instant::now(), self)
     }
+}
+
+/// Scalatra's answer for a path no route of the servlet matches.
+fn not_a_route(method: &Method, path: &str) -> Response<Body> {
+    let page = format!(
+        "Requesting \"{method} {path}\" on servlet \"\" but only have: <ul><li>GET /</li></ul>"
+    );
+    let mut response = Response::new(body::full(page));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html;charset=utf-8"),
+    );
+    response
+}
+
+/// A session or statement kind by Livy's name for it (`scala` is `spark`).
+fn normalize_kind(kind: &str) -> Result<&'static str, LivyError> {
+    Ok(match kind {
+        "spark" | "scala" => "spark",
+        "pyspark" | "python" => "pyspark",
+        "sparkr" | "r" => "sparkr",
+        "sql" => "sql",
+        "shared" => "shared",
+        other => {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                &format!("Rejected, Reason: Invalid kind: {other}"),
+            ))
+        }
+    })
 }
 
 /// Serves the simulator on `listener` (plain HTTP/1.1 and h2c) until `shutdown`.

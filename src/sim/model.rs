@@ -3,14 +3,16 @@
 //!
 //! States are derived from the time elapsed since creation (scaled by the configured
 //! speed), so nothing runs in the background and tests can move time with
-//! `tokio::time::advance`. Conventions for making things fail (documented in the
-//! docs/operations.md): a batch whose `args` contain `"fail"` ends `dead`; a statement whose code
-//! contains `raise` or divides by zero produces an error output.
+//! `tokio::time::advance`. Conventions for making things fail (documented in
+//! docs/operations.md): a batch whose `args` contain `"fail"` ends `dead`; what a
+//! statement prints, errors included, is [`super::interpreters`]'s.
 
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
+
+use super::interpreters::{Interpreters, Outcome};
 
 /// Which Livy release's views to imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -120,15 +122,30 @@ impl Batch {
         }
         v.insert("state".into(), json!(state));
         v.insert("appId".into(), json!(app_id));
-        v.insert("appInfo".into(), app_info(app_id.as_deref()));
+        v.insert(
+            "appInfo".into(),
+            app_info(app_id.as_deref(), self.proxy_user.as_deref(), version),
+        );
         v.insert("log".into(), json!(last));
         Value::Object(v)
     }
 }
 
-fn app_info(app_id: Option<&str>) -> Value {
+/// YARN's links for a running application, as Livy reports them: the
+/// ResourceManager's proxy for the Spark UI, and (0.7 and later; the seed
+/// document's 0.5 shows none) the NodeManager's log page of the driver's
+/// container, as the application's user.
+fn app_info(app_id: Option<&str>, user: Option<&str>, version: LivyVersion) -> Value {
+    let container = |a: &str| {
+        let id = a.trim_start_matches("application_");
+        format!("container_e01_{id}_01_000001")
+    };
     json!({
-        "driverLogUrl": null,
+        "driverLogUrl": app_id.filter(|_| version >= LivyVersion::V07).map(|a| format!(
+            "http://livy-sim-nm1:8042/node/containerlogs/{}/{}",
+            container(a),
+            user.unwrap_or("livy")
+        )),
         "sparkUiUrl": app_id.map(|a| format!("http://livy-sim-rm:8088/proxy/{a}/")),
     })
 }
@@ -144,6 +161,8 @@ pub struct Session {
     /// Resource settings from the create request, echoed by 0.8 views.
     pub resources: Map<String, Value>,
     pub statements: Vec<Statement>,
+    /// What the session's interpreters remember between statements.
+    pub interpreters: Interpreters,
 }
 
 impl Session {
@@ -192,7 +211,10 @@ impl Session {
         v.insert("proxyUser".into(), json!(self.proxy_user));
         v.insert("state".into(), json!(self.state(now, t)));
         v.insert("kind".into(), json!(self.kind));
-        v.insert("appInfo".into(), app_info(app_id.as_deref()));
+        v.insert(
+            "appInfo".into(),
+            app_info(app_id.as_deref(), self.proxy_user.as_deref(), version),
+        );
         v.insert("log".into(), json!(self.log_lines(now, t)));
         if version >= LivyVersion::V08 {
             for (key, value) in &self.resources {
@@ -202,8 +224,19 @@ impl Session {
         Value::Object(v)
     }
 
-    /// Queues a statement behind the session's start-up and earlier statements.
-    pub fn add_statement(&mut self, code: String, now: Instant, t: &Timings) -> &Statement {
+    /// Queues a statement behind the session's start-up and earlier statements,
+    /// run by the interpreter of `kind` (the statement's own, else the
+    /// session's; a shared session's default is pyspark). What it prints is
+    /// decided now, as a REPL would number its results in order.
+    pub fn add_statement(
+        &mut self,
+        code: String,
+        kind: Option<&str>,
+        now: Instant,
+        t: &Timings,
+    ) -> &Statement {
+        let kind = kind.unwrap_or(&self.kind);
+        let outcome = self.interpreters.run(kind, &code);
         let id = self.statements.len() as u64;
         let busy_until = self
             .statements
@@ -220,6 +253,7 @@ impl Session {
             starts_at,
             completed_at: starts_at + t.statement_running,
             cancelled: false,
+            outcome,
         });
         self.statements.last().expect("just pushed")
     }
@@ -233,6 +267,7 @@ pub struct Statement {
     pub starts_at: Instant,
     pub completed_at: Instant,
     pub cancelled: bool,
+    pub outcome: Outcome,
 }
 
 impl Statement {
@@ -251,20 +286,7 @@ impl Statement {
     pub fn view(&self, now: Instant, epoch: (Instant, u64)) -> Value {
         let state = self.state(now);
         let millis = |at: Instant| epoch.1 + at.duration_since(epoch.0).as_millis() as u64;
-        let output = (state == "available").then(|| match evaluate(&self.code) {
-            Ok(text) => json!({
-                "status": "ok",
-                "execution_count": self.id,
-                "data": { "text/plain": text },
-            }),
-            Err((ename, evalue)) => json!({
-                "status": "error",
-                "execution_count": self.id,
-                "ename": ename,
-                "evalue": evalue,
-                "traceback": [format!("{ename}: {evalue}")],
-            }),
-        });
+        let output = (state == "available").then(|| self.outcome.output(self.id));
         json!({
             "id": self.id,
             "code": self.code,
@@ -277,161 +299,9 @@ impl Statement {
     }
 }
 
-/// What a statement "prints": integer arithmetic is evaluated, `print("…")` prints
-/// its literal, `spark`/`sc` name the Spark objects, code containing `raise` fails;
-/// anything else succeeds with empty output.
-pub fn evaluate(code: &str) -> Result<String, (String, String)> {
-    let code = code.trim();
-    if code.contains("raise") {
-        return Err(("Exception".into(), "raised by the statement".into()));
-    }
-    match code {
-        "spark" => return Ok("<pyspark.sql.session.SparkSession object at 0x7f3c2c1b1d30>".into()),
-        "sc" => return Ok("<SparkContext master=yarn appName=livy-session-0>".into()),
-        _ => {}
-    }
-    if let Some(inner) = code
-        .strip_prefix("print(")
-        .and_then(|r| r.strip_suffix(')'))
-    {
-        let inner = inner.trim();
-        for quote in ['"', '\''] {
-            if let Some(text) = inner
-                .strip_prefix(quote)
-                .and_then(|r| r.strip_suffix(quote))
-            {
-                return Ok(text.to_string());
-            }
-        }
-    }
-    match Arith::new(code).parse() {
-        Some(Ok(value)) => Ok(value.to_string()),
-        Some(Err(())) => Err(("ZeroDivisionError".into(), "division by zero".into())),
-        None => Ok(String::new()),
-    }
-}
-
-/// A tiny integer-arithmetic parser: `+ - * /`, parentheses, unary minus.
-struct Arith<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-type ArithResult = Option<Result<i64, ()>>;
-
-impl<'a> Arith<'a> {
-    fn new(s: &'a str) -> Self {
-        Self {
-            s: s.as_bytes(),
-            i: 0,
-        }
-    }
-
-    /// `None` if the text is not arithmetic; `Some(Err)` on division by zero.
-    fn parse(mut self) -> ArithResult {
-        let v = self.expr(0)?;
-        self.ws();
-        (self.i == self.s.len()).then_some(v)
-    }
-
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(|c| c.is_ascii_whitespace()) {
-            self.i += 1;
-        }
-    }
-
-    fn expr(&mut self, depth: usize) -> ArithResult {
-        let mut acc = self.term(depth)?;
-        loop {
-            self.ws();
-            match self.s.get(self.i) {
-                Some(b'+') | Some(b'-') => {
-                    let op = self.s[self.i];
-                    self.i += 1;
-                    let rhs = self.term(depth)?;
-                    acc = match (acc, rhs) {
-                        (Ok(a), Ok(b)) if op == b'+' => Ok(a.checked_add(b)?),
-                        (Ok(a), Ok(b)) => Ok(a.checked_sub(b)?),
-                        _ => Err(()),
-                    };
-                }
-                _ => return Some(acc),
-            }
-        }
-    }
-
-    fn term(&mut self, depth: usize) -> ArithResult {
-        let mut acc = self.atom(depth)?;
-        loop {
-            self.ws();
-            match self.s.get(self.i) {
-                Some(b'*') | Some(b'/') => {
-                    let op = self.s[self.i];
-                    self.i += 1;
-                    let rhs = self.atom(depth)?;
-                    acc = match (acc, rhs) {
-                        (Ok(a), Ok(b)) if op == b'*' => Ok(a.checked_mul(b)?),
-                        (Ok(_), Ok(0)) => Err(()),
-                        (Ok(a), Ok(b)) => Ok(a.checked_div(b)?),
-                        _ => Err(()),
-                    };
-                }
-                _ => return Some(acc),
-            }
-        }
-    }
-
-    fn atom(&mut self, depth: usize) -> ArithResult {
-        if depth > 64 {
-            return None;
-        }
-        self.ws();
-        match self.s.get(self.i)? {
-            b'(' => {
-                self.i += 1;
-                let v = self.expr(depth + 1)?;
-                self.ws();
-                (self.s.get(self.i) == Some(&b')')).then(|| {
-                    self.i += 1;
-                    v
-                })
-            }
-            b'-' => {
-                self.i += 1;
-                Some(self.atom(depth + 1)?.map(|v| -v))
-            }
-            c if c.is_ascii_digit() => {
-                let start = self.i;
-                while self.s.get(self.i).is_some_and(u8::is_ascii_digit) {
-                    self.i += 1;
-                }
-                let text = std::str::from_utf8(&self.s[start..self.i]).ok()?;
-                Some(Ok(text.parse().ok()?))
-            }
-            _ => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statements_evaluate_by_convention() {
-        assert_eq!(evaluate("1+1"), Ok("2".into()));
-        assert_eq!(evaluate(" (2 + 3) * -4 "), Ok("-20".into()));
-        assert_eq!(evaluate("7/2"), Ok("3".into()));
-        assert!(evaluate("1/0").is_err());
-        assert_eq!(evaluate("print('hi')"), Ok("hi".into()));
-        assert!(evaluate("spark").unwrap().contains("SparkSession"));
-        assert_eq!(
-            evaluate("raise ValueError('x')").unwrap_err().0,
-            "Exception"
-        );
-        assert_eq!(evaluate("df = spark.range(10)"), Ok(String::new()));
-        assert_eq!(evaluate(&"(".repeat(500)), Ok(String::new()));
-    }
 
     #[tokio::test(start_paused = true)]
     async fn batch_moves_through_its_states() {
@@ -466,9 +336,10 @@ mod tests {
             created: Instant::now(),
             resources: Map::new(),
             statements: vec![],
+            interpreters: Interpreters::default(),
         };
         assert_eq!(s.state(Instant::now(), &t), "starting");
-        s.add_statement("1+1".into(), Instant::now(), &t);
+        s.add_statement("1+1".into(), None, Instant::now(), &t);
         assert_eq!(s.statements[0].state(Instant::now()), "waiting");
         tokio::time::advance(Duration::from_millis(3500)).await;
         assert_eq!(s.state(Instant::now(), &t), "busy");

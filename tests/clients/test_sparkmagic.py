@@ -101,3 +101,15 @@ def test_sparkmagic_reuses_the_cookie(gateway):
     http.get_sessions()
     with_cookie = lambda entries: any(e["session_cookie"] for e in entries)
     assert with_cookie(gateway.access("sam", until=with_cookie))
+
+
+def test_sql_magic_shows_the_rows_of_its_query(gateway):
+    """%%sql: sparkmagic wraps the query in pyspark code that prints JSON rows,
+    and shows them as a table."""
+    from sparkmagic.livyclientlib.sqlquery import SQLQuery
+
+    _, session, _ = session_flow(gateway)
+    table = SQLQuery("select 1 as a, 'x' as b").execute(session)
+    assert list(table.columns) == ["a", "b"]
+    assert table.values.tolist() == [[1, "x"]]
+    session.delete()
