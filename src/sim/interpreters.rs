@@ -301,8 +301,46 @@ fn printed_rows(query: &str, trailer: &str) -> Outcome {
     }
 }
 
+/// `code` without SQL comments (`/* … */`, `-- …` to the end of the line) outside
+/// quotes, as Spark's parser skips them (dbt starts every query with one).
+fn without_comments(code: &str) -> String {
+    let (mut out, mut chars, mut quote) = (String::new(), code.chars().peekable(), None);
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (None, '/') if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+                out.push(' ');
+                continue;
+            }
+            (None, '-') if chars.peek() == Some(&'-') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                out.push('\n');
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A Spark SQL statement, as Livy's SQL interpreter answers it.
 fn sql(code: &str) -> Outcome {
+    let code = without_comments(code);
     let statement = code.trim().trim_end_matches(';').trim();
     let lower = statement.to_ascii_lowercase();
     let words: Vec<&str> = lower.split_whitespace().collect();

@@ -4,9 +4,9 @@
 # and Kerberos headers (sparkmagic depends on requests-kerberos, whose gssapi
 # module compiles against them; the gateway's `kerberos` feature too, with clang
 # for its bindings), an MIT KDC, kinit and Debian's python3-gssapi (the Kerberized
-# Livy stand-in) for the Kerberos tests, and two
-# virtualenvs with pinned client versions under .venv/ (rebuilt when a
-# requirements file changes).
+# Livy stand-in) for the Kerberos tests, and virtualenvs with pinned client
+# versions under .venv/ (rebuilt when a requirements file changes): the clients,
+# Airflow, and dbt-spark-livy on Python 3.10.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -33,11 +33,25 @@ venv() { # venv DIR REQUIREMENTS
 }
 venv "$root/.venv/clients" tests/clients/requirements.txt
 venv "$root/.venv/airflow" tests/clients/requirements-airflow.txt
+# dbt-spark-livy's dbt-core 1.3 needs Python 3.10: the machine's own, if it has
+# one (on PATH or under pyenv); test_dbt.py says it is skipped otherwise.
+python310=""
+for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python3.10 python3.10; do
+  if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+    python310=$candidate
+    break
+  fi
+done
+if [ -n "$python310" ]; then
+  python=$python310 venv "$root/.venv/dbt" tests/clients/requirements-dbt.txt
+else
+  echo "no Python 3.10 on this machine: the dbt tests will be skipped"
+fi
 
 cargo build --locked --bins --features kerberos
 export LIVY_GATEWAY_BIN="$root/target/debug/livy-gateway"
 export LIVY_SIM_BIN="$root/target/debug/livy-sim"
 
-"$root/.venv/clients/bin/python" -m pytest -q -p no:cacheprovider tests/clients \
+"$root/.venv/clients/bin/python" -m pytest -q -rs -p no:cacheprovider tests/clients \
   --ignore=tests/clients/test_airflow.py
 "$root/.venv/airflow/bin/python" -m pytest -q -p no:cacheprovider tests/clients/test_airflow.py
