@@ -1,6 +1,6 @@
 //! Reaching Livy: the [`Livy`] trait the request pipeline talks to, and
 //! [`Upstream`], its implementation over kept-alive HTTP/1.1 connections ([`pool`],
-//! one pool per Livy server, plain or TLS).
+//! one pool per Livy server, plain or TLS, opened through [`dial`]).
 //!
 //! Every request to Livy, whether forwarded for a client, sent to learn a
 //! resource's owner or to check readiness, is a [`LivyRequest`] and goes out
@@ -12,6 +12,7 @@
 //! goes to the log only.
 
 pub mod auth;
+pub mod dial;
 pub mod peers;
 pub mod pool;
 #[cfg(feature = "kerberos")]

@@ -2,8 +2,9 @@
 //! one of them.
 //!
 //! Connections are HTTP/1.1 (Livy speaks nothing else), plain or over TLS for an
-//! `https://` upstream, opened on demand with a connect timeout (covering the TLS
-//! handshake) and `TCP_NODELAY`, and kept once a response has been read to the
+//! `https://` upstream, opened on demand ([`super::dial`]: each resolved address
+//! with its share) with a connect timeout (covering the TLS handshake) and
+//! `TCP_NODELAY`, and kept once a response has been read to the
 //! end: at most `max_idle` of them, each for at most `idle_timeout` unused. The most
 //! recently used idle connection goes first (the least likely to have been closed by
 //! Livy meanwhile). A request that a kept connection cannot take after all (Livy
@@ -258,7 +259,7 @@ impl Pool {
 
     /// A new connection: TCP, then TLS for an `https://` upstream.
     async fn open(&self) -> std::io::Result<Stream> {
-        let tcp = TcpStream::connect(&self.address).await?;
+        let tcp = super::dial::connect(&self.address, self.connect_timeout).await?;
         tcp.set_nodelay(true)?;
         match &self.tls {
             None => Ok(Stream::Plain(tcp)),
