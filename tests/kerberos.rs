@@ -962,3 +962,33 @@ async fn tickets_held_work_with_the_kdc_down_and_expired_ones_are_refused() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn a_gateway_with_tickets_only_offers_and_takes_nothing_else() {
+    let realm = Realm::start().await;
+    let (section, ccache) = negotiate_setup(&realm, &format!("\"{REALM}\"")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let config = write_gateway_with(
+        dir.path(),
+        &realm,
+        &realm.gateway_keytab,
+        port,
+        admin,
+        &section,
+    );
+    // No password file: `[auth.kerberos]` alone.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("htpasswd = \"users.htpasswd\"\n", "");
+    std::fs::write(&config, text).unwrap();
+    let gw = Gateway::serve(&realm, dir, &config, port);
+    let bare = gw.negotiate(Proto::H2, "").await;
+    assert_eq!(bare.status, 401);
+    let offered: Vec<_> = bare.headers.get_all("www-authenticate").iter().collect();
+    assert_eq!(offered, ["Negotiate"]);
+    let tokens = Tokens::mint(&realm, &ccache, "127.0.0.1", 1);
+    assert_eq!(gw.negotiate(Proto::H1, &tokens.header(0)).await.status, 200);
+    let password = basic("alice", PASSWORD);
+    assert_eq!(gw.negotiate(Proto::H1, &password).await.status, 401);
+}
