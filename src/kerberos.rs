@@ -29,7 +29,7 @@ use libgssapi::oid::{GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE};
 use libgssapi_sys as sys;
 use tokio::sync::Semaphore;
 
-use crate::error::RequestError;
+use crate::error::{RequestError, StartupError};
 
 /// GSSAPI calls running at once, for each user of this module (each call may wait
 /// on the KDC or read a keytab).
@@ -120,6 +120,19 @@ pub fn accept(cred: &Cred, token: &[u8]) -> Result<(String, Option<Vec<u8>>), St
         principal,
         reply.map(|t| t.to_vec()).filter(|t| !t.is_empty()),
     ))
+}
+
+/// Refuses to start with a keytab that cannot be read (`what`: the config key);
+/// its keys are looked at only when first needed.
+pub fn check_keytab(keytab: &Path, what: &'static str) -> Result<(), StartupError> {
+    match std::fs::File::open(keytab) {
+        Ok(_) => Ok(()),
+        Err(source) => Err(StartupError::Io {
+            what,
+            path: keytab.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Whether `cred` is still good for a while (else it is acquired again).

@@ -314,9 +314,6 @@ impl Authenticator {
         credentials: &Credentials,
         ip: IpAddr,
     ) -> Result<(Identity, Verified), RequestError> {
-        let locked_out = |wait: Duration| RequestError::LockedOut {
-            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-        };
         if let Some(wait) = self.lockouts.locked(&credentials.user, ip).await? {
             return Err(locked_out(wait));
         }
@@ -328,26 +325,11 @@ impl Authenticator {
             // an anonymous bind, which many directories let succeed.
             return Err(RequestError::Unauthenticated(AuthFailure::BadCredentials));
         }
-        let reservation = self
-            .lockouts
-            .reserve(&credentials.user, ip)
-            .await?
-            .map_err(locked_out)?;
-        let mut attempt = Attempt {
-            lockouts: &self.lockouts,
-            reservation: Some(reservation),
-        };
         let line = match self.lockouts.is_familiar(&credentials.user, ip).await {
             true => Line::Familiar,
             false => Line::Other,
         };
-        let _slot = self
-            .queue
-            .acquire(line)
-            .await
-            .map_err(|_| RequestError::LoginsBusy {
-                retry_after_secs: 1,
-            })?;
+        let (mut attempt, _slot) = self.begin(&credentials.user, ip, line).await?;
         let started = Instant::now();
         let verdict = self.verifier.verify(credentials).await.map_err(|error| {
             tracing::warn!(%error, "credentials could not be checked");
@@ -387,25 +369,7 @@ impl Authenticator {
         let Some(Tickets { acceptor, realms }) = &self.tickets else {
             return Err(RequestError::Unauthenticated(AuthFailure::Malformed));
         };
-        let key = ticket_key(ip);
-        let reservation =
-            self.lockouts
-                .reserve(&key, ip)
-                .await?
-                .map_err(|wait| RequestError::LockedOut {
-                    retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-                })?;
-        let mut attempt = Attempt {
-            lockouts: &self.lockouts,
-            reservation: Some(reservation),
-        };
-        let slot = self
-            .queue
-            .acquire(Line::Other)
-            .await
-            .map_err(|_| RequestError::LoginsBusy {
-                retry_after_secs: 1,
-            })?;
+        let (mut attempt, slot) = self.begin(&ticket_key(ip), ip, Line::Other).await?;
         let accepted = acceptor.accept(token).await;
         drop(slot);
         let ticket = match accepted {
@@ -449,6 +413,29 @@ impl Authenticator {
         Ok((identity, ticket.reply))
     }
 
+    /// Starts a check for `user` from `ip`: reserved with the lockouts (429 when a
+    /// lockout runs), then a place in `line` of the queue (503 when it is full).
+    async fn begin(
+        &self,
+        user: &str,
+        ip: IpAddr,
+        line: Line,
+    ) -> Result<(Attempt<'_>, queue::Slot), RequestError> {
+        let reservation = self.lockouts.reserve(user, ip).await?.map_err(locked_out)?;
+        let attempt = Attempt {
+            lockouts: &self.lockouts,
+            reservation: Some(reservation),
+        };
+        let slot = self
+            .queue
+            .acquire(line)
+            .await
+            .map_err(|_| RequestError::LoginsBusy {
+                retry_after_secs: 1,
+            })?;
+        Ok((attempt, slot))
+    }
+
     /// Folds a known user's check time into the typical one.
     fn learn(&self, took: Duration) {
         let mut typical = self.typical.lock().expect("typical time lock");
@@ -470,6 +457,13 @@ impl Authenticator {
     /// Every user the verifiers can list (a file's users; a directory lists none).
     pub fn users(&self) -> Option<HashSet<String>> {
         self.verifier.users()
+    }
+}
+
+/// 429 for a lockout that runs `wait` more, in whole seconds rounded up.
+fn locked_out(wait: Duration) -> RequestError {
+    RequestError::LockedOut {
+        retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
     }
 }
 

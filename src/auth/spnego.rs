@@ -30,13 +30,7 @@ impl GssAcceptor {
     /// Checks that the keytab can be read; its keys are looked at when the first
     /// token arrives (or by `/readyz` and the probe).
     pub fn new(config: &AuthKerberosConfig) -> Result<Self, StartupError> {
-        if let Err(source) = std::fs::File::open(&config.keytab) {
-            return Err(StartupError::Io {
-                what: "auth.kerberos keytab",
-                path: config.keytab.clone(),
-                source,
-            });
-        }
+        kerberos::check_keytab(&config.keytab, "auth.kerberos keytab")?;
         Ok(Self {
             keytab: config.keytab.clone(),
             principal: config.principal.clone(),

@@ -44,17 +44,14 @@ impl Gateway {
         ctx.auth_method = session.is_some().then_some("session");
         let presented = header::parse(headers, self.auth.takes_tickets())
             .map_err(RequestError::Unauthenticated)?;
-        // A login as the cookie's own user goes on in that session.
-        let session_user = session.as_ref().map(|s| s.user.clone());
-        let logged_in = presented.is_some();
-        let identity = match presented {
+        let login = match presented {
             Some(Presented::Basic(credentials)) => {
                 let (identity, how) = self.auth.login(&credentials, conn.peer.ip()).await?;
                 ctx.auth_method = Some(match how {
                     Verified::Cached => "cached",
                     Verified::Computed => "password",
                 });
-                identity
+                Some(identity)
             }
             Some(Presented::Negotiate(token)) => {
                 let (identity, reply) = self.auth.login_ticket(token, conn.peer.ip()).await?;
@@ -63,6 +60,16 @@ impl Gateway {
                     let value = format!("Negotiate {}", STANDARD.encode(token));
                     HeaderValue::try_from(value).expect("base64 is a header value")
                 });
+                Some(identity)
+            }
+            None => None,
+        };
+        let identity = match login {
+            Some(identity) => {
+                // A login as the cookie's own user goes on in that session.
+                if session.as_ref().map(|s| &s.user) != Some(&identity.user) {
+                    ctx.login = Some(identity.clone());
+                }
                 identity
             }
             None => session.ok_or(RequestError::Unauthenticated(match ctx.session_cookie {
@@ -71,9 +78,6 @@ impl Gateway {
                 false => AuthFailure::Missing,
             }))?,
         };
-        if logged_in && session_user.as_ref() != Some(&identity.user) {
-            ctx.login = Some(identity.clone());
-        }
         ctx.user = Some(identity.user.clone());
         self.roles.principal(identity)
     }

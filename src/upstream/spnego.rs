@@ -65,13 +65,7 @@ impl Spnego {
     /// Checks that the keytab can be read; no credentials are acquired, nor a
     /// ticket asked for, until the first request (or the probe).
     pub fn new(config: &LivyKerberosConfig) -> Result<Self, StartupError> {
-        if let Err(source) = std::fs::File::open(&config.keytab) {
-            return Err(StartupError::Io {
-                what: "livy.kerberos keytab",
-                path: config.keytab.clone(),
-                source,
-            });
-        }
+        kerberos::check_keytab(&config.keytab, "livy.kerberos keytab")?;
         Ok(Self {
             keytab: config.keytab.clone(),
             principal: config.principal.clone(),

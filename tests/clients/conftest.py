@@ -76,12 +76,10 @@ def start_sim(sim_args):
     return sim_port, sim
 
 
-def start_stack(
-    base: Path, name: str, sim_args, livy_extra: str = "", auth_extra: str = "", env=None
-) -> Gateway:
+def start_stack(base: Path, name: str, sim_args, livy_extra: str = "", auth_extra: str = "") -> Gateway:
     """livy-sim plus a gateway in front of it, under base/name."""
     sim_port, sim = start_sim(sim_args)
-    gw = start_gateway(base, name, sim_port, livy_extra, auth_extra, env=env)
+    gw = start_gateway(base, name, sim_port, livy_extra, auth_extra)
     gw.procs.append(sim)
     return gw
 
