@@ -50,6 +50,15 @@ pub async fn handle(request: Request<Incoming>, runtime: &Runtime) -> Response<B
             let mut reasons = Vec::new();
             let status = |ok: bool| json!(if ok { "ok" } else { "unavailable" });
             checks.insert("livy".into(), status(ready.livy));
+            // Each Livy server, with several: `{"health": "up", "active": true}`.
+            let servers: serde_json::Map<_, _> = ready
+                .servers
+                .iter()
+                .map(|s| {
+                    let state = json!({ "health": s.health.name(), "active": s.active });
+                    (s.upstream.clone(), state)
+                })
+                .collect();
             if !ready.livy {
                 reasons.push("Livy is not answering".to_string());
             }
@@ -61,17 +70,20 @@ pub async fn handle(request: Request<Incoming>, runtime: &Runtime) -> Response<B
                 reasons.push(format!("the state store is unavailable: {error}"));
             }
             checks.insert("state".into(), status(ready.state.is_ok()));
-            if reasons.is_empty() {
-                json_response(
-                    StatusCode::OK,
-                    &json!({ "status": "ready", "checks": checks }),
-                )
-            } else {
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({ "status": "unavailable", "reason": reasons.join("; "), "checks": checks }),
-                )
+            let mut answer = match reasons.is_empty() {
+                true => json!({ "status": "ready", "checks": checks }),
+                false => {
+                    json!({ "status": "unavailable", "reason": reasons.join("; "), "checks": checks })
+                }
+            };
+            if !servers.is_empty() {
+                answer["livy_servers"] = servers.into();
             }
+            let status = match reasons.is_empty() {
+                true => StatusCode::OK,
+                false => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            json_response(status, &answer)
         }
         _ => json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" })),
     }

@@ -70,6 +70,20 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// A configured Livy server's `host:port` (from the configuration, never from
+    /// a request).
+    pub upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamOutcomeLabels {
+    pub upstream: String,
+    /// `answered`, `unreachable`, `failed`, `timeout`, `redirected`.
+    pub outcome: &'static str,
+}
+
 /// Every metric the gateway exports.
 pub struct Metrics {
     registry: Registry,
@@ -106,6 +120,12 @@ pub struct Metrics {
     /// Rate-limit checks decided by this instance's own limiter because the shared
     /// store failed, by kind (`ip`, `user`, `create`).
     pub rate_limit_fallbacks: Family<KindLabels, Counter>,
+    /// 1 while a Livy server answers (its last check or request), else 0.
+    pub upstream_up: Family<UpstreamLabels, Gauge>,
+    /// 1 for the Livy server requests go to.
+    pub upstream_active: Family<UpstreamLabels, Gauge>,
+    /// Attempts at each Livy server, by outcome.
+    pub upstream_attempts: Family<UpstreamOutcomeLabels, Counter>,
     /// Handles into `requests`, by (route, method, status).
     request_series: Series<(&'static str, &'static str, u16), Counter>,
     /// Handles into `request_duration`, by route.
@@ -179,6 +199,9 @@ impl Metrics {
             directory_duration: Family::new_with_constructor(latency_histogram),
             state_errors: Family::default(),
             rate_limit_fallbacks: Family::default(),
+            upstream_up: Family::default(),
+            upstream_active: Family::default(),
+            upstream_attempts: Family::default(),
             request_series: Series::new(),
             duration_series: Series::new(),
             upstream_series: Series::new(),
@@ -260,6 +283,21 @@ impl Metrics {
             "rate_limit_fallbacks",
             "Rate-limit checks decided by this instance alone because the shared store failed, by kind",
             m.rate_limit_fallbacks.clone(),
+        );
+        registry.register(
+            "upstream_up",
+            "Whether each Livy server answers (1) or not (0), from its last health check or request",
+            m.upstream_up.clone(),
+        );
+        registry.register(
+            "upstream_active",
+            "The Livy server requests go to (1)",
+            m.upstream_active.clone(),
+        );
+        registry.register(
+            "upstream_attempts",
+            "Requests sent (or tried) to each Livy server, by outcome",
+            m.upstream_attempts.clone(),
         );
         registry.register(
             "log_lines_dropped",

@@ -36,7 +36,7 @@ pub fn check(config: &Config) -> Result<(), StartupError> {
     crate::tls::server_config(&config.server.tls_cert, &config.server.tls_key)?;
     crate::auth::verifier(&config.auth, &Arc::new(crate::metrics::Metrics::new()))?;
     crate::auth::negotiate::from_config(config.auth.kerberos.as_ref())?;
-    crate::upstream::Upstream::from_config(&config.livy)?;
+    crate::upstream::Upstream::from_config(&config.livy, &crate::metrics::Metrics::new())?;
     if config.state.backend == crate::config::StateBackend::Redis {
         // Reads the password and CA files; connects only when used.
         crate::state::redis::Redis::connect(
@@ -65,7 +65,7 @@ pub async fn probe(config: &Config) -> Result<Vec<String>, StartupError> {
             .map_err(|error| StartupError::Other(format!("probe failed: {error}")))?;
         reports.push(report);
     }
-    let livy = crate::upstream::Upstream::from_config(&config.livy)?;
+    let livy = crate::upstream::Upstream::from_config(&config.livy, &metrics)?;
     match crate::upstream::Livy::probe(&livy).await {
         Ok(Some(report)) => reports.push(report),
         Ok(None) => {}

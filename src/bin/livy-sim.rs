@@ -32,6 +32,13 @@ struct Cli {
     /// Lines in each batch's log (try millions for streaming tests).
     #[arg(long, default_value_t = 32)]
     log_lines: usize,
+    /// Act as a passive server of an HA pair: answer every request 307 to the same
+    /// path on this base URL (the active server).
+    #[arg(long, value_name = "URL")]
+    redirect_to: Option<String>,
+    /// Append a line per creation (`<kind> <name> <proxyUser>`) to this file.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -54,7 +61,15 @@ fn main() -> ExitCode {
         impersonation: !cli.no_impersonation,
         csrf: cli.csrf,
         log_lines: cli.log_lines,
+        redirect_to: cli.redirect_to,
+        journal: cli.journal,
     };
+    if let Some(path) = &config.journal {
+        if let Err(e) = sim::journal::Journal::open(path) {
+            eprintln!("error: --journal {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

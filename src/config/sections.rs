@@ -282,6 +282,11 @@ pub struct LivyConfig {
     #[serde(rename = "pool_idle_timeout_secs", with = "secs")]
     pub pool_idle_timeout: Duration,
     pub pool_max_idle_per_host: usize,
+    /// With several upstreams, each is asked `GET /version` this often to choose
+    /// the active one (answers: active; 307: standby; fails: down); zero turns the
+    /// checks off (requests alone then tell which one answers).
+    #[serde(rename = "health_check_interval_secs", with = "secs")]
+    pub health_check_interval: Duration,
     /// How the caller's identity is asserted to Livy in the query string.
     pub identity: IdentityMode,
     /// A header injected into state-changing requests that lack it.
@@ -336,6 +341,7 @@ impl Default for LivyConfig {
             response_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 256,
+            health_check_interval: Duration::from_secs(5),
             identity: IdentityMode::Doas,
             csrf_header: None,
             csrf_value: HeaderValue::from_static("livy-gateway"),

@@ -18,7 +18,7 @@ use crate::body::{self, Body};
 use crate::config::IdentityMode;
 use crate::error::RequestError;
 use crate::livy::query;
-use crate::upstream::LivyRequest;
+use crate::upstream::{LivyRequest, ServerState};
 
 impl Gateway {
     /// Sends the rewritten request to Livy. A request body that overran its limit or
@@ -126,6 +126,7 @@ impl Gateway {
         let (livy, logins, state) = tokio::join!(self.livy_ready(timeout), logins, state);
         Readiness {
             livy,
+            servers: self.livy.servers(),
             logins,
             state,
         }
@@ -154,6 +155,8 @@ impl Gateway {
 pub struct Readiness {
     /// Livy answers.
     pub livy: bool,
+    /// What is known of each Livy server (several servers only).
+    pub servers: Vec<ServerState>,
     /// Logins can be checked (the directory answers), or why not.
     pub logins: Result<(), String>,
     /// The state store answers, or why not.

@@ -221,7 +221,7 @@ impl Gateway {
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
         let parts = Parts {
             state: State::open(config, &metrics)?,
-            livy: Arc::new(Upstream::from_config(&config.livy)?),
+            livy: Arc::new(Upstream::from_config(&config.livy, &metrics)?).start(),
             logs: Logs::open(config, &metrics)?,
             metrics,
         };
@@ -260,7 +260,7 @@ impl Gateway {
                 .logs
                 .reconfigured(&self.config, config, &self.metrics)?,
             state: self.state.reconfigured(&self.config, config, &self.metrics),
-            livy: Arc::new(Upstream::from_config(&config.livy)?),
+            livy: Arc::new(Upstream::from_config(&config.livy, &self.metrics)?).start(),
             metrics: self.metrics.clone(),
         };
         Self::new(config, parts)

@@ -8,6 +8,7 @@
 //! derived from elapsed time ([`model`]); `--speed` makes them faster.
 
 pub mod interpreters;
+pub mod journal;
 pub mod logs;
 pub mod model;
 mod requests;
@@ -51,6 +52,11 @@ pub struct SimConfig {
     pub csrf: bool,
     /// Log length of each batch.
     pub log_lines: usize,
+    /// Passive mode (a standby Livy in an HA pair): every request is answered
+    /// `307` to this base URL with the same path and query.
+    pub redirect_to: Option<String>,
+    /// Where to journal creations ([`journal`]).
+    pub journal: Option<std::path::PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -61,6 +67,8 @@ impl Default for SimConfig {
             impersonation: true,
             csrf: false,
             log_lines: 32,
+            redirect_to: None,
+            journal: None,
         }
     }
 }
@@ -80,22 +88,30 @@ pub struct Simulator {
     /// A monotonic instant and the wall-clock milliseconds it stands for.
     epoch: (Instant, u64),
     state: Mutex<State>,
+    journal: Option<journal::Journal>,
 }
 
 const CSRF_PAGE: &str = "<html><head><title>Error 400 Missing Required Header for CSRF protection.</title></head>\
 <body><h2>HTTP ERROR 400</h2><p>Problem accessing the request. Reason:<pre>    Missing Required Header for CSRF protection.</pre></p></body></html>";
 
 impl Simulator {
+    /// A simulator as `config` says. Panics when the journal cannot be opened
+    /// (the command checks that first, with [`journal::Journal::open`]).
     pub fn new(config: SimConfig) -> Self {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_millis() as u64;
+        let journal = config
+            .journal
+            .as_deref()
+            .map(|path| journal::Journal::open(path).expect("the creation journal opens"));
         Self {
             timings: Timings::at_speed(config.speed),
             config,
             epoch: (Instant::now(), wall),
             state: Mutex::new(State::default()),
+            journal,
         }
     }
 
@@ -105,6 +121,9 @@ impl Simulator {
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<crate::body::BoxError>,
     {
+        if let Some(active) = &self.config.redirect_to {
+            return redirect(active, request.uri());
+        }
         let query = parse_query(request.uri().query());
         let method = effective_method(&request, &query);
         if request.uri().path().contains("//") {
@@ -451,6 +470,9 @@ impl Simulator {
             log_lines: self.config.log_lines,
         };
         let view = batch.view(now, &self.timings, self.config.version);
+        if let Some(journal) = &self.journal {
+            journal.created("batch", batch.name.as_deref(), batch.proxy_user.as_deref());
+        }
         state.batches.insert(id, batch);
         Ok(created(format!("/batches/{id}"), view))
     }
@@ -524,6 +546,13 @@ impl Simulator {
             interpreters: Default::default(),
         };
         let view = session.view(now, &self.timings, self.config.version);
+        if let Some(journal) = &self.journal {
+            journal.created(
+                "session",
+                session.name.as_deref(),
+                session.proxy_user.as_deref(),
+            );
+        }
         state.sessions.insert(id, session);
         Ok(created(format!("/sessions/{id}"), view))
     }
@@ -610,6 +639,24 @@ fn normalize_kind(kind: &str) -> Result<&'static str, LivyError> {
             ))
         }
     })
+}
+
+/// A passive server's answer: `307` to the same path and query on `active`.
+fn redirect(active: &str, uri: &http::Uri) -> Response<Body> {
+    let target = match uri.path_and_query() {
+        Some(pq) => format!("{}{}", active.trim_end_matches('/'), pq),
+        None => active.to_owned(),
+    };
+    let mut response = json_response(
+        StatusCode::TEMPORARY_REDIRECT,
+        &json!({ "msg": "This Livy server is on standby" }),
+    );
+    if let Ok(location) = HeaderValue::from_str(&target) {
+        response
+            .headers_mut()
+            .insert(http::header::LOCATION, location);
+    }
+    response
 }
 
 /// Serves the simulator on `listener` (plain HTTP/1.1 and h2c) until `shutdown`.

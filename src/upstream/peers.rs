@@ -1,20 +1,26 @@
 //! Which Livy server a request goes to, kept apart from how it is sent.
 //!
-//! Requests go to the server that last answered; when a connection cannot be made
-//! and the request can be replayed (it has no body), the others are tried in the
-//! configured order. Each server has its own connection pool; `https://` servers
-//! share one TLS client configuration, trusting `livy.ca_file` or the system roots.
+//! One server is active at a time: the one health checks ([`super::health`]) found
+//! answering, or, between checks, the one that last answered. Requests go to it;
+//! when no connection can be made to it, the request (nothing of which was sent)
+//! goes to the others in the configured order. A server answering 307 (a passive
+//! Livy in an HA pair) is on standby, one that cannot be reached is down. Each
+//! server has its own connection pool; `https://` servers share one TLS client
+//! configuration, trusting `livy.ca_file` or the system roots.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use http::HeaderValue;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::pool::{Pool, TlsTarget};
 use crate::config::LivyConfig;
 use crate::error::StartupError;
+use crate::metrics::{Metrics, UpstreamLabels, UpstreamOutcomeLabels};
 
 /// One Livy server.
 pub struct Peer {
@@ -28,6 +34,98 @@ pub struct Peer {
     #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
     host_name: String,
     pub pool: Arc<Pool>,
+    /// What was last learnt of it ([`Health`] as a number).
+    health: AtomicU8,
+    /// Its series, taken once (a family lookup on every request costs).
+    series: PeerSeries,
+}
+
+/// One server's metrics.
+struct PeerSeries {
+    up: Gauge,
+    active: Gauge,
+    outcomes: [Counter; Outcome::COUNT],
+}
+
+/// How one attempt at a server ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome {
+    Answered = 0,
+    /// No connection (nothing sent).
+    Unreachable = 1,
+    /// Failed on an open connection.
+    Failed = 2,
+    /// No answer within the response timeout.
+    Timeout = 3,
+    /// Answered with a redirection to another server, which the gateway followed.
+    Redirected = 4,
+}
+
+impl Outcome {
+    const COUNT: usize = 5;
+    const ALL: [(Outcome, &'static str); Outcome::COUNT] = [
+        (Outcome::Answered, "answered"),
+        (Outcome::Unreachable, "unreachable"),
+        (Outcome::Failed, "failed"),
+        (Outcome::Timeout, "timeout"),
+        (Outcome::Redirected, "redirected"),
+    ];
+}
+
+impl PeerSeries {
+    fn new(metrics: &Metrics, upstream: &str) -> Self {
+        let labels = UpstreamLabels {
+            upstream: upstream.to_owned(),
+        };
+        Self {
+            up: metrics.upstream_up.get_or_create(&labels).clone(),
+            active: metrics.upstream_active.get_or_create(&labels).clone(),
+            outcomes: Outcome::ALL.map(|(_, outcome)| {
+                metrics
+                    .upstream_attempts
+                    .get_or_create(&UpstreamOutcomeLabels {
+                        upstream: upstream.to_owned(),
+                        outcome,
+                    })
+                    .clone()
+            }),
+        }
+    }
+}
+
+/// What the gateway knows of one Livy server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Health {
+    /// Not asked yet.
+    Unknown = 0,
+    /// It answers requests.
+    Up = 1,
+    /// It answers with a redirection to another server (a passive Livy).
+    Standby = 2,
+    /// No connection could be made, or it failed its check.
+    Down = 3,
+}
+
+impl Health {
+    fn from_u8(n: u8) -> Self {
+        match n {
+            1 => Health::Up,
+            2 => Health::Standby,
+            3 => Health::Down,
+            _ => Health::Unknown,
+        }
+    }
+
+    /// As `/readyz` and the logs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Standby => "standby",
+            Health::Down => "down",
+        }
+    }
 }
 
 impl Peer {
@@ -35,6 +133,16 @@ impl Peer {
     #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
     pub fn host_name(&self) -> &str {
         &self.host_name
+    }
+
+    /// What was last learnt of it.
+    pub fn health(&self) -> Health {
+        Health::from_u8(self.health.load(Ordering::Relaxed))
+    }
+
+    /// Counts one attempt at it.
+    pub fn count(&self, outcome: Outcome) {
+        self.series.outcomes[outcome as usize].inc();
     }
 }
 
@@ -48,12 +156,7 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// The first configured server.
-    pub fn first(&self) -> Option<&Peer> {
-        self.peers.first()
-    }
-
-    pub fn new(config: &LivyConfig) -> Result<Self, StartupError> {
+    pub fn new(config: &LivyConfig, metrics: &Metrics) -> Result<Self, StartupError> {
         let needs_tls = config.upstreams.iter().any(|u| u.is_https());
         let connector = match needs_tls {
             true => Some(tls_connector(config)?),
@@ -92,10 +195,15 @@ impl Peers {
                         config.pool_idle_timeout,
                         config.connect_timeout,
                     ),
+                    series: PeerSeries::new(metrics, &authority),
                     authority,
+                    health: AtomicU8::new(Health::Unknown as u8),
                 })
             })
             .collect::<Result<Vec<_>, StartupError>>()?;
+        for (index, peer) in peers.iter().enumerate() {
+            peer.series.active.set(i64::from(index == 0));
+        }
         Ok(Self {
             origins: config.upstreams.iter().map(|u| u.origin()).collect(),
             peers,
@@ -103,17 +211,76 @@ impl Peers {
         })
     }
 
-    /// The servers to try, in order: the active one first, then (for a request that
-    /// can be replayed) the others.
-    pub fn in_order(&self, all: bool) -> impl ExactSizeIterator<Item = &Peer> {
+    /// Every server, in the order to try them: the active one first, then the
+    /// others in the configured order after it.
+    pub fn in_order(&self) -> impl ExactSizeIterator<Item = &Peer> {
         let first = self.active.load(Ordering::Relaxed) % self.peers.len();
-        let count = if all { self.peers.len() } else { 1 };
-        (0..count).map(move |n| &self.peers[(first + n) % self.peers.len()])
+        (0..self.peers.len()).map(move |n| &self.peers[(first + n) % self.peers.len()])
     }
 
-    /// `peer` answered: it is where the next requests go.
+    /// Every server, in the configured order.
+    pub fn all(&self) -> &[Peer] {
+        &self.peers
+    }
+
+    /// The server requests go to now.
+    pub fn active(&self) -> &Peer {
+        &self.peers[self.active.load(Ordering::Relaxed) % self.peers.len()]
+    }
+
+    /// The configured server whose origin `location` (an absolute URL) starts
+    /// with, if any.
+    pub fn named_by(&self, location: &str) -> Option<&Peer> {
+        let uri: http::Uri = location.parse().ok()?;
+        let origin = format!("{}://{}", uri.scheme_str()?, uri.authority()?);
+        let index = self
+            .origins
+            .iter()
+            .position(|o| o.eq_ignore_ascii_case(&origin))?;
+        self.peers.get(index)
+    }
+
+    /// `peer` answered a request: it is up, and where the next requests go.
     pub fn answered(&self, peer: &Peer) {
-        self.active.store(peer.index, Ordering::Relaxed);
+        peer.count(Outcome::Answered);
+        if peer.health.load(Ordering::Relaxed) != Health::Up as u8 {
+            self.learnt(peer, Health::Up);
+        }
+        self.make_active(peer);
+    }
+
+    fn make_active(&self, peer: &Peer) {
+        let before = self.active.swap(peer.index, Ordering::Relaxed);
+        if before != peer.index {
+            self.peers[before].series.active.set(0);
+            peer.series.active.set(1);
+        }
+    }
+
+    /// Records what was learnt of `peer` (from a request or a check).
+    pub fn learnt(&self, peer: &Peer, health: Health) {
+        let before = peer.health.swap(health as u8, Ordering::Relaxed);
+        peer.series.up.set(i64::from(health == Health::Up));
+        if before != health as u8 {
+            let (upstream, name) = (&peer.authority, health.name());
+            match health {
+                Health::Up => tracing::info!(%upstream, health = name, "Livy server changed state"),
+                _ => tracing::warn!(%upstream, health = name, "Livy server changed state"),
+            }
+        }
+    }
+
+    /// After a round of health checks: the active server stays while it is up;
+    /// otherwise the first one up in the configured order takes over. With none
+    /// up, nothing changes (requests still try each in turn).
+    pub fn choose(&self) {
+        if self.active().health() == Health::Up {
+            return;
+        }
+        if let Some(next) = self.peers.iter().find(|p| p.health() == Health::Up) {
+            tracing::warn!(from = %self.active().authority, to = %next.authority, "active Livy server changed");
+            self.make_active(next);
+        }
     }
 
     pub fn origins(&self) -> &[String] {

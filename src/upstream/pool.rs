@@ -56,6 +56,13 @@ pub enum SendError {
     Failed(#[from] hyper::Error),
 }
 
+/// An exchange that gave no answer: why, and the request itself when none of it
+/// was sent (hyper hands back a request it did not write).
+pub struct Unanswered {
+    pub error: SendError,
+    pub unsent: Option<Request<Body>>,
+}
+
 /// A connection to Livy: plain TCP, or TLS over it for an `https://` upstream.
 enum Stream {
     Plain(TcpStream),
@@ -188,23 +195,38 @@ impl Pool {
     }
 
     /// Sends `request` (origin-form URI, `Host` set) on a kept connection or a new
-    /// one, and returns the response with its body still streaming.
+    /// one, and returns the response with its body still streaming. On failure the
+    /// request comes back with the error when none of it was sent, so it may go to
+    /// another server.
     pub async fn send(
         self: &Arc<Self>,
         mut request: Request<Body>,
-    ) -> Result<Response<Body>, SendError> {
+    ) -> Result<Response<Body>, Unanswered> {
         loop {
             let (link, kept) = match self.take_idle() {
                 Some(link) => (link, true),
                 // Boxed: connecting is rare, and would size every request's future.
-                None => (Box::pin(self.connect()).await?, false),
+                None => match Box::pin(self.connect()).await {
+                    Ok(link) => (link, false),
+                    Err(error) => {
+                        return Err(Unanswered {
+                            error,
+                            unsent: Some(request),
+                        })
+                    }
+                },
             };
             match exchange(link, request).await {
                 (link, Ok(response)) => return Ok(self.clone().track(response, link)),
                 (_, Err(mut error)) => match error.take_message() {
                     // Closed while idle, before taking the request: try the next.
                     Some(unsent) if kept => request = unsent,
-                    _ => return Err(SendError::Failed(error.into_error())),
+                    unsent => {
+                        return Err(Unanswered {
+                            error: SendError::Failed(error.into_error()),
+                            unsent,
+                        })
+                    }
                 },
             }
         }
@@ -473,7 +495,7 @@ mod tests {
     /// never answers).
     async fn send(pool: &Arc<Pool>, request: Request<Body>) -> Result<Response<Body>, SendError> {
         let answer = tokio::time::timeout(Duration::from_secs(10), pool.send(request)).await;
-        answer.expect("answered in time")
+        answer.expect("answered in time").map_err(|e| e.error)
     }
 
     /// The whole body (bounded: a body whose connection is not driven never ends).
@@ -667,5 +689,16 @@ mod tests {
         );
         let error = send(&pool, request()).await.unwrap_err();
         assert!(matches!(error, SendError::Connect { .. }), "{error}");
+        // Nothing was sent: the request comes back, body and all, for another server.
+        let post = Request::post("/batches")
+            .header(HOST, "livy")
+            .body(body::full("{}"))
+            .unwrap();
+        let Err(unanswered) = pool.send(post).await else {
+            panic!("nothing listens")
+        };
+        let unsent = unanswered.unsent.expect("handed back");
+        let body = unsent.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "{}");
     }
 }

@@ -1,0 +1,374 @@
+//! Several Livy servers: health-checked failover that never sends a creation
+//! twice, a passive Livy's 307 followed inside the gateway, a request moving on
+//! from an unreachable server with its body, and `/readyz` and metrics per server.
+//!
+//! The Livy servers are `livy-sim` processes (killed with SIGKILL, restarted on
+//! the same port), each journaling the creations that reached it by name.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use http::Method;
+
+/// A `livy-sim` process on a fixed loopback port, journaling creations.
+struct SimProcess {
+    port: u16,
+    journal: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl SimProcess {
+    fn start(dir: &Path, name: &str, extra: &[String]) -> Self {
+        let mut sim = Self {
+            port: free_port(),
+            journal: dir.join(format!("{name}.journal")),
+            extra: extra.to_vec(),
+            child: None,
+        };
+        sim.restart();
+        sim
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again), on its port, and waits until it listens.
+    fn restart(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_livy-sim"))
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--speed", "1000000", "--journal"])
+            .arg(&self.journal)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("livy-sim starts");
+        self.child = Some(child);
+        assert!(wait_until_listening(self.port), "livy-sim listens");
+    }
+
+    /// SIGKILL, as a crashed server: no goodbye on its connections.
+    fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        signal_and_wait(&mut child, "KILL");
+    }
+
+    /// The creations that reached it: `(name, proxyUser)`.
+    fn creations(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.journal)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                (fields[1].to_owned(), fields[2].to_owned())
+            })
+            .collect()
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+const BATCHES: &str = "/gateway/default/livy/v1/batches";
+
+fn creation(name: &str) -> String {
+    format!(r#"{{"file":"local:/jobs/{name}.jar","name":"{name}"}}"#)
+}
+
+/// `/readyz`'s `livy_servers`: `host:port → (health, active)`.
+async fn servers(gw: &TestGateway) -> HashMap<String, (String, bool)> {
+    let (_, body) = admin_get(gw.admin_addr, "/readyz").await;
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    ready["livy_servers"]
+        .as_object()
+        .map(|servers| {
+            servers
+                .iter()
+                .map(|(name, s)| {
+                    let health = s["health"].as_str().unwrap().to_owned();
+                    (name.clone(), (health, s["active"] == true))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits (bounded: 20 s) until `/readyz` says `port`'s server has `health`.
+async fn wait_for_health(gw: &TestGateway, port: u16, health: &str) {
+    let key = format!("127.0.0.1:{port}");
+    for _ in 0..200 {
+        if servers(gw)
+            .await
+            .get(&key)
+            .is_some_and(|(h, _)| h == health)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{key} never became {health}: {:?}", servers(gw).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creations_survive_the_active_server_dying_and_none_reaches_livy_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = SimProcess::start(dir.path(), "first", &[]);
+    let mut second = SimProcess::start(dir.path(), "second", &[]);
+    let gw = TestGateway::start(
+        Options::backend(Backend::Urls(vec![first.url(), second.url()]))
+            .with(|c| c.livy.health_check_interval = secs(1)),
+    )
+    .await;
+    wait_for_health(&gw, first.port, "up").await;
+    wait_for_health(&gw, second.port, "up").await;
+    assert!(servers(&gw).await[&format!("127.0.0.1:{}", first.port)].1);
+
+    // Four clients, each creating batches one after another (alternately over
+    // HTTP/1.1 and HTTP/2), while the active server is killed, then restarted and
+    // the other one killed.
+    const STREAMS: usize = 4;
+    const EACH: usize = 12;
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut streams = Vec::new();
+    for stream in 0..STREAMS {
+        let c = gw.client();
+        let sent = sent.clone();
+        streams.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for n in 0..EACH {
+                let name = format!("job-{stream}-{n}");
+                let proto = if n % 2 == 0 { Proto::H1 } else { Proto::H2 };
+                let r = c
+                    .as_user_over(proto, "alice", Method::POST, BATCHES, &creation(&name))
+                    .await;
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                outcomes.push((name, r.status.as_u16()));
+            }
+            outcomes
+        }));
+    }
+    let wait_for_sent = |count: usize| {
+        let sent = sent.clone();
+        async move {
+            for _ in 0..600 {
+                if sent.load(std::sync::atomic::Ordering::SeqCst) >= count {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the clients stalled before {count} creations");
+        }
+    };
+    wait_for_sent(STREAMS * EACH / 3).await;
+    first.kill();
+    wait_for_sent(STREAMS * EACH / 2).await;
+    first.restart();
+    wait_for_health(&gw, first.port, "up").await;
+    second.kill();
+    let mut outcomes = Vec::new();
+    for stream in streams {
+        outcomes.extend(stream.await.unwrap());
+    }
+
+    // What reached each Livy, by name: nothing twice, nothing created without
+    // its client being told, every creation as alice.
+    let mut reached: HashMap<String, usize> = HashMap::new();
+    for (name, proxy_user) in first.creations().into_iter().chain(second.creations()) {
+        assert_eq!(proxy_user, "alice", "{name} was created as {proxy_user}");
+        *reached.entry(name).or_default() += 1;
+    }
+    for (name, count) in &reached {
+        assert_eq!(*count, 1, "{name} reached Livy {count} times");
+    }
+    let created: Vec<&String> = outcomes
+        .iter()
+        .filter(|(_, status)| *status == 201)
+        .map(|(name, _)| name)
+        .collect();
+    for name in &created {
+        assert!(
+            reached.contains_key(*name),
+            "{name}: 201 but no Livy has it"
+        );
+    }
+    for (name, status) in &outcomes {
+        assert!(
+            matches!(status, 201 | 502 | 503),
+            "{name}: unexpected status {status}"
+        );
+    }
+    // Only a request in flight at a kill may fail (at most one per client per
+    // kill); every other one moved on to the live server.
+    assert!(
+        created.len() >= STREAMS * EACH - 2 * STREAMS,
+        "only {} of {} created: {outcomes:?}",
+        created.len(),
+        STREAMS * EACH
+    );
+    assert!(!first.creations().is_empty() && !second.creations().is_empty());
+
+    // The gateway says what it saw.
+    let m = scrape(&gw).await;
+    let unreachable = |port: u16| {
+        m.get(&format!(
+            "livy_gateway_upstream_attempts_total{{upstream=\"127.0.0.1:{port}\",outcome=\"unreachable\"}}"
+        ))
+        .copied()
+        .unwrap_or(0.0)
+    };
+    assert!(unreachable(first.port) + unreachable(second.port) >= 1.0);
+    wait_for_health(&gw, second.port, "down").await;
+    let now = servers(&gw).await;
+    assert_eq!(
+        now[&format!("127.0.0.1:{}", first.port)],
+        ("up".to_owned(), true)
+    );
+    let m = scrape(&gw).await;
+    let active = format!(
+        "livy_gateway_upstream_active{{upstream=\"127.0.0.1:{}\"}}",
+        first.port
+    );
+    assert_eq!(metric(&m, &active), 1.0);
+}
+
+#[tokio::test]
+async fn a_passive_servers_redirection_is_followed_inside_the_gateway() {
+    for proto in [Proto::H1, Proto::H2] {
+        let dir = tempfile::tempdir().unwrap();
+        let active = SimProcess::start(dir.path(), "active", &[]);
+        let passive = SimProcess::start(
+            dir.path(),
+            "passive",
+            &["--redirect-to".to_owned(), active.url()],
+        );
+        // No health checks: the first request goes to the passive server.
+        let gw = TestGateway::start(
+            Options::backend(Backend::Urls(vec![passive.url(), active.url()]))
+                .with(|c| c.livy.health_check_interval = Duration::ZERO),
+        )
+        .await;
+        let c = gw.client();
+        let r = c
+            .as_user_over(proto, "alice", Method::POST, BATCHES, &creation("followed"))
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        assert_eq!(r.header("location"), Some(&*format!("{BATCHES}/0")));
+        assert_eq!(r.json()["proxyUser"], "alice");
+        assert_eq!(
+            active.creations(),
+            [("followed".to_owned(), "alice".to_owned())]
+        );
+        assert!(passive.creations().is_empty());
+
+        // The active server now takes requests directly; the passive one is on
+        // standby, and the one redirection is counted.
+        let r = c
+            .as_user_over(proto, "alice", Method::GET, &format!("{BATCHES}/0"), "")
+            .await;
+        assert_eq!(r.status, 200);
+        let now = servers(&gw).await;
+        assert_eq!(
+            now[&format!("127.0.0.1:{}", passive.port)],
+            ("standby".to_owned(), false)
+        );
+        assert_eq!(
+            now[&format!("127.0.0.1:{}", active.port)],
+            ("up".to_owned(), true)
+        );
+        let m = scrape(&gw).await;
+        let redirected = format!(
+            "livy_gateway_upstream_attempts_total{{upstream=\"127.0.0.1:{}\",outcome=\"redirected\"}}",
+            passive.port
+        );
+        assert_eq!(metric(&m, &redirected), 1.0);
+    }
+}
+
+#[tokio::test]
+async fn health_checks_put_a_passive_server_on_standby() {
+    let dir = tempfile::tempdir().unwrap();
+    let active = SimProcess::start(dir.path(), "active", &[]);
+    let passive = SimProcess::start(
+        dir.path(),
+        "passive",
+        &["--redirect-to".to_owned(), active.url()],
+    );
+    let gw = TestGateway::start(
+        Options::backend(Backend::Urls(vec![passive.url(), active.url()]))
+            .with(|c| c.livy.health_check_interval = secs(1)),
+    )
+    .await;
+    wait_for_health(&gw, passive.port, "standby").await;
+    wait_for_health(&gw, active.port, "up").await;
+    assert!(servers(&gw).await[&format!("127.0.0.1:{}", active.port)].1);
+    // Requests now go straight to the active server: no redirection more.
+    let redirected = format!(
+        "livy_gateway_upstream_attempts_total{{upstream=\"127.0.0.1:{}\",outcome=\"redirected\"}}",
+        passive.port
+    );
+    let before = scrape(&gw).await.get(&redirected).copied().unwrap_or(0.0);
+    let r = gw
+        .client()
+        .as_user("bob", Method::POST, BATCHES, &creation("direct"))
+        .await;
+    assert_eq!(r.status, 201);
+    let after = scrape(&gw).await.get(&redirected).copied().unwrap_or(0.0);
+    assert_eq!(before, after);
+    assert_eq!(
+        active.creations(),
+        [("direct".to_owned(), "bob".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn a_creation_moves_on_with_its_body_when_the_first_server_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = SimProcess::start(dir.path(), "live", &[]);
+    let gw = TestGateway::start(
+        Options::backend(Backend::Urls(vec![refusing_url(), live.url()]))
+            .with(|c| c.livy.health_check_interval = Duration::ZERO),
+    )
+    .await;
+    for (n, proto) in [Proto::H1, Proto::H2].into_iter().enumerate() {
+        let name = format!("moved-{n}");
+        let r = gw
+            .client()
+            .as_user_over(proto, "alice", Method::POST, BATCHES, &creation(&name))
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+    let names: Vec<String> = live.creations().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["moved-0", "moved-1"]);
+}
+
+#[tokio::test]
+async fn with_every_server_down_a_request_gets_a_json_502() {
+    let gw = TestGateway::start(
+        Options::backend(Backend::Urls(vec![refusing_url(), refusing_url()]))
+            .with(|c| c.livy.health_check_interval = secs(1)),
+    )
+    .await;
+    for proto in [Proto::H1, Proto::H2] {
+        let r = gw
+            .client()
+            .as_user_over(proto, "alice", Method::POST, BATCHES, &creation("nowhere"))
+            .await;
+        assert_eq!(r.status, 502, "{:?}", r.body);
+        assert_eq!(r.json()["error"], "upstream_unavailable");
+    }
+    let (status, body) = admin_get(gw.admin_addr, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+}
