@@ -10,7 +10,8 @@
 //! | one request | `gateway`: the phases limit → authenticate → route → authorize → rewrite → forward → respond → observe, each in its own file |
 //! | who is asking | [`auth`] (the `Authorization` header, verifiers, cache, queue, roles; Kerberos tickets under `[auth.kerberos]`), [`session`] (the cookie) |
 //! | Livy's rules | [`livy`] (operations, create bodies, query identity, listings), [`route`] (URL mapping) |
-//! | reaching Livy | `upstream` (the `Livy` trait, server choice, connection pools, Livy's own authentication: SPNEGO under `[livy.kerberos]`), `kerberos` (GSSAPI as initiator and acceptor, cargo feature `kerberos`) |
+//! | reaching Livy | `upstream` (the `Livy` trait, several servers with health checks and failover, connection pools, Livy's own authentication: SPNEGO under `[livy.kerberos]`), `kerberos` (GSSAPI as initiator and acceptor, cargo feature `kerberos`) |
+//! | YARN's web UIs | `yarn` (`[yarn]`: Spark UI and driver-log links through the gateway, owners of applications, page rewriting) |
 //! | what outlives a request | `state` (sessions, ownership, rate limits, lockouts; backends chosen by `[state]`: `local`, `redis`), [`transfer`] (`state export`/`import`) |
 //! | what it tells operators | `access` (the access log), `audit`, `linewriter` (their writer thread), `metrics`, [`admin`] (`/metrics`, `/healthz`, `/readyz`) |
 //! | errors | [`error`]: every status, JSON body, metric and audit reason in one place |
@@ -44,3 +45,4 @@ pub(crate) mod state;
 pub use state::transfer;
 pub mod tls;
 pub(crate) mod upstream;
+pub(crate) mod yarn;

@@ -69,6 +69,87 @@ pub fn resolve(
     })
 }
 
+/// A request for the YARN web UIs (`[yarn]`): where it goes, and the application
+/// it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YarnRoute {
+    pub target: YarnTarget,
+    /// The YARN application the page belongs to.
+    pub application: String,
+    /// Path on the ResourceManager or NodeManager, still percent-encoded.
+    pub path: String,
+    /// Query string as received, without `?`.
+    pub query: Option<String>,
+}
+
+/// Which YARN server a [`YarnRoute`] goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum YarnTarget {
+    /// The ResourceManager's proxy (the Spark UI).
+    ResourceManager,
+    /// A NodeManager's container logs, at `host:port` (not yet checked against
+    /// `[yarn] nodemanagers`).
+    NodeManager { host: String, port: u16 },
+}
+
+/// Maps `/gateway/<topology>/yarn/...` to a YARN route: `None` for any other path,
+/// 404 for a YARN path the gateway does not serve. The path and query get the same
+/// checks as Livy's.
+///
+/// - `/yarn/proxy/<application id>[/...]` → `<resourcemanager>/proxy/<application id>[/...]`
+/// - `/yarn/nm/<host>:<port>/node/containerlogs/<container id>/...` →
+///   `http://<host>:<port>/node/containerlogs/<container id>/...`
+pub fn resolve_yarn(
+    path: &str,
+    query: Option<&str>,
+    prefix: &str,
+) -> Option<Result<YarnRoute, RequestError>> {
+    let rest = path.strip_prefix(prefix)?.strip_prefix("/yarn/")?;
+    Some(yarn_route(path, rest, query))
+}
+
+fn yarn_route(path: &str, rest: &str, query: Option<&str>) -> Result<YarnRoute, RequestError> {
+    check_path(path)?;
+    if let Some(query) = query {
+        query::check(query)?;
+    }
+    let query = query.map(str::to_owned);
+    if let Some(proxied) = rest.strip_prefix("proxy/") {
+        let application = proxied.split('/').next().unwrap_or_default();
+        if !crate::yarn::apps::is_application_id(application) {
+            return Err(RequestError::NotFound);
+        }
+        return Ok(YarnRoute {
+            target: YarnTarget::ResourceManager,
+            application: application.to_owned(),
+            path: format!("/{rest}"),
+            query,
+        });
+    }
+    let node = rest.strip_prefix("nm/").ok_or(RequestError::NotFound)?;
+    let (authority, node_path) = node.split_at(node.find('/').ok_or(RequestError::NotFound)?);
+    let (host, port) = authority.rsplit_once(':').ok_or(RequestError::NotFound)?;
+    let port: u16 = port.parse().map_err(|_| RequestError::NotFound)?;
+    let container = node_path
+        .strip_prefix("/node/containerlogs/")
+        .and_then(|r| r.split('/').next())
+        .ok_or(RequestError::NotFound)?;
+    let application =
+        crate::yarn::apps::application_of_container(container).ok_or(RequestError::NotFound)?;
+    if !crate::config::is_host_name(host) {
+        return Err(RequestError::NotFound);
+    }
+    Ok(YarnRoute {
+        target: YarnTarget::NodeManager {
+            host: host.to_owned(),
+            port,
+        },
+        application,
+        path: node_path.to_owned(),
+        query,
+    })
+}
+
 /// Refuses paths whose meaning could differ between the gateway and Livy. One pass
 /// over the bytes; each segment is checked when its closing `/` (or the end) is seen.
 fn check_path(path: &str) -> Result<(), RequestError> {
@@ -243,5 +324,57 @@ mod tests {
                 Err(RequestError::MethodNotAllowed)
             ));
         }
+    }
+
+    #[test]
+    fn yarn_paths_name_their_server_and_application() {
+        let p = "/gateway/default";
+        let r = resolve_yarn(
+            "/gateway/default/yarn/proxy/application_1_0002/jobs/",
+            Some("id=1"),
+            p,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.target, YarnTarget::ResourceManager);
+        assert_eq!(r.application, "application_1_0002");
+        assert_eq!(r.path, "/proxy/application_1_0002/jobs/");
+        assert_eq!(r.query.as_deref(), Some("id=1"));
+        let r = resolve_yarn(
+            "/gateway/default/yarn/nm/nm1.cluster:8042/node/containerlogs/container_e01_1_0002_01_000001/alice/stderr",
+            None,
+            p,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            r.target,
+            YarnTarget::NodeManager {
+                host: "nm1.cluster".into(),
+                port: 8042
+            }
+        );
+        assert_eq!(r.application, "application_1_0002");
+        assert_eq!(
+            r.path,
+            "/node/containerlogs/container_e01_1_0002_01_000001/alice/stderr"
+        );
+        assert!(resolve_yarn("/gateway/default/livy/v1/batches", None, p).is_none());
+        for bad in [
+            "/gateway/default/yarn/proxy/not-an-app/",
+            "/gateway/default/yarn/cluster/apps",
+            "/gateway/default/yarn/nm/nm1:8042/conf",
+            "/gateway/default/yarn/nm/nm1:8042/node/containerlogs/garbage/alice",
+            "/gateway/default/yarn/nm/nm1:99999/node/containerlogs/container_1_2_01_000001/a",
+            "/gateway/default/yarn/nm/user@nm1:8042/node/containerlogs/container_1_2_01_000001/a",
+        ] {
+            let answer = resolve_yarn(bad, None, p).unwrap();
+            assert!(matches!(answer, Err(RequestError::NotFound)), "{bad}");
+        }
+        let dotted = "/gateway/default/yarn/proxy/application_1_2/../../nm/evil:80/";
+        assert!(matches!(
+            resolve_yarn(dotted, None, p).unwrap(),
+            Err(RequestError::BadPath(_))
+        ));
     }
 }

@@ -39,6 +39,15 @@ struct Cli {
     /// Append a line per creation (`<kind> <name> <proxyUser>`) to this file.
     #[arg(long, value_name = "FILE")]
     journal: Option<std::path::PathBuf>,
+    /// The YARN ResourceManager the views' Spark UI links point at.
+    #[arg(long, value_name = "URL", default_value = "http://livy-sim-rm:8088")]
+    resourcemanager: String,
+    /// The NodeManager (`host:port`) the views' driver-log links point at.
+    #[arg(long, value_name = "HOST:PORT", default_value = "livy-sim-nm1:8042")]
+    nodemanager: String,
+    /// Also serve stand-in ResourceManager proxy and NodeManager log pages.
+    #[arg(long)]
+    serve_yarn: bool,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +72,11 @@ fn main() -> ExitCode {
         log_lines: cli.log_lines,
         redirect_to: cli.redirect_to,
         journal: cli.journal,
+        cluster: sim::Cluster {
+            resourcemanager: cli.resourcemanager,
+            nodemanager: cli.nodemanager,
+        },
+        serve_yarn: cli.serve_yarn,
     };
     if let Some(path) = &config.journal {
         if let Err(e) = sim::journal::Journal::open(path) {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StartupError;
 pub use sections::*;
-pub use values::UpstreamUrl;
+pub use values::{is_host_name, HostPattern, UpstreamUrl};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -34,6 +34,9 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub login: LoginConfig,
     pub admin: AdminConfig,
+    /// `[yarn]`: present, Spark UI and driver-log links lead through the gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub yarn: Option<YarnConfig>,
 }
 
 impl Config {
@@ -357,6 +360,18 @@ impl fmt::Display for Config {
         writeln!(f, "  topology:      {}/livy/v1/", self.gateway_path())?;
         let upstreams: Vec<String> = l.upstreams.iter().map(ToString::to_string).collect();
         writeln!(f, "  upstreams:     {}", upstreams.join(", "))?;
+        if let Some(y) = &self.yarn {
+            let nodes: Vec<String> = y.nodemanagers.iter().map(ToString::to_string).collect();
+            writeln!(
+                f,
+                "  yarn:          {} (proxy), container logs from {}",
+                y.resourcemanager,
+                match nodes.is_empty() {
+                    true => "no NodeManager".to_string(),
+                    false => nodes.join(", "),
+                }
+            )?;
+        }
         if let Some(k) = &l.kerberos {
             let principal = match k.principal.is_empty() {
                 true => "the keytab's first principal",

@@ -14,7 +14,9 @@ use http::uri::Authority;
 use http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use super::values::{days, header_name, header_value, host, millis, secs, UpstreamUrl};
+use super::values::{
+    days, header_name, header_value, host, millis, secs, HostPattern, UpstreamUrl,
+};
 
 /// `[server]`: the public TLS listener.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -352,6 +354,19 @@ impl Default for LivyConfig {
             kerberos: None,
         }
     }
+}
+
+/// `[yarn]`: the cluster's YARN web UIs through the gateway: the Spark UI behind
+/// the ResourceManager's proxy, and driver logs on NodeManagers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct YarnConfig {
+    /// The ResourceManager's web address, e.g. `http://rm.internal:8088`.
+    pub resourcemanager: UpstreamUrl,
+    /// The NodeManagers container logs may be fetched from (`host:port`,
+    /// `*.<domain>:port`); none: driver-log links are not rewritten.
+    #[serde(default)]
+    pub nodemanagers: Vec<HostPattern>,
 }
 
 /// How the gateway tells Livy who a request runs as.

@@ -137,6 +137,91 @@ impl Serialize for UpstreamUrl {
     }
 }
 
+/// A NodeManager the gateway may fetch container logs from: `host:port`, where
+/// the host is a name or IPv4 address, or `*.<domain>` (any name ending in
+/// `.<domain>`, one label or more). The port is always exact; a bare `*` host is
+/// refused, as it would let callers make the gateway fetch from anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    /// Lower-cased; for `*.<domain>`, the suffix `.<domain>`.
+    host: String,
+    wildcard: bool,
+    port: u16,
+}
+
+impl HostPattern {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or("write host:port, e.g. \"*.cluster.internal:8042\"")?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or("the port must be a number from 1 to 65535")?;
+        let (wildcard, name) = match host.strip_prefix("*.") {
+            Some(domain) => (true, domain),
+            None => (false, host),
+        };
+        if !is_host_name(name) {
+            return Err(format!(
+                "{host:?} is not a host name, an IPv4 address or *.<domain>"
+            ));
+        }
+        let name = name.to_ascii_lowercase();
+        Ok(Self {
+            host: if wildcard { format!(".{name}") } else { name },
+            wildcard,
+            port,
+        })
+    }
+
+    /// Whether `host` (checked with [`is_host_name`]) and `port` match.
+    pub fn matches(&self, host: &str, port: u16) -> bool {
+        let host = host.to_ascii_lowercase();
+        port == self.port
+            && match self.wildcard {
+                true => host.len() > self.host.len() && host.ends_with(&self.host),
+                false => host == self.host,
+            }
+    }
+}
+
+/// A DNS name or IPv4 address: letters, digits, `-` and `.` in non-empty labels.
+pub fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.wildcard {
+            true => write!(f, "*{}:{}", self.host, self.port),
+            false => write!(f, "{}:{}", self.host, self.port),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(|e| de::Error::custom(format!("{text:?}: {e}")))
+    }
+}
+
+impl Serialize for HostPattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// An HTTP header name, checked when read.
 pub mod header_name {
     use super::*;
@@ -225,6 +310,34 @@ mod tests {
             "not a url",
         ] {
             assert!(UpstreamUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn node_manager_patterns_match_what_they_say() {
+        let any = HostPattern::parse("*.cluster.internal:8042").unwrap();
+        assert!(any.matches("nm1.cluster.internal", 8042));
+        assert!(any.matches("NM1.rack2.Cluster.Internal", 8042));
+        assert!(!any.matches("cluster.internal", 8042));
+        assert!(!any.matches("nm1.cluster.internal", 8088));
+        assert!(!any.matches("nm1.cluster.internal.evil.org", 8042));
+        assert!(!any.matches("evilcluster.internal", 8042));
+        let one = HostPattern::parse("127.0.0.1:8042").unwrap();
+        assert!(one.matches("127.0.0.1", 8042));
+        assert!(!one.matches("127.0.0.2", 8042));
+        assert_eq!(any.to_string(), "*.cluster.internal:8042");
+        for bad in [
+            "*:8042",
+            "nm1",
+            "nm1:0",
+            "nm1:x",
+            "a..b:1",
+            "a b:1",
+            "*.:1",
+            "[::1]:8042",
+            "user@h:1",
+        ] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad}");
         }
     }
 }

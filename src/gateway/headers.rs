@@ -149,14 +149,20 @@ pub fn to_upstream(headers: &mut HeaderMap, fwd: Forwarded<'_>) {
 /// root appears on the gateway (`/gateway/<topology>/livy/v1`); `upstream_origins`
 /// are Livy's own `http://host:port` origins, stripped from absolute `Location`s.
 pub fn from_upstream(headers: &mut HeaderMap, public_prefix: &str, upstream_origins: &[String]) {
-    strip(headers, |name| {
-        name == SET_COOKIE || name == WWW_AUTHENTICATE || name == SERVER || name == X_POWERED_BY
-    });
+    strip_from_upstream(headers);
     if let Some(location) = headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
         if let Some(rewritten) = rewrite_location(location, public_prefix, upstream_origins) {
             headers.insert(LOCATION, rewritten);
         }
     }
+}
+
+/// Removes what an upstream's answer must not pass on: hop-by-hop headers, its
+/// cookies and challenges (the gateway has its own), and what names its software.
+pub fn strip_from_upstream(headers: &mut HeaderMap) {
+    strip(headers, |name| {
+        name == SET_COOKIE || name == WWW_AUTHENTICATE || name == SERVER || name == X_POWERED_BY
+    });
 }
 
 /// `/batches/34` → `<public_prefix>/batches/34`; `http://livy:8998/batches/34` (one of

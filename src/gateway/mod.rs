@@ -1,7 +1,9 @@
 //! The life of one request, as a fixed sequence of named phases, each in a file of
 //! its own:
 //! [`limit`] → [`authenticate`] → route ([`crate::route`]) → [`authorize`] (the Livy
-//! policy) → [`rewrite`] → [`forward`] → [`respond`] → [`observe`].
+//! policy) → [`rewrite`] → [`forward`] → [`respond`] → [`observe`]; requests for
+//! the YARN web UIs go from route to [`yarn`], which authorizes, forwards and
+//! responds for them.
 //!
 //! [`Gateway::handle`] is the only entry point and reads top to bottom. Each phase
 //! either passes the request on or ends it with a [`RequestError`], which becomes a
@@ -22,6 +24,7 @@ mod respond;
 mod rewrite;
 #[cfg(test)]
 mod tests;
+mod yarn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +46,7 @@ use crate::metrics::Metrics;
 use crate::route;
 use crate::state::State;
 use crate::upstream::{Livy, Upstream};
+use crate::yarn::Yarn;
 pub use context::ConnInfo;
 use context::RequestContext;
 
@@ -213,6 +217,8 @@ pub struct Gateway {
     state: State,
     livy: Arc<dyn Livy>,
     logs: Logs,
+    /// `[yarn]`: the Spark UI and driver logs through the gateway.
+    yarn: Option<Yarn>,
 }
 
 impl Gateway {
@@ -232,7 +238,9 @@ impl Gateway {
     pub fn new(config: &Config, parts: Parts) -> Result<Self, StartupError> {
         let verifier = crate::auth::verifier(&config.auth, &parts.metrics)?;
         let tickets = crate::auth::negotiate::from_config(config.auth.kerberos.as_ref())?;
+        let yarn = Yarn::from_config(config, Default::default(), &parts.metrics)?;
         Ok(Self {
+            yarn,
             settings: Settings::new(config)?,
             auth: Authenticator::new(verifier, parts.state.lockouts.clone(), &config.auth)
                 .with_tickets(tickets),
@@ -263,7 +271,12 @@ impl Gateway {
             livy: Arc::new(Upstream::from_config(&config.livy, &self.metrics)?).start(),
             metrics: self.metrics.clone(),
         };
-        Self::new(config, parts)
+        let mut next = Self::new(config, parts)?;
+        // Whose applications are whose outlives the configuration.
+        if let (Some(next), Some(now)) = (next.yarn.as_mut(), self.yarn.as_ref()) {
+            next.apps = now.apps.clone();
+        }
+        Ok(next)
     }
 
     /// After `next` replaced this gateway: ends the sessions of users it no longer
@@ -294,6 +307,9 @@ impl Gateway {
         self.state.limits.housekeeping();
         self.state.lockouts.housekeeping();
         self.livy.housekeeping();
+        if let Some(yarn) = &self.yarn {
+            yarn.housekeeping();
+        }
     }
 
     /// The configuration this gateway runs.
@@ -411,6 +427,11 @@ impl Gateway {
         self.start_session(ctx).await?;
 
         // route
+        let path = parts.uri.path();
+        if let Some(yarn) = route::resolve_yarn(path, parts.uri.query(), &self.settings.prefix) {
+            // The YARN web UIs: their own authorize → forward → respond.
+            return Box::pin(self.yarn(parts, yarn?, &principal, conn, ctx)).await;
+        }
         let (route, operation) = routed?;
         livy::check_content_type(&parts.headers)?;
         ctx.action = Some(operation.action);
@@ -430,7 +451,9 @@ impl Gateway {
         let response = self.forward(request, ctx).await?;
 
         // respond
-        self.respond(response, &plan, &method, &principal, ctx)
-            .await
+        let response = self
+            .respond(response, &plan, &method, &principal, ctx)
+            .await?;
+        self.yarn_links(response, &principal, conn, ctx).await
     }
 }

@@ -5,13 +5,17 @@
 //! `/version`, Livy's status codes and error bodies, its log paging defaults, its view
 //! shapes per release (`--livy-version`), `doAs`/`proxyUser` under impersonation,
 //! Scalatra's method override, and the CSRF check (`--csrf`). State transitions are
-//! derived from elapsed time ([`model`]); `--speed` makes them faster.
+//! derived from elapsed time ([`model`]); `--speed` makes them faster. A passive
+//! server of an HA pair (`--redirect-to`), a journal of creations (`--journal`,
+//! [`journal`]) and stand-in YARN pages (`--serve-yarn`) are there for the
+//! gateway's failover and `[yarn]` tests.
 
 pub mod interpreters;
 pub mod journal;
 pub mod logs;
 pub mod model;
 mod requests;
+mod yarn;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -34,6 +38,7 @@ use tokio::time::Instant;
 
 use crate::body::{self, Body};
 use crate::error::json_response;
+pub use model::Cluster;
 use model::{Batch, LivyVersion, Session, Timings};
 use requests::*;
 
@@ -57,6 +62,11 @@ pub struct SimConfig {
     pub redirect_to: Option<String>,
     /// Where to journal creations ([`journal`]).
     pub journal: Option<std::path::PathBuf>,
+    /// The YARN cluster the views' links point into; with `serve_yarn`, this
+    /// simulator also stands in for its ResourceManager proxy and NodeManager.
+    pub cluster: Cluster,
+    /// Serve stand-in YARN pages ([`yarn`]) besides Livy's API.
+    pub serve_yarn: bool,
 }
 
 impl Default for SimConfig {
@@ -69,6 +79,8 @@ impl Default for SimConfig {
             log_lines: 32,
             redirect_to: None,
             journal: None,
+            cluster: Cluster::default(),
+            serve_yarn: false,
         }
     }
 }
@@ -123,6 +135,11 @@ impl Simulator {
     {
         if let Some(active) = &self.config.redirect_to {
             return redirect(active, request.uri());
+        }
+        if self.config.serve_yarn {
+            if let Some(page) = yarn::page(request.uri().path(), &self.config.cluster) {
+                return page;
+            }
         }
         let query = parse_query(request.uri().query());
         let method = effective_method(&request, &query);
@@ -184,7 +201,7 @@ impl Simulator {
             (&Method::GET, ["batches", id]) => self.with_batch(id, |b, now, s| {
                 Ok(json_response(
                     StatusCode::OK,
-                    &b.view(now, &s.timings, s.config.version),
+                    &b.view(now, &s.timings, s.config.version, &s.config.cluster),
                 ))
             }),
             (&Method::GET, ["batches", id, "state"]) => self.with_batch(id, |b, now, s| {
@@ -223,7 +240,7 @@ impl Simulator {
             (&Method::GET, ["sessions", id]) => self.with_session(id, |s, now, sim| {
                 Ok(json_response(
                     StatusCode::OK,
-                    &s.view(now, &sim.timings, sim.config.version),
+                    &s.view(now, &sim.timings, sim.config.version, &sim.config.cluster),
                 ))
             }),
             (&Method::GET, ["sessions", id, "state"]) => self.with_session(id, |s, now, sim| {
@@ -385,7 +402,14 @@ impl Simulator {
                 .values()
                 .skip(from)
                 .take(size)
-                .map(|s| s.view(now, &self.timings, self.config.version))
+                .map(|s| {
+                    s.view(
+                        now,
+                        &self.timings,
+                        self.config.version,
+                        &self.config.cluster,
+                    )
+                })
                 .collect();
             (state.sessions.len(), views)
         } else {
@@ -394,7 +418,14 @@ impl Simulator {
                 .values()
                 .skip(from)
                 .take(size)
-                .map(|b| b.view(now, &self.timings, self.config.version))
+                .map(|b| {
+                    b.view(
+                        now,
+                        &self.timings,
+                        self.config.version,
+                        &self.config.cluster,
+                    )
+                })
                 .collect();
             (state.batches.len(), views)
         };
@@ -469,7 +500,12 @@ impl Simulator {
             fail,
             log_lines: self.config.log_lines,
         };
-        let view = batch.view(now, &self.timings, self.config.version);
+        let view = batch.view(
+            now,
+            &self.timings,
+            self.config.version,
+            &self.config.cluster,
+        );
         if let Some(journal) = &self.journal {
             journal.created("batch", batch.name.as_deref(), batch.proxy_user.as_deref());
         }
@@ -545,7 +581,12 @@ impl Simulator {
             statements: Vec::new(),
             interpreters: Default::default(),
         };
-        let view = session.view(now, &self.timings, self.config.version);
+        let view = session.view(
+            now,
+            &self.timings,
+            self.config.version,
+            &self.config.cluster,
+        );
         if let Some(journal) = &self.journal {
             journal.created(
                 "session",

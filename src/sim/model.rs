@@ -105,7 +105,13 @@ impl Batch {
         }
     }
 
-    pub fn view(&self, now: Instant, t: &Timings, version: LivyVersion) -> Value {
+    pub fn view(
+        &self,
+        now: Instant,
+        t: &Timings,
+        version: LivyVersion,
+        cluster: &Cluster,
+    ) -> Value {
         let state = self.state(now, t);
         let started = state != "starting";
         let app_id = started.then(|| self.app_id());
@@ -124,29 +130,61 @@ impl Batch {
         v.insert("appId".into(), json!(app_id));
         v.insert(
             "appInfo".into(),
-            app_info(app_id.as_deref(), self.proxy_user.as_deref(), version),
+            app_info(
+                app_id.as_deref(),
+                self.proxy_user.as_deref(),
+                version,
+                cluster,
+            ),
         );
         v.insert("log".into(), json!(last));
         Value::Object(v)
     }
 }
 
+/// The YARN cluster the simulated applications run on: where the links in views
+/// point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// The ResourceManager's web address, `http://host:port`.
+    pub resourcemanager: String,
+    /// The NodeManager drivers run on, `host:port`.
+    pub nodemanager: String,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self {
+            resourcemanager: "http://livy-sim-rm:8088".into(),
+            nodemanager: "livy-sim-nm1:8042".into(),
+        }
+    }
+}
+
+/// The driver's container of `app_id` (`application_<ts>_<n>`).
+pub fn driver_container(app_id: &str) -> String {
+    let id = app_id.trim_start_matches("application_");
+    format!("container_e01_{id}_01_000001")
+}
+
 /// YARN's links for a running application, as Livy reports them: the
 /// ResourceManager's proxy for the Spark UI, and (0.7 and later; the seed
 /// document's 0.5 shows none) the NodeManager's log page of the driver's
 /// container, as the application's user.
-fn app_info(app_id: Option<&str>, user: Option<&str>, version: LivyVersion) -> Value {
-    let container = |a: &str| {
-        let id = a.trim_start_matches("application_");
-        format!("container_e01_{id}_01_000001")
-    };
+fn app_info(
+    app_id: Option<&str>,
+    user: Option<&str>,
+    version: LivyVersion,
+    cluster: &Cluster,
+) -> Value {
     json!({
         "driverLogUrl": app_id.filter(|_| version >= LivyVersion::V07).map(|a| format!(
-            "http://livy-sim-nm1:8042/node/containerlogs/{}/{}",
-            container(a),
+            "http://{}/node/containerlogs/{}/{}",
+            cluster.nodemanager,
+            driver_container(a),
             user.unwrap_or("livy")
         )),
-        "sparkUiUrl": app_id.map(|a| format!("http://livy-sim-rm:8088/proxy/{a}/")),
+        "sparkUiUrl": app_id.map(|a| format!("{}/proxy/{a}/", cluster.resourcemanager)),
     })
 }
 
@@ -200,7 +238,13 @@ impl Session {
         lines
     }
 
-    pub fn view(&self, now: Instant, t: &Timings, version: LivyVersion) -> Value {
+    pub fn view(
+        &self,
+        now: Instant,
+        t: &Timings,
+        version: LivyVersion,
+        cluster: &Cluster,
+    ) -> Value {
         let started = now >= self.ready_at(t);
         let app_id = started.then(|| self.app_id());
         let mut v = Map::new();
@@ -213,7 +257,12 @@ impl Session {
         v.insert("kind".into(), json!(self.kind));
         v.insert(
             "appInfo".into(),
-            app_info(app_id.as_deref(), self.proxy_user.as_deref(), version),
+            app_info(
+                app_id.as_deref(),
+                self.proxy_user.as_deref(),
+                version,
+                cluster,
+            ),
         );
         v.insert("log".into(), json!(self.log_lines(now, t)));
         if version >= LivyVersion::V08 {

@@ -1,0 +1,210 @@
+//! The YARN phase, in place of authorize → forward → respond for
+//! `/gateway/<topology>/yarn/...` (`[yarn]`): the Spark UI through the
+//! ResourceManager's proxy and driver logs from NodeManagers, for the owner of
+//! the application (administrators: every application), and the links in Livy's
+//! JSON answers pointed at those routes.
+//!
+//! A NodeManager outside `[yarn] nodemanagers` is refused (403) before anything is
+//! sent; an application the caller does not own is answered as a missing one (404)
+//! without reaching YARN. Only `GET` and `HEAD`: the gateway offers reading, not
+//! killing jobs from the UI. Pages are streamed with their links rewritten; other
+//! content (logs as text, CSS, JavaScript, images) streams unchanged.
+
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use http::{Method, Response, StatusCode};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::context::{ConnInfo, RequestContext};
+use super::headers;
+use super::respond::buffer;
+use super::Gateway;
+use crate::auth::Principal;
+use crate::body::{self, Body};
+use crate::error::RequestError;
+use crate::livy::listing;
+use crate::route::{YarnRoute, YarnTarget};
+use crate::state::Kind;
+use crate::upstream::Livy;
+use crate::yarn::html;
+use crate::yarn::links::Source;
+use crate::yarn::Yarn;
+
+impl Gateway {
+    /// Serves one YARN UI request for `principal`.
+    pub(super) async fn yarn(
+        &self,
+        parts: http::request::Parts,
+        route: YarnRoute,
+        principal: &Principal,
+        conn: &ConnInfo,
+        ctx: &mut RequestContext,
+    ) -> Result<Response<Body>, RequestError> {
+        let yarn = self.yarn.as_ref().ok_or(RequestError::NotFound)?;
+        ctx.action = Some(match route.target {
+            YarnTarget::ResourceManager => "yarn.proxy",
+            YarnTarget::NodeManager { .. } => "yarn.logs",
+        });
+        ctx.resource = Some(route.application.clone());
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            return Err(RequestError::MethodNotAllowed);
+        }
+        let (upstream, source) = match &route.target {
+            YarnTarget::ResourceManager => (yarn.resourcemanager(), Source::ResourceManager),
+            YarnTarget::NodeManager { host, port } => (
+                yarn.nodemanager(host, *port)?,
+                Source::NodeManager(format!("{}:{port}", host.to_ascii_lowercase())),
+            ),
+        };
+        if !principal.admin {
+            let owner = self
+                .application_owner(yarn, &route.application, principal, conn, ctx)
+                .await?;
+            if owner != *principal.user {
+                return Err(RequestError::NotFound);
+            }
+        }
+
+        // forward: the caller's identity asserted as to Livy, their own removed.
+        let query = self.asserted_query(route.query.as_deref(), &principal.user, &[], &[]);
+        ctx.effective_user = Some(principal.user.to_string());
+        let request = self.livy_request(
+            parts.method,
+            &route.path,
+            query.query.as_deref(),
+            parts.headers,
+            body::empty(),
+            Some(conn),
+            &ctx.request_id,
+        )?;
+        let started = Instant::now();
+        let response = upstream.send(request).await;
+        ctx.upstream_time = Some(started.elapsed());
+        let response = response?;
+        ctx.upstream_status = Some(response.status().as_u16());
+
+        // respond: links in the head and in pages point at the gateway.
+        let (mut head, body) = response.into_parts();
+        headers::strip_from_upstream(&mut head.headers);
+        let location = head.headers.get(LOCATION).and_then(|v| v.to_str().ok());
+        if let Some(rewritten) = location.and_then(|l| yarn.links.href(l, &source)) {
+            if let Ok(value) = HeaderValue::from_str(&rewritten) {
+                head.headers.insert(LOCATION, value);
+            }
+        }
+        let is_html = head
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+        let body = match is_html {
+            true => {
+                head.headers.remove(CONTENT_LENGTH);
+                html::rewrite(body, yarn.links.clone(), source)
+            }
+            false => body,
+        };
+        Ok(Response::from_parts(head, body))
+    }
+
+    /// Whose `application` is: remembered from a view the gateway relayed, or else
+    /// found in Livy's listings (one round trip per kind, only on a miss).
+    async fn application_owner(
+        &self,
+        yarn: &Yarn,
+        application: &str,
+        principal: &Principal,
+        conn: &ConnInfo,
+        ctx: &RequestContext,
+    ) -> Result<String, RequestError> {
+        if let Some(owner) = yarn.apps.owner(application) {
+            return Ok(owner);
+        }
+        for kind in [Kind::Batch, Kind::Session] {
+            let query = self.asserted_query(
+                None,
+                &principal.user,
+                &[],
+                &[("from", "0"), ("size", listing::FETCH_ALL)],
+            );
+            let request = self.livy_request(
+                Method::GET,
+                &format!("/{}", kind.collection()),
+                query.query.as_deref(),
+                http::HeaderMap::new(),
+                body::empty(),
+                Some(conn),
+                &ctx.request_id,
+            )?;
+            let response = self.livy.send(request).await?;
+            if response.status() != StatusCode::OK {
+                return Err(RequestError::UpstreamFailed);
+            }
+            let bytes = buffer(response.into_body(), self.settings.max_buffered_response).await?;
+            let answer: Value =
+                serde_json::from_slice(&bytes).map_err(|_| RequestError::UpstreamFailed)?;
+            let views = answer.get("sessions").and_then(Value::as_array);
+            let view = views
+                .into_iter()
+                .flatten()
+                .find(|view| view.get("appId").and_then(Value::as_str) == Some(application));
+            let Some(view) = view else { continue };
+            let record = match view.get("id").and_then(Value::as_u64) {
+                Some(id) => self.state.ownership.get(kind, id).await?,
+                None => None,
+            };
+            if let Some(owner) = listing::view_owner(view, record.as_ref()) {
+                yarn.apps.learn(application, &owner);
+                return Ok(owner);
+            }
+        }
+        Err(RequestError::NotFound)
+    }
+
+    /// With `[yarn]`, Livy's JSON answers that carry views (one, a listing, a
+    /// creation) get their Spark UI and driver-log links pointed at the gateway,
+    /// and the applications in them noted as the caller's: a caller who is not
+    /// an administrator is only ever shown their own.
+    pub(super) async fn yarn_links(
+        &self,
+        response: Response<Body>,
+        principal: &Principal,
+        conn: &ConnInfo,
+        ctx: &RequestContext,
+    ) -> Result<Response<Body>, RequestError> {
+        let Some(yarn) = &self.yarn else {
+            return Ok(response);
+        };
+        let carries_views = matches!(
+            ctx.action,
+            Some(
+                "batch.get"
+                    | "session.get"
+                    | "batch.list"
+                    | "session.list"
+                    | "batch.create"
+                    | "session.create"
+            )
+        );
+        if !carries_views || !response.status().is_success() {
+            return Ok(response);
+        }
+        let (mut head, body) = response.into_parts();
+        let bytes = buffer(body, self.settings.max_buffered_response).await?;
+        let Ok(mut answer) = serde_json::from_slice::<Value>(&bytes) else {
+            return Ok(Response::from_parts(head, body::full(bytes)));
+        };
+        let host = self.settings.public_host.as_ref().unwrap_or(&conn.host);
+        let base = format!("https://{}", host.to_str().unwrap_or_default());
+        let applications = yarn.links.rewrite_views(&mut answer, &base);
+        if !principal.admin {
+            for application in &applications {
+                yarn.apps.learn(application, &principal.user);
+            }
+        }
+        let bytes = answer.to_string();
+        head.headers
+            .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        Ok(Response::from_parts(head, body::full(bytes)))
+    }
+}

@@ -1,0 +1,269 @@
+//! `[yarn]`: the Spark UI and driver logs through the gateway, against livy-sim
+//! standing in for Livy, the ResourceManager's proxy and a NodeManager
+//! (`--serve-yarn`): links in views rewritten, pages served to the application's
+//! owner only with their links rewritten, logs streamed, NodeManagers outside the
+//! allowlist never contacted.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use http::{Method, StatusCode};
+use livy_gateway::config::{HostPattern, UpstreamUrl, YarnConfig};
+use livy_gateway::sim::model::LivyVersion;
+use livy_gateway::sim::{self, Cluster, SimConfig, Simulator};
+
+const BATCHES: &str = "/gateway/default/livy/v1/batches";
+const SESSIONS: &str = "/gateway/default/livy/v1/sessions";
+
+/// A livy-sim (0.7: views carry driver-log links) that is also the cluster's
+/// ResourceManager and its one NodeManager, on one loopback port.
+async fn cluster_sim() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = SimConfig {
+        version: LivyVersion::V07,
+        speed: 1_000_000.0,
+        cluster: Cluster {
+            resourcemanager: format!("http://{addr}"),
+            nodemanager: addr.to_string(),
+        },
+        serve_yarn: true,
+        ..SimConfig::default()
+    };
+    tokio::spawn(sim::run(
+        listener,
+        Arc::new(Simulator::new(config)),
+        std::future::pending(),
+    ));
+    format!("http://{addr}")
+}
+
+/// A gateway in front of `livy`, with `[yarn]` naming it as both YARN servers.
+async fn gateway(livy: &str) -> TestGateway {
+    let nodemanager = livy.trim_start_matches("http://").to_owned();
+    let yarn = YarnConfig {
+        resourcemanager: UpstreamUrl::parse(livy).unwrap(),
+        nodemanagers: vec![HostPattern::parse(&nodemanager).unwrap()],
+    };
+    TestGateway::start(
+        Options::backend(Backend::Urls(vec![livy.to_owned()])).with(move |c| c.yarn = Some(yarn)),
+    )
+    .await
+}
+
+/// The path of a gateway link (`https://localhost:<port>/gateway/...`), checking
+/// it is absolute and on the gateway.
+fn gateway_path(gw: &TestGateway, link: &serde_json::Value) -> String {
+    let link = link.as_str().unwrap_or_else(|| panic!("no link: {link}"));
+    let origin = format!("https://localhost:{}", gw.addr.port());
+    link.strip_prefix(&origin)
+        .unwrap_or_else(|| panic!("{link} is not on the gateway"))
+        .to_owned()
+}
+
+/// Creates a batch as `user` and returns its view once it runs (has links).
+async fn running_batch(gw: &TestGateway, user: &str, name: &str) -> serde_json::Value {
+    let c = gw.client();
+    let body = format!(r#"{{"file":"local:/jobs/{name}.jar","name":"{name}"}}"#);
+    let r = c.as_user(user, Method::POST, BATCHES, &body).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.json()["id"].as_u64().unwrap();
+    let r = c
+        .as_user(user, Method::GET, &format!("{BATCHES}/{id}"), "")
+        .await;
+    assert_eq!(r.status, 200);
+    r.json()
+}
+
+#[tokio::test]
+async fn links_in_views_and_listings_lead_through_the_gateway() {
+    let livy = cluster_sim().await;
+    let gw = gateway(&livy).await;
+    let view = running_batch(&gw, "alice", "linked").await;
+    let app = view["appId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]),
+        format!("/gateway/default/yarn/proxy/{app}/")
+    );
+    let container = format!(
+        "container_e01_{}_01_000001",
+        app.trim_start_matches("application_")
+    );
+    let nm = livy.trim_start_matches("http://");
+    assert_eq!(
+        gateway_path(&gw, &view["appInfo"]["driverLogUrl"]),
+        format!("/gateway/default/yarn/nm/{nm}/node/containerlogs/{container}/alice")
+    );
+
+    // The listing (HTTP/2 this time) and a session's view say the same.
+    let c = gw.client();
+    let r = c
+        .as_user_over(Proto::H2, "alice", Method::GET, BATCHES, "")
+        .await;
+    let listed = &r.json()["sessions"][0];
+    assert_eq!(listed["appInfo"], view["appInfo"]);
+    let r = c
+        .as_user(
+            "alice",
+            Method::POST,
+            SESSIONS,
+            r#"{"kind":"pyspark","name":"s1"}"#,
+        )
+        .await;
+    let id = r.json()["id"].as_u64().unwrap();
+    let r = c
+        .as_user("alice", Method::GET, &format!("{SESSIONS}/{id}"), "")
+        .await;
+    let ui = gateway_path(&gw, &r.json()["appInfo"]["sparkUiUrl"]);
+    assert!(
+        ui.starts_with("/gateway/default/yarn/proxy/application_"),
+        "{ui}"
+    );
+}
+
+#[tokio::test]
+async fn the_spark_ui_is_served_to_its_owner_with_its_links_rewritten() {
+    let livy = cluster_sim().await;
+    let gw = gateway(&livy).await;
+    let view = running_batch(&gw, "alice", "ui").await;
+    let ui = gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]);
+    let app = view["appId"].as_str().unwrap();
+    let c = gw.client();
+    for proto in [Proto::H1, Proto::H2] {
+        let r = c.as_user_over(proto, "alice", Method::GET, &ui, "").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert!(r.header("content-type").unwrap().starts_with("text/html"));
+        let page = String::from_utf8(r.body.to_vec()).unwrap();
+        for link in [
+            format!(r#"href="/gateway/default/yarn/proxy/{app}/static/bootstrap.min.css""#),
+            format!(r#"src="/gateway/default/yarn/proxy/{app}/static/utils.js""#),
+            format!(r#"href="/gateway/default/yarn/proxy/{app}/jobs/""#),
+            format!(r#"href="/gateway/default/yarn/proxy/{app}/executors/""#),
+            r#"href="stages/""#.to_string(),
+            r#"href="https://spark.apache.org/docs/""#.to_string(),
+        ] {
+            assert!(page.contains(&link), "{link} not in {page}");
+        }
+        // A page the gateway does not serve keeps its own address.
+        assert!(
+            page.contains(&format!(r#"href="{livy}/cluster/app/{app}""#)),
+            "{page}"
+        );
+        // The stylesheet, through the rewritten link, streams unchanged.
+        let css = format!("/gateway/default/yarn/proxy/{app}/static/bootstrap.min.css");
+        let r = c.as_user_over(proto, "alice", Method::GET, &css, "").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(&r.body[..], b"body { font-family: sans-serif }\n");
+    }
+
+    // The ResourceManager's redirection (adding the slash) comes back on the
+    // gateway.
+    let bare = ui.trim_end_matches('/');
+    let r = c.as_user("alice", Method::GET, bare, "").await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(r.header("location"), Some(&*ui));
+
+    // Someone else's application is missing for them, not forbidden; an
+    // administrator sees it; the UI is read-only.
+    let r = c.as_user("bob", Method::GET, &ui, "").await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    assert_eq!(r.json()["error"], "not_found");
+    let r = c.as_user("admin", Method::GET, &ui, "").await;
+    assert_eq!(r.status, 200);
+    let r = c.as_user("alice", Method::POST, &ui, "{}").await;
+    assert_eq!(r.status, 405);
+    // An application no view ever showed, and Livy does not know.
+    let r = c
+        .as_user(
+            "alice",
+            Method::GET,
+            "/gateway/default/yarn/proxy/application_1_9999/",
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    // Without credentials: 401, as everywhere.
+    let r = c.send(Proto::H2, Method::GET, &ui, &[], "").await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn driver_logs_stream_from_allowed_node_managers_only() {
+    let livy = cluster_sim().await;
+    let gw = gateway(&livy).await;
+    let view = running_batch(&gw, "alice", "logs").await;
+    let logs = gateway_path(&gw, &view["appInfo"]["driverLogUrl"]);
+    let c = gw.client();
+    for proto in [Proto::H1, Proto::H2] {
+        let r = c.as_user_over(proto, "alice", Method::GET, &logs, "").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let index = String::from_utf8(r.body.to_vec()).unwrap();
+        let stderr = format!("{logs}/stderr/?start=-4096");
+        assert!(index.contains(&format!(r#"href="{stderr}""#)), "{index}");
+
+        // The log file: every line, entities intact.
+        let r = c
+            .as_user_over(proto, "alice", Method::GET, &stderr, "")
+            .await;
+        assert_eq!(r.status, 200);
+        let text = String::from_utf8(r.body.to_vec()).unwrap();
+        assert_eq!(text.matches("&lt;ok&gt;\n").count(), 20_000);
+        assert!(text.contains("stderr line 19999 &lt;ok&gt;"));
+    }
+    let r = c.as_user("bob", Method::GET, &logs, "").await;
+    assert_eq!(r.status, 404);
+
+    // A NodeManager outside the allowlist: refused before any connection.
+    let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let elsewhere = start_recorder(ok_responder(), recorded.clone()).await;
+    let nm = livy.trim_start_matches("http://");
+    let forged = logs.replace(nm, &elsewhere.to_string());
+    assert_ne!(forged, logs);
+    for user in ["alice", "admin"] {
+        let r = c.as_user(user, Method::GET, &forged, "").await;
+        assert_eq!(r.status, 403, "{:?}", r.body);
+        assert_eq!(r.json()["error"], "forbidden");
+    }
+    let forged_host = logs.replace(nm, &nm.replace("127.0.0.1", "127.0.0.2"));
+    let r = c.as_user("alice", Method::GET, &forged_host, "").await;
+    assert_eq!(r.status, 403);
+    assert!(recorded.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_instance_that_never_relayed_the_view_asks_livy_whose_it_is() {
+    let livy = cluster_sim().await;
+    let first = gateway(&livy).await;
+    let view = running_batch(&first, "alice", "elsewhere").await;
+    let ui = gateway_path(&first, &view["appInfo"]["sparkUiUrl"]);
+    let second = gateway(&livy).await;
+    let c = second.client();
+    let r = c.as_user("bob", Method::GET, &ui, "").await;
+    assert_eq!(r.status, 404);
+    let r = c.as_user("alice", Method::GET, &ui, "").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn without_yarn_links_pass_unchanged_and_the_routes_are_missing() {
+    let livy = cluster_sim().await;
+    let gw = TestGateway::start(Options::backend(Backend::Urls(vec![livy.clone()]))).await;
+    let view = running_batch(&gw, "alice", "plain").await;
+    let app = view["appId"].as_str().unwrap();
+    assert_eq!(
+        view["appInfo"]["sparkUiUrl"].as_str(),
+        Some(&*format!("{livy}/proxy/{app}/"))
+    );
+    let r = gw
+        .client()
+        .as_user(
+            "alice",
+            Method::GET,
+            &format!("/gateway/default/yarn/proxy/{app}/"),
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 404);
+}
