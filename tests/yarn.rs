@@ -20,13 +20,18 @@ const SESSIONS: &str = "/gateway/default/livy/v1/sessions";
 /// A livy-sim (0.7: views carry driver-log links) that is also the cluster's
 /// ResourceManager and its one NodeManager, on one loopback port.
 async fn cluster_sim() -> String {
+    cluster_sim_with(None).await
+}
+
+/// The same with the views' Spark UI links pointing at `resourcemanager`.
+async fn cluster_sim_with(resourcemanager: Option<&str>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = SimConfig {
         version: LivyVersion::V07,
         speed: 1_000_000.0,
         cluster: Cluster {
-            resourcemanager: format!("http://{addr}"),
+            resourcemanager: resourcemanager.map_or(format!("http://{addr}"), str::to_owned),
             nodemanager: addr.to_string(),
         },
         serve_yarn: true,
@@ -172,6 +177,15 @@ async fn the_spark_ui_is_served_to_its_owner_with_its_links_rewritten() {
     assert_eq!(r.json()["error"], "not_found");
     let r = c.as_user("admin", Method::GET, &ui, "").await;
     assert_eq!(r.status, 200);
+    // … in a sandbox: the page is not the owner's to show the administrator
+    // with the administrator's login.
+    let csp = r.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.starts_with("sandbox") && !csp.contains("allow-same-origin"),
+        "{csp}"
+    );
+    let r = c.as_user("alice", Method::GET, &ui, "").await;
+    assert_eq!(r.header("content-security-policy"), None);
     let r = c.as_user("alice", Method::POST, &ui, "{}").await;
     assert_eq!(r.status, 405);
     // An application no view ever showed, and Livy does not know.
@@ -266,4 +280,34 @@ async fn without_yarn_links_pass_unchanged_and_the_routes_are_missing() {
         )
         .await;
     assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn a_resourcemanager_that_is_down_is_a_json_502_for_both_protocols() {
+    let down = refusing_url();
+    let livy = cluster_sim_with(Some(&down)).await;
+    let yarn = YarnConfig {
+        resourcemanager: UpstreamUrl::parse(&down).unwrap(),
+        nodemanagers: Vec::new(),
+    };
+    let gw = TestGateway::start(
+        Options::backend(Backend::Urls(vec![livy.clone()])).with(move |c| c.yarn = Some(yarn)),
+    )
+    .await;
+    let view = running_batch(&gw, "alice", "rm-down").await;
+    let ui = gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]);
+    // No NodeManager allowed: the driver-log link is left pointing into the cluster.
+    assert!(view["appInfo"]["driverLogUrl"]
+        .as_str()
+        .unwrap()
+        .starts_with(&livy));
+    for proto in [Proto::H1, Proto::H2] {
+        let r = gw
+            .client()
+            .as_user_over(proto, "alice", Method::GET, &ui, "")
+            .await;
+        assert_eq!(r.status, 502, "{:?}", r.body);
+        assert_eq!(r.json()["error"], "upstream_unavailable");
+        assert!(!String::from_utf8_lossy(&r.body).contains(down.trim_start_matches("http://")));
+    }
 }

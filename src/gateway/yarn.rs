@@ -6,11 +6,15 @@
 //!
 //! A NodeManager outside `[yarn] nodemanagers` is refused (403) before anything is
 //! sent; an application the caller does not own is answered as a missing one (404)
-//! without reaching YARN. Only `GET` and `HEAD`: the gateway offers reading, not
+//! without reaching YARN. An administrator may look at every application, but what
+//! someone else's application master serves (its owner controls it) comes with a
+//! `Content-Security-Policy: sandbox`, so its scripts never run as the gateway's
+//! origin with the administrator's login — YARN's own proxy warns non-owners for
+//! the same reason. Only `GET` and `HEAD`: the gateway offers reading, not
 //! killing jobs from the UI. Pages are streamed with their links rewritten; other
 //! content (logs as text, CSS, JavaScript, images) streams unchanged.
 
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION};
 use http::{Method, Response, StatusCode};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -29,6 +33,12 @@ use crate::upstream::Livy;
 use crate::yarn::html;
 use crate::yarn::links::Source;
 use crate::yarn::Yarn;
+
+/// The policy for pages shown to someone other than the application's owner: an
+/// opaque origin (no `allow-same-origin`), so nothing on the page can use the
+/// viewer's gateway login.
+const SANDBOX: HeaderValue =
+    HeaderValue::from_static("sandbox allow-scripts allow-forms allow-popups");
 
 impl Gateway {
     /// Serves one YARN UI request for `principal`.
@@ -56,13 +66,12 @@ impl Gateway {
                 Source::NodeManager(format!("{}:{port}", host.to_ascii_lowercase())),
             ),
         };
-        if !principal.admin {
-            let owner = self
-                .application_owner(yarn, &route.application, principal, conn, ctx)
-                .await?;
-            if owner != *principal.user {
-                return Err(RequestError::NotFound);
-            }
+        let owner = self
+            .application_owner(yarn, &route.application, principal, conn, ctx)
+            .await;
+        let own = matches!(&owner, Ok(owner) if **owner == *principal.user);
+        if !principal.admin && !own {
+            return Err(owner.err().unwrap_or(RequestError::NotFound));
         }
 
         // forward: the caller's identity asserted as to Livy, their own removed.
@@ -104,6 +113,12 @@ impl Gateway {
             }
             false => body,
         };
+        if !own {
+            // An administrator looking at someone else's application: what its
+            // application master serves runs in a sandbox, never as the gateway's
+            // origin, where its scripts could act with the administrator's login.
+            head.headers.insert(CONTENT_SECURITY_POLICY, SANDBOX);
+        }
         Ok(Response::from_parts(head, body))
     }
 
