@@ -372,3 +372,40 @@ async fn with_every_server_down_a_request_gets_a_json_502() {
     let (status, body) = admin_get(gw.admin_addr, "/readyz").await;
     assert_eq!(status, 503, "{body}");
 }
+
+#[tokio::test]
+async fn a_second_redirection_is_not_followed() {
+    // Two passive servers pointing at each other: one redirection is followed,
+    // the second is a 502, and neither reaches the client as a 307.
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (free_port(), free_port());
+    let at = |port: u16| format!("http://127.0.0.1:{port}");
+    let mut first = SimProcess {
+        port: one,
+        journal: dir.path().join("one.journal"),
+        extra: vec!["--redirect-to".into(), at(two)],
+        child: None,
+    };
+    let mut second = SimProcess {
+        port: two,
+        journal: dir.path().join("two.journal"),
+        extra: vec!["--redirect-to".into(), at(one)],
+        child: None,
+    };
+    first.restart();
+    second.restart();
+    let gw = TestGateway::start(
+        Options::backend(Backend::Urls(vec![first.url(), second.url()]))
+            .with(|c| c.livy.health_check_interval = Duration::ZERO),
+    )
+    .await;
+    for proto in [Proto::H1, Proto::H2] {
+        let r = gw
+            .client()
+            .as_user_over(proto, "alice", Method::POST, BATCHES, &creation("looping"))
+            .await;
+        assert_eq!(r.status, 502, "{:?}", r.body);
+        assert_eq!(r.json()["error"], "upstream_failed");
+        assert_eq!(r.header("location"), None);
+    }
+}
