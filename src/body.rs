@@ -224,8 +224,13 @@ where
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        // Draining adds no bytes: the answer's length is the whole length.
-        self.answer.size_hint()
+        // Draining adds no bytes, but its end is not the answer's last byte: an
+        // exact length would let HTTP/1.1 end the answer (and never poll the
+        // drain) once that many bytes are out, then close the connection with
+        // the request body unread, which resets it under a client still sending.
+        let mut hint = http_body::SizeHint::new();
+        hint.set_lower(self.answer.size_hint().lower());
+        hint
     }
 }
 

@@ -311,3 +311,37 @@ async fn a_resourcemanager_that_is_down_is_a_json_502_for_both_protocols() {
         assert!(!String::from_utf8_lossy(&r.body).contains(down.trim_start_matches("http://")));
     }
 }
+
+#[tokio::test]
+async fn the_resourcemanager_is_asked_as_the_caller_for_pages_it_can_rewrite() {
+    let livy = cluster_sim().await;
+    let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rm = start_recorder(ok_responder(), recorded.clone()).await;
+    let yarn = YarnConfig {
+        resourcemanager: UpstreamUrl::parse(&format!("http://{rm}")).unwrap(),
+        nodemanagers: Vec::new(),
+    };
+    let gw = TestGateway::start(
+        Options::backend(Backend::Urls(vec![livy])).with(move |c| c.yarn = Some(yarn)),
+    )
+    .await;
+    let auth = basic("admin", PASSWORD);
+    let path = "/gateway/default/yarn/proxy/application_1_0001/jobs/?doAs=alice&id=3";
+    let headers: [(&str, &[u8]); 2] = [
+        ("authorization", auth.as_bytes()),
+        ("accept-encoding", b"gzip, br"),
+    ];
+    let r = gw
+        .client()
+        .send(Proto::H2, Method::GET, path, &headers, "")
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let seen = recorded.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].uri,
+        "/proxy/application_1_0001/jobs/?id=3&doAs=admin"
+    );
+    assert!(!seen[0].headers.contains_key("accept-encoding"));
+    assert!(!seen[0].headers.contains_key("authorization"));
+}

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, EXPECT};
+use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT};
 use http::{HeaderName, Request, Response};
 use tokio::time::Instant;
 
@@ -367,6 +367,8 @@ impl Gateway {
                 if let Some(rest) = unread.take().filter(|_| !expects_continue) {
                     // Answered before the body was read: read it after the answer,
                     // so the exchange ends cleanly on both protocols.
+                    // Without a length, so the answer ends only once the drain has.
+                    response.headers_mut().remove(CONTENT_LENGTH);
                     response =
                         response.map(|answer| body::boxed(body::Draining::new(answer, rest)));
                 }

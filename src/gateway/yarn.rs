@@ -14,7 +14,10 @@
 //! killing jobs from the UI. Pages are streamed with their links rewritten; other
 //! content (logs as text, CSS, JavaScript, images) streams unchanged.
 
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION};
+use http::header::{
+    HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_SECURITY_POLICY,
+    CONTENT_TYPE, LOCATION,
+};
 use http::{Method, Response, StatusCode};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -74,14 +77,17 @@ impl Gateway {
             return Err(owner.err().unwrap_or(RequestError::NotFound));
         }
 
-        // forward: the caller's identity asserted as to Livy, their own removed.
+        // forward: the caller's identity asserted as to Livy, their own removed;
+        // pages asked for uncompressed, as their links are rewritten on the way.
+        let mut headers = parts.headers;
+        headers.remove(ACCEPT_ENCODING);
         let query = self.asserted_query(route.query.as_deref(), &principal.user, &[], &[]);
         ctx.effective_user = Some(principal.user.to_string());
         let request = self.livy_request(
             parts.method,
             &route.path,
             query.query.as_deref(),
-            parts.headers,
+            headers,
             body::empty(),
             Some(conn),
             &ctx.request_id,
@@ -101,11 +107,16 @@ impl Gateway {
                 head.headers.insert(LOCATION, value);
             }
         }
+        // A page still compressed (a server that ignored the request) passes as is.
         let is_html = head
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
+            && head
+                .headers
+                .get(CONTENT_ENCODING)
+                .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"));
         let body = match is_html {
             true => {
                 head.headers.remove(CONTENT_LENGTH);

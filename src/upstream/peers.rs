@@ -250,6 +250,11 @@ impl Peers {
     }
 
     fn make_active(&self, peer: &Peer) {
+        // Read first: every request lands here, and a write each time would bounce
+        // the line between cores for nothing.
+        if self.active.load(Ordering::Relaxed) == peer.index {
+            return;
+        }
         let before = self.active.swap(peer.index, Ordering::Relaxed);
         if before != peer.index {
             self.peers[before].series.active.set(0);
