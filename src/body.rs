@@ -329,7 +329,10 @@ mod tests {
         let (mut feed, request) = fed();
         let mut answer = Draining::new(full("401"), request);
         assert!(!answer.is_end_stream());
-        assert_eq!(answer.size_hint().exact(), Some(3));
+        // No exact length: HTTP/1.1 would end the answer at its last byte and
+        // never let the drain run.
+        assert_eq!(answer.size_hint().exact(), None);
+        assert_eq!(answer.size_hint().lower(), 3);
         let writer = tokio::spawn(async move {
             for _ in 0..3 {
                 feed.send_data(Bytes::from_static(b"body")).await.unwrap();
