@@ -88,6 +88,18 @@ fn creation(name: &str) -> String {
     format!(r#"{{"file":"local:/jobs/{name}.jar","name":"{name}"}}"#)
 }
 
+/// The metric series of attempts at the server on `port` that ended in `outcome`.
+fn attempts(port: u16, outcome: &str) -> String {
+    format!(
+        "livy_gateway_upstream_attempts_total{{upstream=\"127.0.0.1:{port}\",outcome=\"{outcome}\"}}"
+    )
+}
+
+/// `/readyz`'s state of the server on `port`: (health, active).
+async fn server(gw: &TestGateway, port: u16) -> (String, bool) {
+    servers(gw).await[&format!("127.0.0.1:{port}")].clone()
+}
+
 /// `/readyz`'s `livy_servers`: `host:port → (health, active)`.
 async fn servers(gw: &TestGateway) -> HashMap<String, (String, bool)> {
     let (_, body) = admin_get(gw.admin_addr, "/readyz").await;
@@ -134,7 +146,7 @@ async fn creations_survive_the_active_server_dying_and_none_reaches_livy_twice()
     .await;
     wait_for_health(&gw, first.port, "up").await;
     wait_for_health(&gw, second.port, "up").await;
-    assert!(servers(&gw).await[&format!("127.0.0.1:{}", first.port)].1);
+    assert!(server(&gw, first.port).await.1);
 
     // Four clients, each creating batches one after another (alternately over
     // HTTP/1.1 and HTTP/2), while the active server is killed, then restarted and
@@ -223,19 +235,12 @@ async fn creations_survive_the_active_server_dying_and_none_reaches_livy_twice()
     // The gateway says what it saw.
     let m = scrape(&gw).await;
     let unreachable = |port: u16| {
-        m.get(&format!(
-            "livy_gateway_upstream_attempts_total{{upstream=\"127.0.0.1:{port}\",outcome=\"unreachable\"}}"
-        ))
-        .copied()
-        .unwrap_or(0.0)
+        let series = attempts(port, "unreachable");
+        m.get(&series).copied().unwrap_or(0.0)
     };
     assert!(unreachable(first.port) + unreachable(second.port) >= 1.0);
     wait_for_health(&gw, second.port, "down").await;
-    let now = servers(&gw).await;
-    assert_eq!(
-        now[&format!("127.0.0.1:{}", first.port)],
-        ("up".to_owned(), true)
-    );
+    assert_eq!(server(&gw, first.port).await, ("up".to_owned(), true));
     let m = scrape(&gw).await;
     let active = format!(
         "livy_gateway_upstream_active{{upstream=\"127.0.0.1:{}\"}}",
@@ -279,21 +284,11 @@ async fn a_passive_servers_redirection_is_followed_inside_the_gateway() {
             .as_user_over(proto, "alice", Method::GET, &format!("{BATCHES}/0"), "")
             .await;
         assert_eq!(r.status, 200);
-        let now = servers(&gw).await;
-        assert_eq!(
-            now[&format!("127.0.0.1:{}", passive.port)],
-            ("standby".to_owned(), false)
-        );
-        assert_eq!(
-            now[&format!("127.0.0.1:{}", active.port)],
-            ("up".to_owned(), true)
-        );
+        let standby = ("standby".to_owned(), false);
+        assert_eq!(server(&gw, passive.port).await, standby);
+        assert_eq!(server(&gw, active.port).await, ("up".to_owned(), true));
         let m = scrape(&gw).await;
-        let redirected = format!(
-            "livy_gateway_upstream_attempts_total{{upstream=\"127.0.0.1:{}\",outcome=\"redirected\"}}",
-            passive.port
-        );
-        assert_eq!(metric(&m, &redirected), 1.0);
+        assert_eq!(metric(&m, &attempts(passive.port, "redirected")), 1.0);
     }
 }
 
@@ -313,12 +308,9 @@ async fn health_checks_put_a_passive_server_on_standby() {
     .await;
     wait_for_health(&gw, passive.port, "standby").await;
     wait_for_health(&gw, active.port, "up").await;
-    assert!(servers(&gw).await[&format!("127.0.0.1:{}", active.port)].1);
+    assert!(server(&gw, active.port).await.1);
     // Requests now go straight to the active server: no redirection more.
-    let redirected = format!(
-        "livy_gateway_upstream_attempts_total{{upstream=\"127.0.0.1:{}\",outcome=\"redirected\"}}",
-        passive.port
-    );
+    let redirected = attempts(passive.port, "redirected");
     let before = scrape(&gw).await.get(&redirected).copied().unwrap_or(0.0);
     let r = gw
         .client()

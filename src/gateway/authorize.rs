@@ -7,7 +7,6 @@ use serde_json::Value;
 use super::context::{ConnInfo, RequestContext};
 use super::Gateway;
 use crate::auth::Principal;
-use crate::body;
 use crate::error::RequestError;
 use crate::livy::{self, listing, Operation, Scope};
 use crate::route::Route;
@@ -112,16 +111,9 @@ impl Gateway {
     ) -> Result<(u64, String), RequestError> {
         let path = format!("/{}/{segment}", kind.collection());
         let query = self.asserted_query(None, &principal.user, &[], &[]);
-        let request = self.livy_request(
-            http::Method::GET,
-            &path,
-            query.query.as_deref(),
-            http::HeaderMap::new(),
-            body::empty(),
-            Some(conn),
-            &ctx.request_id,
-        )?;
-        let response = self.livy.send(request).await?;
+        let response = self
+            .livy_get(&path, query.query.as_deref(), Some(conn), &ctx.request_id)
+            .await?;
         let status = response.status();
         if status.is_server_error() {
             return Err(RequestError::UpstreamFailed);

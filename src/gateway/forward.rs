@@ -105,6 +105,28 @@ impl Gateway {
         })
     }
 
+    /// `GET path?query` to Livy on the gateway's own behalf (to learn an owner, to
+    /// check readiness): the forwarding headers of `conn` when there is a client,
+    /// nothing else of its request.
+    pub(super) async fn livy_get(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        conn: Option<&ConnInfo>,
+        request_id: &RequestId,
+    ) -> Result<Response<Body>, RequestError> {
+        let request = self.livy_request(
+            Method::GET,
+            path,
+            query,
+            HeaderMap::new(),
+            body::empty(),
+            conn,
+            request_id,
+        )?;
+        self.livy.send(request).await
+    }
+
     /// Readiness: whether Livy answers, whether logins can be checked (the
     /// directory answers) and whether the state store answers, each within
     /// `timeout`.
@@ -134,18 +156,9 @@ impl Gateway {
 
     /// Whether Livy answers (`GET /version`, not a 5xx) within `timeout`.
     async fn livy_ready(&self, timeout: Duration) -> bool {
-        let request = self.livy_request(
-            Method::GET,
-            "/version",
-            None,
-            HeaderMap::new(),
-            body::empty(),
-            None,
-            &RequestId::of(&HeaderMap::new()),
-        );
-        let Ok(request) = request else { return false };
+        let id = RequestId::of(&HeaderMap::new());
         matches!(
-            tokio::time::timeout(timeout, self.livy.send(request)).await,
+            tokio::time::timeout(timeout, self.livy_get("/version", None, None, &id)).await,
             Ok(Ok(response)) if !response.status().is_server_error()
         )
     }

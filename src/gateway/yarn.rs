@@ -153,16 +153,10 @@ impl Gateway {
                 &[],
                 &[("from", "0"), ("size", listing::FETCH_ALL)],
             );
-            let request = self.livy_request(
-                Method::GET,
-                &format!("/{}", kind.collection()),
-                query.query.as_deref(),
-                http::HeaderMap::new(),
-                body::empty(),
-                Some(conn),
-                &ctx.request_id,
-            )?;
-            let response = self.livy.send(request).await?;
+            let path = format!("/{}", kind.collection());
+            let response = self
+                .livy_get(&path, query.query.as_deref(), Some(conn), &ctx.request_id)
+                .await?;
             if response.status() != StatusCode::OK {
                 return Err(RequestError::UpstreamFailed);
             }
