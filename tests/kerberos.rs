@@ -86,14 +86,20 @@ impl Realm {
     /// (Re)starts Livy's front door: a new process, so a new cookie secret.
     fn start_front(&mut self, bad_mutual: bool) {
         self.front = None;
+        self.front = Some(self.front_door(self.livy_port, &self.sim_url, &self.log, bad_mutual));
+    }
+
+    /// A Kerberized front door on `port` for the Livy at `sim_url`, logging what it
+    /// sees to `log`.
+    fn front_door(&self, port: u16, sim_url: &str, log: &Path, bad_mutual: bool) -> Running {
         let mut command = Command::new("/usr/bin/python3");
         command
             .envs(self.kdc.env())
             .env("KRB5_KTNAME", self.kdc.path("http.keytab"))
             .arg(STAND_IN)
-            .arg(self.livy_port.to_string())
-            .arg(&self.sim_url)
-            .arg(&self.log)
+            .arg(port.to_string())
+            .arg(sim_url)
+            .arg(log)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if bad_mutual {
@@ -102,11 +108,12 @@ impl Realm {
         let child = command
             .spawn()
             .expect("python3 with python3-gssapi (scripts/test.sh installs it)");
-        self.front = Some(Running(child));
+        let running = Running(child);
         assert!(
-            wait_until_listening(self.livy_port),
+            wait_until_listening(port),
             "Livy's front door did not listen"
         );
+        running
     }
 
     /// What Livy's front door saw, one entry a request.
@@ -270,6 +277,67 @@ async fn batches_reach_a_kerberized_livy_as_the_gateway_acting_for_the_user() {
     assert!(
         !seen.iter().any(|s| s["status"] == 401),
         "no request needed a second try: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_passive_kerberized_livy_is_followed_with_credentials_for_the_active_one() {
+    let realm = Realm::start().await;
+    // A passive livy-sim behind a front door of its own, pointing at the active one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let passive_sim = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sim::run(
+        listener,
+        Arc::new(Simulator::new(SimConfig {
+            redirect_to: Some(format!("http://localhost:{}", realm.livy_port)),
+            ..SimConfig::default()
+        })),
+        std::future::pending(),
+    ));
+    let passive_port = free_port();
+    let passive_log = realm.kdc.path("passive-front.log");
+    let _passive = realm.front_door(passive_port, &passive_sim, &passive_log, false);
+
+    // The passive server first, no health checks: the first request meets the 307.
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let config = write_gateway(dir.path(), &realm, &realm.gateway_keytab, port, admin);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("upstreams = [\"http://localhost:{}\"]", realm.livy_port),
+        &format!(
+            "upstreams = [\"http://localhost:{passive_port}\", \"http://localhost:{}\"]\n\
+             health_check_interval_secs = 0",
+            realm.livy_port
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let gw = Gateway::serve(&realm, dir, &config, port);
+    create_and_read(&gw.client, Proto::H2).await;
+
+    // The passive server was asked with a token and answered 307; the active one
+    // got the same creation, with a token of its own and alice's doAs.
+    let passive: Vec<serde_json::Value> = std::fs::read_to_string(&passive_log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        passive.iter().any(|s| s["method"] == "POST"
+            && s["auth"] == "negotiate"
+            && s["user"] == "livy-gateway"
+            && s["status"] == 307),
+        "{passive:?}\n{}",
+        gw.log()
+    );
+    let active = realm.seen();
+    let posts: Vec<_> = active.iter().filter(|s| s["method"] == "POST").collect();
+    assert_eq!(posts.len(), 1, "{active:?}");
+    assert_eq!(posts[0]["auth"], "negotiate");
+    assert_eq!(posts[0]["user"], "livy-gateway");
+    assert_eq!(posts[0]["status"], 201);
+    assert!(
+        posts[0]["path"].as_str().unwrap().contains("doAs=alice"),
+        "{posts:?}"
     );
 }
 
