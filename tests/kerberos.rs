@@ -342,6 +342,72 @@ async fn a_passive_kerberized_livy_is_followed_with_credentials_for_the_active_o
 }
 
 #[tokio::test]
+async fn the_resourcemanager_behind_kerberos_is_reached_with_the_gateways_credentials() {
+    let realm = Realm::start().await;
+    // A ResourceManager stand-in (livy-sim's YARN pages) behind a front door that
+    // wants SPNEGO, as YARN's web UIs do in a Kerberized cluster.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rm_sim = format!("http://{}", listener.local_addr().unwrap());
+    let rm_port = free_port();
+    tokio::spawn(sim::run(
+        listener,
+        Arc::new(Simulator::new(SimConfig {
+            serve_yarn: true,
+            cluster: sim::Cluster {
+                resourcemanager: format!("http://localhost:{rm_port}"),
+                ..sim::Cluster::default()
+            },
+            ..SimConfig::default()
+        })),
+        std::future::pending(),
+    ));
+    let rm_log = realm.kdc.path("rm-front.log");
+    let _rm = realm.front_door(rm_port, &rm_sim, &rm_log, false);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let yarn = format!("[yarn]\nresourcemanager = \"http://localhost:{rm_port}\"\n");
+    let config = write_gateway_with(
+        dir.path(),
+        &realm,
+        &realm.gateway_keytab,
+        port,
+        admin,
+        &yarn,
+    );
+    // bob administers: any application's pages, whoever's they are.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "htpasswd = \"users.htpasswd\"\n",
+        "htpasswd = \"users.htpasswd\"\nadmins = [\"bob\"]\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let gw = Gateway::serve(&realm, dir, &config, port);
+    let app = "application_1491850285904_0042";
+    for proto in [Proto::H1, Proto::H2] {
+        let path = format!("/gateway/default/yarn/proxy/{app}/");
+        let r = gw
+            .client
+            .as_user_over(proto, "bob", Method::GET, &path, "")
+            .await;
+        assert_eq!(r.status, 200, "{:?}\n{}", r.body, gw.log());
+        let page = String::from_utf8_lossy(&r.body);
+        let jobs = format!(r#"href="/gateway/default/yarn/proxy/{app}/jobs/""#);
+        assert!(page.contains(&jobs), "{page}");
+    }
+    let seen: Vec<serde_json::Value> = std::fs::read_to_string(&rm_log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let served: Vec<_> = seen.iter().filter(|s| s["status"] == 200).collect();
+    assert_eq!(served.len(), 2, "{seen:?}");
+    for s in served {
+        assert_eq!(s["user"], "livy-gateway", "{seen:?}");
+        assert!(s["path"].as_str().unwrap().contains("doAs=bob"), "{seen:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_restarted_livy_costs_no_request_and_no_body_is_sent_twice() {
     let mut realm = Realm::start().await;
     let gw = Gateway::start(&realm, &realm.gateway_keytab);
