@@ -38,7 +38,7 @@ pub enum Verdict {
 #[async_trait]
 pub trait UpstreamAuth: Send + Sync {
     /// Adds what `peer` needs to accept the request (`Authorization`, a cookie).
-    /// `replayable`: the request has no body, so it can be sent again if Livy
+    /// `replayable`: its body (none, or one kept whole) can be sent again if Livy
     /// refuses a remembered credential; `fresh`: it is being sent again, and must
     /// carry new credentials.
     async fn authorize(
