@@ -88,6 +88,14 @@ fn creation(name: &str) -> String {
     format!(r#"{{"file":"local:/jobs/{name}.jar","name":"{name}"}}"#)
 }
 
+/// An HA pair: an active livy-sim and a passive one redirecting to it.
+fn ha_pair(dir: &Path) -> (SimProcess, SimProcess) {
+    let active = SimProcess::start(dir, "active", &[]);
+    let redirect = ["--redirect-to".to_owned(), active.url()];
+    let passive = SimProcess::start(dir, "passive", &redirect);
+    (active, passive)
+}
+
 /// The metric series of attempts at the server on `port` that ended in `outcome`.
 fn attempts(port: u16, outcome: &str) -> String {
     format!(
@@ -253,12 +261,7 @@ async fn creations_survive_the_active_server_dying_and_none_reaches_livy_twice()
 async fn a_passive_servers_redirection_is_followed_inside_the_gateway() {
     for proto in [Proto::H1, Proto::H2] {
         let dir = tempfile::tempdir().unwrap();
-        let active = SimProcess::start(dir.path(), "active", &[]);
-        let passive = SimProcess::start(
-            dir.path(),
-            "passive",
-            &["--redirect-to".to_owned(), active.url()],
-        );
+        let (active, passive) = ha_pair(dir.path());
         // No health checks: the first request goes to the passive server.
         let gw = TestGateway::start(
             Options::backend(Backend::Urls(vec![passive.url(), active.url()]))
@@ -295,12 +298,7 @@ async fn a_passive_servers_redirection_is_followed_inside_the_gateway() {
 #[tokio::test]
 async fn health_checks_put_a_passive_server_on_standby() {
     let dir = tempfile::tempdir().unwrap();
-    let active = SimProcess::start(dir.path(), "active", &[]);
-    let passive = SimProcess::start(
-        dir.path(),
-        "passive",
-        &["--redirect-to".to_owned(), active.url()],
-    );
+    let (active, passive) = ha_pair(dir.path());
     let gw = TestGateway::start(
         Options::backend(Backend::Urls(vec![passive.url(), active.url()]))
             .with(|c| c.livy.health_check_interval = secs(1)),

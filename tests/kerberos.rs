@@ -14,14 +14,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use common::kdc::{Kdc, REALM};
 use common::*;
 use http::Method;
-use livy_gateway::sim::{self, SimConfig, Simulator};
+use livy_gateway::sim::{self, SimConfig};
 
 const BATCHES: &str = "/gateway/default/livy/v1/batches";
 const SESSIONS: &str = "/gateway/default/livy/v1/sessions";
@@ -61,16 +60,11 @@ impl Realm {
             .await;
         let gateway_keytab = kdc.path("gateway.keytab");
         kdc.service("livy-gateway/localhost", &gateway_keytab).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim_url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(sim::run(
-            listener,
-            Arc::new(Simulator::new(SimConfig {
-                speed: 1_000_000.0,
-                ..SimConfig::default()
-            })),
-            std::future::pending(),
-        ));
+        let sim_url = start_sim(|_| SimConfig {
+            speed: 1_000_000.0,
+            ..SimConfig::default()
+        })
+        .await;
         let mut realm = Self {
             log: kdc.path("livy-front.log"),
             kdc,
@@ -118,12 +112,17 @@ impl Realm {
 
     /// What Livy's front door saw, one entry a request.
     fn seen(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        front_door_log(&self.log)
     }
+}
+
+/// What a front door logging to `log` saw, one entry a request.
+fn front_door_log(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// A gateway process in front of `realm`'s Livy, with its keytab.
@@ -284,16 +283,11 @@ async fn batches_reach_a_kerberized_livy_as_the_gateway_acting_for_the_user() {
 async fn a_passive_kerberized_livy_is_followed_with_credentials_for_the_active_one() {
     let realm = Realm::start().await;
     // A passive livy-sim behind a front door of its own, pointing at the active one.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let passive_sim = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(sim::run(
-        listener,
-        Arc::new(Simulator::new(SimConfig {
-            redirect_to: Some(format!("http://localhost:{}", realm.livy_port)),
-            ..SimConfig::default()
-        })),
-        std::future::pending(),
-    ));
+    let passive_sim = start_sim(|_| SimConfig {
+        redirect_to: Some(format!("http://localhost:{}", realm.livy_port)),
+        ..SimConfig::default()
+    })
+    .await;
     let passive_port = free_port();
     let passive_log = realm.kdc.path("passive-front.log");
     let _passive = realm.front_door(passive_port, &passive_sim, &passive_log, false);
@@ -316,11 +310,7 @@ async fn a_passive_kerberized_livy_is_followed_with_credentials_for_the_active_o
 
     // The passive server was asked with a token and answered 307; the active one
     // got the same creation, with a token of its own and alice's doAs.
-    let passive: Vec<serde_json::Value> = std::fs::read_to_string(&passive_log)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let passive = front_door_log(&passive_log);
     assert!(
         passive.iter().any(|s| s["method"] == "POST"
             && s["auth"] == "negotiate"
@@ -346,21 +336,16 @@ async fn the_resourcemanager_behind_kerberos_is_reached_with_the_gateways_creden
     let realm = Realm::start().await;
     // A ResourceManager stand-in (livy-sim's YARN pages) behind a front door that
     // wants SPNEGO, as YARN's web UIs do in a Kerberized cluster.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let rm_sim = format!("http://{}", listener.local_addr().unwrap());
     let rm_port = free_port();
-    tokio::spawn(sim::run(
-        listener,
-        Arc::new(Simulator::new(SimConfig {
-            serve_yarn: true,
-            cluster: sim::Cluster {
-                resourcemanager: format!("http://localhost:{rm_port}"),
-                ..sim::Cluster::default()
-            },
-            ..SimConfig::default()
-        })),
-        std::future::pending(),
-    ));
+    let rm_sim = start_sim(|_| SimConfig {
+        serve_yarn: true,
+        cluster: sim::Cluster {
+            resourcemanager: format!("http://localhost:{rm_port}"),
+            ..sim::Cluster::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
     let rm_log = realm.kdc.path("rm-front.log");
     let _rm = realm.front_door(rm_port, &rm_sim, &rm_log, false);
 
@@ -394,11 +379,7 @@ async fn the_resourcemanager_behind_kerberos_is_reached_with_the_gateways_creden
         let jobs = format!(r#"href="/gateway/default/yarn/proxy/{app}/jobs/""#);
         assert!(page.contains(&jobs), "{page}");
     }
-    let seen: Vec<serde_json::Value> = std::fs::read_to_string(&rm_log)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let seen = front_door_log(&rm_log);
     let served: Vec<_> = seen.iter().filter(|s| s["status"] == 200).collect();
     assert_eq!(served.len(), 2, "{seen:?}");
     for s in served {

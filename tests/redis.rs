@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
@@ -17,25 +16,18 @@ use common::*;
 use http::Method;
 use livy_gateway::config::StateBackend;
 use livy_gateway::sim::model::LivyVersion;
-use livy_gateway::sim::{self, SimConfig, Simulator};
+use livy_gateway::sim::SimConfig;
 
 const BATCHES: &str = "/gateway/default/livy/v1/batches";
 
 /// One simulator, as Livy 0.5 (views carry no owner), for every instance.
 async fn shared_livy() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = SimConfig {
+    start_sim(|_| SimConfig {
         version: LivyVersion::V05,
         speed: 1_000_000.0,
         ..SimConfig::default()
-    };
-    tokio::spawn(sim::run(
-        listener,
-        Arc::new(Simulator::new(config)),
-        std::future::pending(),
-    ));
-    format!("http://{addr}")
+    })
+    .await
 }
 
 /// Options for an instance on `redis` in front of `livy`, with `change` applied.

@@ -12,7 +12,7 @@ use common::*;
 use http::{Method, StatusCode};
 use livy_gateway::config::{HostPattern, UpstreamUrl, YarnConfig};
 use livy_gateway::sim::model::LivyVersion;
-use livy_gateway::sim::{self, Cluster, SimConfig, Simulator};
+use livy_gateway::sim::{Cluster, SimConfig};
 
 const BATCHES: &str = "/gateway/default/livy/v1/batches";
 const SESSIONS: &str = "/gateway/default/livy/v1/sessions";
@@ -25,9 +25,7 @@ async fn cluster_sim() -> String {
 
 /// The same with the views' Spark UI links pointing at `resourcemanager`.
 async fn cluster_sim_with(resourcemanager: Option<&str>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = SimConfig {
+    start_sim(|addr| SimConfig {
         version: LivyVersion::V07,
         speed: 1_000_000.0,
         cluster: Cluster {
@@ -36,13 +34,8 @@ async fn cluster_sim_with(resourcemanager: Option<&str>) -> String {
         },
         serve_yarn: true,
         ..SimConfig::default()
-    };
-    tokio::spawn(sim::run(
-        listener,
-        Arc::new(Simulator::new(config)),
-        std::future::pending(),
-    ));
-    format!("http://{addr}")
+    })
+    .await
 }
 
 /// A gateway in front of `livy`, with `[yarn]` naming it as both YARN servers.

@@ -189,14 +189,13 @@ impl Livy for Upstream {
     }
 
     fn servers(&self) -> Vec<ServerState> {
-        let active = self.peers.active().authority.as_str();
         self.peers
             .all()
             .iter()
             .map(|peer| ServerState {
                 upstream: peer.authority.clone(),
                 health: peer.health(),
-                active: peer.authority == active,
+                active: self.peers.is_active(peer),
             })
             .collect()
     }

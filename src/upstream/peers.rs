@@ -223,6 +223,11 @@ impl Peers {
         &self.peers
     }
 
+    /// Whether requests go to `peer` now.
+    pub fn is_active(&self, peer: &Peer) -> bool {
+        self.active.load(Ordering::Relaxed) % self.peers.len() == peer.index
+    }
+
     /// The server requests go to now.
     pub fn active(&self) -> &Peer {
         &self.peers[self.active.load(Ordering::Relaxed) % self.peers.len()]

@@ -192,16 +192,7 @@ impl TestGateway {
 
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let upstream = match options.backend {
-            Backend::Sim(config) => {
-                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let addr = listener.local_addr().unwrap();
-                tokio::spawn(sim::run(
-                    listener,
-                    Arc::new(Simulator::new(config)),
-                    std::future::pending(),
-                ));
-                format!("http://{addr}")
-            }
+            Backend::Sim(config) => start_sim(|_| config).await,
             Backend::Recorder(responder) => {
                 format!(
                     "http://{}",
@@ -363,6 +354,19 @@ impl TestGateway {
             let _ = admin.await;
         }
     }
+}
+
+/// The Livy simulator on a free loopback port, configured by `config` from the
+/// address it got (for links that point back at it); its URL.
+pub async fn start_sim(config: impl FnOnce(SocketAddr) -> SimConfig) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(sim::run(
+        listener,
+        Arc::new(Simulator::new(config(addr))),
+        std::future::pending(),
+    ));
+    format!("http://{addr}")
 }
 
 /// A loopback port nothing listens on (for a process told to bind it).
