@@ -102,10 +102,15 @@ impl Realm {
         let child = command
             .spawn()
             .expect("python3 with python3-gssapi (scripts/test.sh installs it)");
-        let running = Running(child);
+        let mut running = Running(child);
         assert!(
             wait_until_listening(port),
             "Livy's front door did not listen"
+        );
+        // Alive: what listens is the front door, not a server that took its port.
+        assert!(
+            running.0.try_wait().unwrap().is_none(),
+            "Livy's front door exited"
         );
         running
     }

@@ -370,9 +370,41 @@ pub async fn start_sim(config: impl FnOnce(SocketAddr) -> SimConfig) -> String {
 }
 
 /// A loopback port nothing listens on (for a process told to bind it).
+///
+/// Taken below the kernel's ephemeral range, which servers binding port 0 and
+/// outgoing connections draw from, and never twice in one test process: a port
+/// asked of the kernel and let go could be handed to another test's server
+/// before this test's process binds it, and that test's server would then
+/// answer in its place (seen as a flaky "Livy is unreachable" once it stopped).
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    let below = ephemeral_range_start().max(FIRST + 1_000);
+    let span = below - FIRST;
+    // Each test binary starts at its own place, so binaries run one after
+    // another do not walk the same ports.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below the ephemeral range");
+}
+
+/// Where the kernel's ephemeral ports start (32768 when it does not say).
+fn ephemeral_range_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// Waits (bounded, 5 s) until something accepts connections on `port`.
@@ -406,10 +438,7 @@ pub fn signal_and_wait(child: &mut std::process::Child, signal: &str) -> std::pr
 
 /// `http://127.0.0.1:<port>` where nothing listens.
 pub fn refusing_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}")
+    format!("http://127.0.0.1:{}", free_port())
 }
 
 /// Starts a recording upstream; what it sees is pushed to `recorded`.
