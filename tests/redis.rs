@@ -482,6 +482,68 @@ async fn records_move_from_the_local_store_into_redis_and_back() {
     );
 }
 
+#[tokio::test]
+async fn a_session_in_use_is_renewed_without_a_write_at_every_request() {
+    let redis = RedisServer::start().await;
+    let livy = shared_livy().await;
+    let gw = TestGateway::start(on_redis(&redis, &livy, |c| {
+        // Limits off: a limit's state is a write at every request of its own.
+        c.rate_limit.per_ip_rps = 0.0;
+        c.rate_limit.per_user_rps = 0.0;
+    }))
+    .await;
+    let client = gw.client();
+    let cookie = client
+        .as_user("alice", Method::GET, BATCHES, "")
+        .await
+        .session_cookie()
+        .unwrap();
+    let key = format!("livy-gateway:session:{cookie}");
+    let ttl = |key: String| {
+        let redis = &redis;
+        async move {
+            let out = redis.cli(&["PTTL", &key]).await.unwrap();
+            out.trim().parse::<i64>().unwrap()
+        }
+    };
+    let version = "/gateway/default/livy/v1/version";
+    // A session close to its idle end is given the whole idle timeout again
+    // (30 minutes by default) when it is used.
+    redis.cli(&["PEXPIRE", &key, "5000"]).await.unwrap();
+    let r = with_cookie_over(&client, Proto::H1, &cookie, Method::GET, version).await;
+    assert_eq!(r.status, 200);
+    assert!(ttl(key.clone()).await > 1_790_000);
+    // Used again within the second: nothing written (Redis counts every change).
+    let writes = || async {
+        let info = redis.cli(&["INFO", "persistence"]).await.unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let before = writes().await;
+    let started = Instant::now();
+    for proto in [Proto::H1, Proto::H2] {
+        let r = with_cookie_over(&client, proto, &cookie, Method::GET, version).await;
+        assert_eq!(r.status, 200);
+    }
+    if started.elapsed() < Duration::from_millis(900) {
+        assert_eq!(writes().await, before);
+    }
+    // Idle: a session Redis let expire is refused everywhere.
+    redis.cli(&["PEXPIRE", &key, "1"]).await.unwrap();
+    let mut refused = false;
+    for _ in 0..100 {
+        let r = with_cookie_over(&client, Proto::H2, &cookie, Method::GET, version).await;
+        if r.status == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "an expired session still admitted");
+}
+
 /// Calls of scripts Redis has run (`EVALSHA` and `EVAL`), from `INFO commandstats`.
 async fn script_calls(redis: &RedisServer) -> u64 {
     let info = redis.cli(&["INFO", "commandstats"]).await.unwrap();

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{scripts, Redis};
+use super::scripts::{self, Call};
+use super::Redis;
 use crate::config::{RateLimitConfig, RateSpec};
 use crate::error::{Limit, RequestError};
 use crate::metrics::{KindLabels, Metrics};
@@ -96,9 +97,9 @@ impl RedisRateLimits {
         limit: Limit,
         local: impl std::future::Future<Output = Result<(), RequestError>>,
     ) -> Result<(), RequestError> {
-        let mut invocation = scripts::LIMIT.prepare_invoke();
-        invocation.key(key).arg(interval).arg(burst);
-        match self.redis.run::<i64>("rate_limit", &invocation).await {
+        let mut call = Call::new(&scripts::LIMIT);
+        call.key(key).arg(interval).arg(burst);
+        match self.redis.run::<i64>("rate_limit", &call).await {
             Ok(0) => Ok(()),
             Ok(wait) => Err(RequestError::RateLimited {
                 limit,

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redis::Value;
 
-use super::{scripts, Redis};
+use super::scripts::{self, Call};
+use super::Redis;
 use crate::config::LoginConfig;
 use crate::state::{Lockouts, Outcome, Reservation, StoreError};
 
@@ -60,8 +61,8 @@ impl RedisLockouts {
         held: &str,
     ) -> Result<T, StoreError> {
         let redis = &self.redis;
-        let mut invocation = scripts::LOCKOUTS.prepare_invoke();
-        invocation
+        let mut call = Call::new(&scripts::LOCKOUTS);
+        call
             // A space never appears in an address: the pair's key is unambiguous.
             .key(redis.key(format_args!("login:pair:{ip} {user}")))
             .key(redis.key(format_args!("login:addr:{ip}")))
@@ -71,13 +72,13 @@ impl RedisLockouts {
             .key(redis.key(format_args!("login:ok-user:{user}")))
             .arg(op);
         for time in self.times {
-            invocation.arg(time);
+            call.arg(time);
         }
         for threshold in self.thresholds {
-            invocation.arg(threshold);
+            call.arg(threshold);
         }
-        invocation.arg(token).arg(outcome).arg(held);
-        redis.run(op, &invocation).await
+        call.arg(token).arg(outcome).arg(held);
+        redis.run(op, &call).await
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! Every operation is one Lua script ([`scripts`]), run whole by Redis (so
 //! concurrent instances never see half a change) and timed on Redis's clock (so
-//! instances with drifting clocks count alike). Keys start with
+//! instances with drifting clocks count alike); concurrent requests' scripts go
+//! to Redis together ([`batch`]). Keys start with
 //! `state.key_prefix`; sessions, limits and counters expire by themselves, and
 //! ownership records after `state.ownership_retention_days` unseen.
 //!
@@ -14,6 +15,7 @@
 //! to this instance's own limiter ([`limits`]). The connection is made on first
 //! use and made again after Redis comes back, without a restart.
 
+mod batch;
 pub mod limits;
 pub mod lockouts;
 pub mod ownership;
@@ -24,7 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, IntoConnectionInfo, ScriptInvocation};
+use redis::{FromRedisValue, IntoConnectionInfo};
+
+use self::batch::Batcher;
+use self::scripts::Call;
 
 use crate::config::{Config, StateConfig};
 use crate::error::StartupError;
@@ -34,6 +39,7 @@ use crate::state::{State, StoreError};
 /// The connection to the shared Redis, and how keys are named in it.
 pub struct Redis {
     manager: ConnectionManager,
+    batcher: Batcher,
     prefix: String,
     timeout: Duration,
     metrics: Arc<Metrics>,
@@ -92,6 +98,7 @@ impl Redis {
         let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
             .map_err(|e| fail(e.to_string()))?;
         Ok(Arc::new(Self {
+            batcher: Batcher::new(manager.clone()),
             manager,
             prefix: config.key_prefix.clone(),
             timeout: config.timeout,
@@ -106,16 +113,14 @@ impl Redis {
 
     /// Runs a script, waiting at most `state.timeout_ms`; failures are counted as
     /// `state_errors_total{op}`.
-    async fn run<T: FromRedisValue>(
-        &self,
-        op: &'static str,
-        invocation: &ScriptInvocation<'_>,
-    ) -> Result<T, StoreError> {
-        let mut connection = self.manager.clone();
-        let outcome = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection));
-        match outcome.await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(self.failed(op, error.to_string())),
+    async fn run<T: FromRedisValue>(&self, op: &'static str, call: &Call) -> Result<T, StoreError> {
+        let reply = self.batcher.send(call.script, call.command());
+        match tokio::time::timeout(self.timeout, reply).await {
+            Ok(Ok(Ok(value))) => {
+                redis::from_redis_value(value).map_err(|e| self.failed(op, e.to_string()))
+            }
+            Ok(Ok(Err(error))) => Err(self.failed(op, error)),
+            Ok(Err(_)) => Err(self.failed(op, "the call was not sent".into())),
             Err(_) => Err(self.failed(
                 op,
                 format!("no answer within {} ms", self.timeout.as_millis()),

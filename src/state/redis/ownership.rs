@@ -10,7 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Value;
 
-use super::{scripts, Redis};
+use super::scripts::{self, Call};
+use super::Redis;
 use crate::state::{Change, Kind, OwnershipStore, Record, StoreError};
 
 /// An [`OwnershipStore`] in Redis.
@@ -67,12 +68,12 @@ impl OwnershipStore for RedisOwnership {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = scripts::OWNERS_GET.prepare_invoke();
+        let mut call = Call::new(&scripts::OWNERS_GET);
         for id in ids {
-            invocation.key(self.record_key(kind, *id));
+            call.key(self.record_key(kind, *id));
         }
-        invocation.arg(self.retention);
-        let reply: Vec<Value> = self.redis.run("owners_get", &invocation).await?;
+        call.arg(self.retention);
+        let reply: Vec<Value> = self.redis.run("owners_get", &call).await?;
         if reply.len() != 2 * ids.len() {
             return Err(StoreError("redis owners_get: unexpected reply".into()));
         }
@@ -87,15 +88,14 @@ impl OwnershipStore for RedisOwnership {
         kind: Kind,
         name: &str,
     ) -> Result<Option<(u64, Record)>, StoreError> {
-        let mut invocation = scripts::OWNERS_BY_NAME.prepare_invoke();
-        invocation
-            .key(
-                self.redis
-                    .key(format_args!("owner-name:{}:{name}", kind.as_str())),
-            )
-            .arg(self.redis.key(format_args!("owner:{}:", kind.as_str())))
-            .arg(self.retention);
-        let reply: Value = self.redis.run("owners_by_name", &invocation).await?;
+        let mut call = Call::new(&scripts::OWNERS_BY_NAME);
+        call.key(
+            self.redis
+                .key(format_args!("owner-name:{}:{name}", kind.as_str())),
+        )
+        .arg(self.redis.key(format_args!("owner:{}:", kind.as_str())))
+        .arg(self.retention);
+        let reply: Value = self.redis.run("owners_by_name", &call).await?;
         let bad = || StoreError("redis owners_by_name: unexpected reply".into());
         match reply {
             Value::Nil => Ok(None),
@@ -112,8 +112,8 @@ impl OwnershipStore for RedisOwnership {
     }
 
     async fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
-        let mut invocation = scripts::OWNERS_APPLY.prepare_invoke();
-        invocation.arg(self.retention).arg(&self.redis.prefix);
+        let mut call = Call::new(&scripts::OWNERS_APPLY);
+        call.arg(self.retention).arg(&self.redis.prefix);
         let mut any = false;
         for change in &changes {
             match change {
@@ -123,8 +123,7 @@ impl OwnershipStore for RedisOwnership {
                             .name
                             .as_ref()
                             .map_or(String::new(), |n| format!("={n}"));
-                        invocation
-                            .arg("put")
+                        call.arg("put")
                             .arg(kind.as_str())
                             .arg(*id)
                             .arg(&record.owner)
@@ -133,12 +132,7 @@ impl OwnershipStore for RedisOwnership {
                     }
                 }
                 Change::Remove(kind, id) => {
-                    invocation
-                        .arg("del")
-                        .arg(kind.as_str())
-                        .arg(*id)
-                        .arg("")
-                        .arg("");
+                    call.arg("del").arg(kind.as_str()).arg(*id).arg("").arg("");
                     any = true;
                 }
             }
@@ -146,7 +140,7 @@ impl OwnershipStore for RedisOwnership {
         if !any {
             return Ok(());
         }
-        let _: i64 = self.redis.run("owners_apply", &invocation).await?;
+        let _: i64 = self.redis.run("owners_apply", &call).await?;
         Ok(())
     }
 

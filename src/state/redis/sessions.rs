@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use redis::Value;
 
 use super::limits::{retry_after_us, Params};
-use super::{ownership, scripts, Redis};
+use super::scripts::{self, Call};
+use super::{ownership, Redis};
 use crate::auth::Identity;
 use crate::config::SessionConfig;
 use crate::error::{Limit, RequestError};
@@ -62,24 +63,23 @@ impl RedisSessions {
         admission: Admission<'_>,
     ) -> Result<Result<Admitted, RequestError>, StoreError> {
         let redis = &self.redis;
-        let mut invocation = scripts::ADMIT.prepare_invoke();
+        let mut call = Call::new(&scripts::ADMIT);
         let ip_limit = limits.and_then(|p| p.ip);
         match ip_limit {
-            Some(_) => invocation.key(redis.key(format_args!("rate:ip:{}", admission.ip))),
-            None => invocation.key(""),
+            Some(_) => call.key(redis.key(format_args!("rate:ip:{}", admission.ip))),
+            None => call.key(""),
         };
         match admission.record {
-            Some((kind, id)) => invocation.key(ownership::record_key(redis, kind, id)),
-            None => invocation.key(""),
+            Some((kind, id)) => call.key(ownership::record_key(redis, kind, id)),
+            None => call.key(""),
         };
         for id in admission.ids {
-            invocation.key(self.session_key(id));
+            call.key(self.session_key(id));
         }
         let (ip_interval, ip_burst) = ip_limit.unwrap_or((0, 0));
         let (user_interval, user_burst) = limits.and_then(|p| p.user).unwrap_or((0, 0));
         let check_user = admission.check_user && limits.is_some();
-        invocation
-            .arg(ip_interval)
+        call.arg(ip_interval)
             .arg(ip_burst)
             .arg(if check_user { "1" } else { "0" })
             .arg(user_interval)
@@ -89,10 +89,10 @@ impl RedisSessions {
             .arg(self.retention);
         if let Some(params) = limits {
             for (user, (interval, burst)) in &params.overrides {
-                invocation.arg(user).arg(*interval).arg(*burst);
+                call.arg(user).arg(*interval).arg(*burst);
             }
         }
-        let reply: Vec<Value> = redis.run("admit", &invocation).await?;
+        let reply: Vec<Value> = redis.run("admit", &call).await?;
         let bad = || StoreError("redis admit: unexpected reply".into());
         let [Value::Int(0), Value::Int(n), identity, Value::Int(user_wait), owner, name] =
             reply.as_slice()
@@ -147,15 +147,14 @@ impl SessionStore for RedisSessions {
         let id = new_session_id();
         let json = serde_json::to_string(identity)
             .map_err(|e| StoreError(format!("cannot encode a session: {e}")))?;
-        let mut invocation = scripts::SESSION_CREATE.prepare_invoke();
-        invocation
-            .key(self.session_key(&id))
+        let mut call = Call::new(&scripts::SESSION_CREATE);
+        call.key(self.session_key(&id))
             .key(self.user_key(&identity.user))
             .arg(&*identity.user)
             .arg(json)
             .arg(Self::millis(self.idle))
             .arg(Self::millis(self.absolute));
-        let _: i64 = self.redis.run("session_create", &invocation).await?;
+        let _: i64 = self.redis.run("session_create", &call).await?;
         Ok(id)
     }
 
@@ -175,16 +174,16 @@ impl SessionStore for RedisSessions {
     }
 
     async fn remove(&self, id: &str) -> Result<(), StoreError> {
-        let mut invocation = scripts::SESSION_REMOVE.prepare_invoke();
-        invocation.key(self.session_key(id)).arg(&self.redis.prefix);
-        let _: i64 = self.redis.run("session_remove", &invocation).await?;
+        let mut call = Call::new(&scripts::SESSION_REMOVE);
+        call.key(self.session_key(id)).arg(&self.redis.prefix);
+        let _: i64 = self.redis.run("session_remove", &call).await?;
         Ok(())
     }
 
     async fn remove_user(&self, user: &str) -> Result<(), StoreError> {
-        let mut invocation = scripts::SESSION_REMOVE_USER.prepare_invoke();
-        invocation.key(self.user_key(user));
-        let _: i64 = self.redis.run("session_remove_user", &invocation).await?;
+        let mut call = Call::new(&scripts::SESSION_REMOVE_USER);
+        call.key(self.user_key(user));
+        let _: i64 = self.redis.run("session_remove_user", &call).await?;
         Ok(())
     }
 

@@ -23,7 +23,7 @@ if KEYS[2] ~= '' then
   if r[1] then
     owner, name = r[1], r[2]
     -- Looking at a record renews it.
-    redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[8]))
+    renew(KEYS[2], tonumber(ARGV[8]))
   end
 end
 local idle = tonumber(ARGV[6]) * 1000
@@ -35,7 +35,7 @@ for n = 3, #KEYS do
       -- Past its absolute timeout, however busy.
       redis.call('DEL', KEYS[n])
     else
-      redis.call('PEXPIRE', KEYS[n], math.ceil(math.min(idle, left) / 1000))
+      renew(KEYS[n], math.ceil(math.min(idle, left) / 1000))
       local user_wait = -1
       if ARGV[3] == '1' then
         local interval, burst = tonumber(ARGV[4]), tonumber(ARGV[5])

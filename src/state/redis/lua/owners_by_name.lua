@@ -11,6 +11,6 @@ if not r[1] then
   redis.call('DEL', KEYS[1])
   return false
 end
-redis.call('PEXPIRE', key, tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+renew(key, tonumber(ARGV[2]))
+renew(KEYS[1], tonumber(ARGV[2]))
 return {id, r[1], r[2]}

@@ -7,7 +7,7 @@ for index, key in ipairs(KEYS) do
   out[2 * index - 1] = r[1]
   out[2 * index] = r[2]
   if r[1] then
-    redis.call('PEXPIRE', key, retention)
+    renew(key, retention)
   end
 end
 return out

@@ -6,6 +6,16 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
+-- Gives `key` `ttl` ms to live, unless it has within a second (a tenth of `ttl`
+-- when shorter) of that already: a session or record used many times a second is
+-- written once a second, not at every use (each write goes to the append-only
+-- file and to every replica).
+local function renew(key, ttl)
+  if ttl - redis.call('PTTL', key) > math.min(1000, ttl / 10) then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+
 -- GCRA (the generic cell rate algorithm, as governor uses in-process): on
 -- average one request per `interval` µs, up to `burst` at once. The key holds
 -- the theoretical arrival time and expires when the allowance is full again.
