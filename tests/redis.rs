@@ -482,55 +482,64 @@ async fn records_move_from_the_local_store_into_redis_and_back() {
     );
 }
 
-#[tokio::test]
-async fn a_session_in_use_is_renewed_without_a_write_at_every_request() {
-    let redis = RedisServer::start().await;
+/// One instance on a fresh Redis with both per-request limits at `rps` (0: off),
+/// and a session cookie of alice's.
+async fn alice_on_one(redis: &RedisServer, rps: f64) -> (TestGateway, String) {
     let livy = shared_livy().await;
-    let gw = TestGateway::start(on_redis(&redis, &livy, |c| {
-        // Limits off: a limit's state is a write at every request of its own.
-        c.rate_limit.per_ip_rps = 0.0;
-        c.rate_limit.per_user_rps = 0.0;
+    let gw = TestGateway::start(on_redis(redis, &livy, move |c| {
+        c.rate_limit.per_ip_rps = rps;
+        c.rate_limit.per_user_rps = rps;
     }))
     .await;
-    let client = gw.client();
-    let cookie = client
+    let cookie = gw
+        .client()
         .as_user("alice", Method::GET, BATCHES, "")
         .await
         .session_cookie()
         .unwrap();
-    let key = format!("livy-gateway:session:{cookie}");
-    let ttl = |key: String| {
-        let redis = &redis;
-        async move {
-            let out = redis.cli(&["PTTL", &key]).await.unwrap();
-            out.trim().parse::<i64>().unwrap()
-        }
+    (gw, cookie)
+}
+
+/// A number Redis tells: `PTTL key`, or a field of `INFO`'s.
+async fn redis_number(redis: &RedisServer, args: &[&str], field: Option<&str>) -> i64 {
+    let out = redis.cli(args).await.unwrap();
+    let text = match field {
+        Some(field) => out
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .unwrap(),
+        None => out.as_str(),
     };
+    text.trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_session_in_use_is_renewed_without_a_write_at_every_request() {
+    let redis = RedisServer::start().await;
+    // Limits off: a limit's state is a write at every request of its own.
+    let (gw, cookie) = alice_on_one(&redis, 0.0).await;
+    let client = gw.client();
+    let key = format!("livy-gateway:session:{cookie}");
     let version = "/gateway/default/livy/v1/version";
     // A session close to its idle end is given the whole idle timeout again
     // (30 minutes by default) when it is used.
     redis.cli(&["PEXPIRE", &key, "5000"]).await.unwrap();
     let r = with_cookie_over(&client, Proto::H1, &cookie, Method::GET, version).await;
     assert_eq!(r.status, 200);
-    assert!(ttl(key.clone()).await > 1_790_000);
+    assert!(redis_number(&redis, &["PTTL", &key], None).await > 1_790_000);
     // Used again within the second: nothing written (Redis counts every change).
-    let writes = || async {
-        let info = redis.cli(&["INFO", "persistence"]).await.unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap()
-    };
-    let before = writes().await;
+    let changes = ["INFO", "persistence"];
+    let field = Some("rdb_changes_since_last_save");
+    let before = redis_number(&redis, &changes, field).await;
     let started = Instant::now();
     for proto in [Proto::H1, Proto::H2] {
         let r = with_cookie_over(&client, proto, &cookie, Method::GET, version).await;
         assert_eq!(r.status, 200);
     }
     if started.elapsed() < Duration::from_millis(900) {
-        assert_eq!(writes().await, before);
+        assert_eq!(redis_number(&redis, &changes, field).await, before);
     }
-    // Idle: a session Redis let expire is refused everywhere.
+    // Idle: a session Redis let expire is refused.
     redis.cli(&["PEXPIRE", &key, "1"]).await.unwrap();
     let mut refused = false;
     for _ in 0..100 {
@@ -565,19 +574,9 @@ async fn a_request_with_a_cookie_costs_one_round_trip() {
     // Its address's limit, its session, its user's limit and the record its path
     // names: one script.
     let redis = RedisServer::start().await;
-    let livy = shared_livy().await;
-    let gw = TestGateway::start(on_redis(&redis, &livy, |c| {
-        // Every limit on, so each would cost a round trip of its own if asked apart.
-        c.rate_limit.per_ip_rps = 1000.0;
-        c.rate_limit.per_user_rps = 1000.0;
-    }))
-    .await;
+    // Every limit on, so each would cost a round trip of its own if asked apart.
+    let (gw, cookie) = alice_on_one(&redis, 1000.0).await;
     let client = gw.client();
-    let cookie = client
-        .as_user("alice", Method::GET, BATCHES, "")
-        .await
-        .session_cookie()
-        .unwrap();
     let version = "/gateway/default/livy/v1/version";
     // The first use of a script after Redis starts also loads it (NOSCRIPT, then
     // SCRIPT LOAD): count from the second.
