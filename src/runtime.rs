@@ -196,6 +196,7 @@ impl Runtime {
         let gateway = current.gateway.reloaded(&config)?;
         let next = Arc::new(Active::new(&config, gateway, tls));
         self.active.store(next.clone());
+        current.gateway.forget_removed_upstreams(&next.gateway);
         current
             .gateway
             .end_sessions_of_removed_users(&next.gateway)

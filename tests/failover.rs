@@ -399,3 +399,46 @@ async fn a_second_redirection_is_not_followed() {
         assert_eq!(r.header("location"), None);
     }
 }
+
+#[tokio::test]
+async fn a_server_taken_out_on_reload_leaves_no_series_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kept, gone) = (
+        SimProcess::start(dir.path(), "kept", &[]),
+        SimProcess::start(dir.path(), "gone", &[]),
+    );
+    let gw = TestGateway::start(
+        Options::backend(Backend::Urls(vec![kept.url(), gone.url()]))
+            .with(|c| c.livy.health_check_interval = Duration::ZERO),
+    )
+    .await;
+    let r = gw.client().as_user("alice", Method::GET, BATCHES, "").await;
+    assert_eq!(r.status, 200);
+    let up = |port: u16| format!("livy_gateway_upstream_up{{upstream=\"127.0.0.1:{port}\"}}");
+    let m = scrape(&gw).await;
+    assert!(m.contains_key(&up(gone.port)));
+    assert_eq!(metric(&m, &attempts(kept.port, "answered")), 1.0);
+
+    let path = gw.dir.path().join("gateway.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let both = format!("\"{}\", \"{}\"", kept.url(), gone.url());
+    assert!(text.contains(&both), "{text}");
+    std::fs::write(&path, text.replace(&both, &format!("\"{}\"", kept.url()))).unwrap();
+    gw.runtime.reload().await.unwrap();
+
+    let m = scrape(&gw).await;
+    let gone_series: Vec<_> = m
+        .keys()
+        .filter(|k| k.contains(&format!("127.0.0.1:{}", gone.port)))
+        .collect();
+    assert!(gone_series.is_empty(), "{gone_series:?}");
+    // The server kept keeps its series, counts and all.
+    assert!(m.contains_key(&up(kept.port)));
+    assert_eq!(metric(&m, &attempts(kept.port, "answered")), 1.0);
+    let r = gw.client().as_user("alice", Method::GET, BATCHES, "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        metric(&scrape(&gw).await, &attempts(kept.port, "answered")),
+        2.0
+    );
+}

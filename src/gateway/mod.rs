@@ -279,6 +279,30 @@ impl Gateway {
         Ok(next)
     }
 
+    /// Where this gateway's upstream series are labelled: every Livy server and
+    /// the ResourceManager.
+    fn upstream_names(&self) -> std::collections::HashSet<String> {
+        let mut names: std::collections::HashSet<String> = self
+            .livy
+            .servers()
+            .into_iter()
+            .map(|s| s.upstream)
+            .collect();
+        if let Some(yarn) = &self.yarn {
+            names.extend(yarn.servers().into_iter().map(|s| s.upstream));
+        }
+        names
+    }
+
+    /// After `next` replaced this gateway: the metric series of servers it no
+    /// longer names are no longer exported.
+    pub fn forget_removed_upstreams(&self, next: &Gateway) {
+        let kept = next.upstream_names();
+        for gone in self.upstream_names().difference(&kept) {
+            self.metrics.forget_upstream(gone);
+        }
+    }
+
     /// After `next` replaced this gateway: ends the sessions of users it no longer
     /// knows (those gone from a user list; a directory's users are checked again
     /// when their cached login expires).

@@ -62,6 +62,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The `outcome` label of each.
+    pub fn labels() -> impl Iterator<Item = &'static str> {
+        Self::ALL.into_iter().map(|(_, label)| label)
+    }
+
     const COUNT: usize = 5;
     const ALL: [(Outcome, &'static str); Outcome::COUNT] = [
         (Outcome::Answered, "answered"),

@@ -120,6 +120,12 @@ impl Yarn {
         Ok(upstream)
     }
 
+    /// The ResourceManager's state, as the Livy servers' (its metric series).
+    pub fn servers(&self) -> Vec<crate::upstream::ServerState> {
+        use crate::upstream::Livy;
+        self.resourcemanager.servers()
+    }
+
     /// Closes idle connections past their time.
     pub fn housekeeping(&self) {
         use crate::upstream::Livy;
