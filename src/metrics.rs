@@ -178,21 +178,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Stops exporting the series of a Livy server (or ResourceManager) a reload
-    /// took out of the configuration, so no stale `upstream_up` stays behind.
-    pub fn forget_upstream(&self, upstream: &str) {
-        let labels = UpstreamLabels {
-            upstream: upstream.to_owned(),
-        };
-        self.upstream_up.remove(&labels);
-        self.upstream_active.remove(&labels);
-        for outcome in crate::upstream::peers::Outcome::labels() {
-            self.upstream_attempts.remove(&UpstreamOutcomeLabels {
-                upstream: upstream.to_owned(),
-                outcome,
-            });
-        }
-    }
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("livy_gateway");
         let m = Self {
@@ -325,6 +310,22 @@ impl Metrics {
             m.reloads.clone(),
         );
         Self { registry, ..m }
+    }
+
+    /// Stops exporting the series of a Livy server (or ResourceManager) a reload
+    /// took out of the configuration, so no stale `upstream_up` stays behind.
+    pub fn forget_upstream(&self, upstream: &str) {
+        let labels = UpstreamLabels {
+            upstream: upstream.to_owned(),
+        };
+        self.upstream_up.remove(&labels);
+        self.upstream_active.remove(&labels);
+        for outcome in crate::upstream::peers::Outcome::labels() {
+            self.upstream_attempts.remove(&UpstreamOutcomeLabels {
+                upstream: upstream.to_owned(),
+                outcome,
+            });
+        }
     }
 
     /// The counter of lines dropped from `log` (`access`, `audit`).

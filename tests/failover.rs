@@ -96,6 +96,16 @@ fn ha_pair(dir: &Path) -> (SimProcess, SimProcess) {
     (active, passive)
 }
 
+/// A gateway in front of the servers at `urls`, in that order, checking their
+/// health every `interval` (zero: never).
+async fn gateway_on(urls: Vec<String>, interval: Duration) -> TestGateway {
+    TestGateway::start(
+        Options::backend(Backend::Urls(urls))
+            .with(move |c| c.livy.health_check_interval = interval),
+    )
+    .await
+}
+
 /// The metric series of attempts at the server on `port` that ended in `outcome`.
 fn attempts(port: u16, outcome: &str) -> String {
     format!(
@@ -147,11 +157,7 @@ async fn creations_survive_the_active_server_dying_and_none_reaches_livy_twice()
     let dir = tempfile::tempdir().unwrap();
     let mut first = SimProcess::start(dir.path(), "first", &[]);
     let mut second = SimProcess::start(dir.path(), "second", &[]);
-    let gw = TestGateway::start(
-        Options::backend(Backend::Urls(vec![first.url(), second.url()]))
-            .with(|c| c.livy.health_check_interval = secs(1)),
-    )
-    .await;
+    let gw = gateway_on(vec![first.url(), second.url()], secs(1)).await;
     wait_for_health(&gw, first.port, "up").await;
     wait_for_health(&gw, second.port, "up").await;
     assert!(server(&gw, first.port).await.1);
@@ -263,11 +269,7 @@ async fn a_passive_servers_redirection_is_followed_inside_the_gateway() {
         let dir = tempfile::tempdir().unwrap();
         let (active, passive) = ha_pair(dir.path());
         // No health checks: the first request goes to the passive server.
-        let gw = TestGateway::start(
-            Options::backend(Backend::Urls(vec![passive.url(), active.url()]))
-                .with(|c| c.livy.health_check_interval = Duration::ZERO),
-        )
-        .await;
+        let gw = gateway_on(vec![passive.url(), active.url()], Duration::ZERO).await;
         let c = gw.client();
         let r = c
             .as_user_over(proto, "alice", Method::POST, BATCHES, &creation("followed"))
@@ -299,11 +301,7 @@ async fn a_passive_servers_redirection_is_followed_inside_the_gateway() {
 async fn health_checks_put_a_passive_server_on_standby() {
     let dir = tempfile::tempdir().unwrap();
     let (active, passive) = ha_pair(dir.path());
-    let gw = TestGateway::start(
-        Options::backend(Backend::Urls(vec![passive.url(), active.url()]))
-            .with(|c| c.livy.health_check_interval = secs(1)),
-    )
-    .await;
+    let gw = gateway_on(vec![passive.url(), active.url()], secs(1)).await;
     wait_for_health(&gw, passive.port, "standby").await;
     wait_for_health(&gw, active.port, "up").await;
     assert!(server(&gw, active.port).await.1);
@@ -327,11 +325,7 @@ async fn health_checks_put_a_passive_server_on_standby() {
 async fn a_creation_moves_on_with_its_body_when_the_first_server_is_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let live = SimProcess::start(dir.path(), "live", &[]);
-    let gw = TestGateway::start(
-        Options::backend(Backend::Urls(vec![refusing_url(), live.url()]))
-            .with(|c| c.livy.health_check_interval = Duration::ZERO),
-    )
-    .await;
+    let gw = gateway_on(vec![refusing_url(), live.url()], Duration::ZERO).await;
     for (n, proto) in [Proto::H1, Proto::H2].into_iter().enumerate() {
         let name = format!("moved-{n}");
         let r = gw
@@ -346,11 +340,7 @@ async fn a_creation_moves_on_with_its_body_when_the_first_server_is_unreachable(
 
 #[tokio::test]
 async fn with_every_server_down_a_request_gets_a_json_502() {
-    let gw = TestGateway::start(
-        Options::backend(Backend::Urls(vec![refusing_url(), refusing_url()]))
-            .with(|c| c.livy.health_check_interval = secs(1)),
-    )
-    .await;
+    let gw = gateway_on(vec![refusing_url(), refusing_url()], secs(1)).await;
     for proto in [Proto::H1, Proto::H2] {
         let r = gw
             .client()
@@ -384,11 +374,7 @@ async fn a_second_redirection_is_not_followed() {
     };
     first.restart();
     second.restart();
-    let gw = TestGateway::start(
-        Options::backend(Backend::Urls(vec![first.url(), second.url()]))
-            .with(|c| c.livy.health_check_interval = Duration::ZERO),
-    )
-    .await;
+    let gw = gateway_on(vec![first.url(), second.url()], Duration::ZERO).await;
     for proto in [Proto::H1, Proto::H2] {
         let r = gw
             .client()
@@ -407,11 +393,7 @@ async fn a_server_taken_out_on_reload_leaves_no_series_behind() {
         SimProcess::start(dir.path(), "kept", &[]),
         SimProcess::start(dir.path(), "gone", &[]),
     );
-    let gw = TestGateway::start(
-        Options::backend(Backend::Urls(vec![kept.url(), gone.url()]))
-            .with(|c| c.livy.health_check_interval = Duration::ZERO),
-    )
-    .await;
+    let gw = gateway_on(vec![kept.url(), gone.url()], Duration::ZERO).await;
     let r = gw.client().as_user("alice", Method::GET, BATCHES, "").await;
     assert_eq!(r.status, 200);
     let up = |port: u16| format!("livy_gateway_upstream_up{{upstream=\"127.0.0.1:{port}\"}}");

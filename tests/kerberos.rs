@@ -186,9 +186,22 @@ fn write_gateway_with(
 impl Gateway {
     /// A gateway with `keytab` in front of `realm`'s Livy.
     fn start(realm: &Realm, keytab: &Path) -> Self {
+        Self::start_edited(realm, keytab, "", |text| text)
+    }
+
+    /// [`Gateway::start`] with `extra` sections at the end of its config, and
+    /// `edit` applied to the whole text.
+    fn start_edited(
+        realm: &Realm,
+        keytab: &Path,
+        extra: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (port, admin) = (free_port(), free_port());
-        let config = write_gateway(dir.path(), realm, keytab, port, admin);
+        let config = write_gateway_with(dir.path(), realm, keytab, port, admin, extra);
+        let text = edit(std::fs::read_to_string(&config).unwrap());
+        std::fs::write(&config, text).unwrap();
         Self::serve(realm, dir, &config, port)
     }
 
@@ -298,19 +311,16 @@ async fn a_passive_kerberized_livy_is_followed_with_credentials_for_the_active_o
     let _passive = realm.front_door(passive_port, &passive_sim, &passive_log, false);
 
     // The passive server first, no health checks: the first request meets the 307.
-    let dir = tempfile::tempdir().unwrap();
-    let (port, admin) = (free_port(), free_port());
-    let config = write_gateway(dir.path(), &realm, &realm.gateway_keytab, port, admin);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("upstreams = [\"http://localhost:{}\"]", realm.livy_port),
-        &format!(
-            "upstreams = [\"http://localhost:{passive_port}\", \"http://localhost:{}\"]\n\
-             health_check_interval_secs = 0",
-            realm.livy_port
-        ),
-    );
-    std::fs::write(&config, text).unwrap();
-    let gw = Gateway::serve(&realm, dir, &config, port);
+    let gw = Gateway::start_edited(&realm, &realm.gateway_keytab, "", |text| {
+        text.replace(
+            &format!("upstreams = [\"http://localhost:{}\"]", realm.livy_port),
+            &format!(
+                "upstreams = [\"http://localhost:{passive_port}\", \"http://localhost:{}\"]\n\
+                 health_check_interval_secs = 0",
+                realm.livy_port
+            ),
+        )
+    });
     create_and_read(&gw.client, Proto::H2).await;
 
     // The passive server was asked with a token and answered 307; the active one
@@ -354,24 +364,14 @@ async fn the_resourcemanager_behind_kerberos_is_reached_with_the_gateways_creden
     let rm_log = realm.kdc.path("rm-front.log");
     let _rm = realm.front_door(rm_port, &rm_sim, &rm_log, false);
 
-    let dir = tempfile::tempdir().unwrap();
-    let (port, admin) = (free_port(), free_port());
     let yarn = format!("[yarn]\nresourcemanager = \"http://localhost:{rm_port}\"\n");
-    let config = write_gateway_with(
-        dir.path(),
-        &realm,
-        &realm.gateway_keytab,
-        port,
-        admin,
-        &yarn,
-    );
     // bob administers: any application's pages, whoever's they are.
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "htpasswd = \"users.htpasswd\"\n",
-        "htpasswd = \"users.htpasswd\"\nadmins = [\"bob\"]\n",
-    );
-    std::fs::write(&config, text).unwrap();
-    let gw = Gateway::serve(&realm, dir, &config, port);
+    let gw = Gateway::start_edited(&realm, &realm.gateway_keytab, &yarn, |text| {
+        text.replace(
+            "htpasswd = \"users.htpasswd\"\n",
+            "htpasswd = \"users.htpasswd\"\nadmins = [\"bob\"]\n",
+        )
+    });
     let app = "application_1491850285904_0042";
     for proto in [Proto::H1, Proto::H2] {
         let path = format!("/gateway/default/yarn/proxy/{app}/");
@@ -513,14 +513,9 @@ async fn a_keytab_the_kdc_does_not_know_gives_502_and_readyz_says_so() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let dir = tempfile::tempdir().unwrap();
-    let (port, admin) = (free_port(), free_port());
-    let config = write_gateway(dir.path(), &realm, &stale, port, admin);
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("livy-gateway/localhost@", "livy-gateway/stale@");
-    std::fs::write(&config, text).unwrap();
-    let gw = Gateway::serve(&realm, dir, &config, port);
+    let gw = Gateway::start_edited(&realm, &stale, "", |text| {
+        text.replace("livy-gateway/localhost@", "livy-gateway/stale@")
+    });
     for proto in [Proto::H1, Proto::H2] {
         let r = gw
             .client
@@ -530,6 +525,7 @@ async fn a_keytab_the_kdc_does_not_know_gives_502_and_readyz_says_so() {
         assert_eq!(r.json()["error"], "upstream_auth_failed");
         assert!(!String::from_utf8_lossy(&r.body).contains("localhost"));
     }
+    let admin = gw.ports().1;
     let (status, body) = admin_get(([127, 0, 0, 1], admin).into(), "/readyz").await;
     assert_eq!(status, 503, "{body}");
     let log = gw.log();
@@ -548,7 +544,7 @@ async fn a_keytab_the_kdc_does_not_know_gives_502_and_readyz_says_so() {
             .output()
             .unwrap()
     };
-    let out = probe(&config);
+    let out = probe(&gw.dir.path().join("gateway.toml"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("probe failed"));
     let good_dir = tempfile::tempdir().unwrap();
@@ -578,10 +574,7 @@ async fn sighup_takes_a_new_keytab() {
     // Started with a keytab the KDC has no principal for: nothing works.
     let wrong = realm.kdc.path("wrong.keytab");
     realm.kdc.service("someone-else/localhost", &wrong).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (port, admin) = (free_port(), free_port());
-    let config = write_gateway(dir.path(), &realm, &wrong, port, admin);
-    let gw = Gateway::serve(&realm, dir, &config, port);
+    let gw = Gateway::start(&realm, &wrong);
     let client = &gw.client;
     assert_eq!(
         client
@@ -591,6 +584,7 @@ async fn sighup_takes_a_new_keytab() {
         502
     );
     // The operator puts the right keytab in the config and reloads.
+    let (port, admin) = gw.ports();
     write_gateway(gw.dir.path(), &realm, &realm.gateway_keytab, port, admin);
     let status = Command::new("kill")
         .args(["-HUP", &gw.process.0.id().to_string()])
@@ -714,17 +708,8 @@ async fn negotiate_setup(realm: &Realm, realms: &str) -> (String, PathBuf) {
 impl Gateway {
     /// A gateway that takes Negotiate logins as `section` says, `extra` after it.
     fn start_negotiating(realm: &Realm, section: &str, extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (port, admin) = (free_port(), free_port());
-        let config = write_gateway_with(
-            dir.path(),
-            realm,
-            &realm.gateway_keytab,
-            port,
-            admin,
-            &format!("{section}{extra}"),
-        );
-        Self::serve(realm, dir, &config, port)
+        let extra = format!("{section}{extra}");
+        Self::start_edited(realm, &realm.gateway_keytab, &extra, |text| text)
     }
 
     fn url(&self, path: &str) -> String {
@@ -1087,22 +1072,10 @@ async fn tickets_held_work_with_the_kdc_down_and_expired_ones_are_refused() {
 async fn a_gateway_with_tickets_only_offers_and_takes_nothing_else() {
     let realm = Realm::start().await;
     let (section, ccache) = negotiate_setup(&realm, &format!("\"{REALM}\"")).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (port, admin) = (free_port(), free_port());
-    let config = write_gateway_with(
-        dir.path(),
-        &realm,
-        &realm.gateway_keytab,
-        port,
-        admin,
-        &section,
-    );
     // No password file: `[auth.kerberos]` alone.
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("htpasswd = \"users.htpasswd\"\n", "");
-    std::fs::write(&config, text).unwrap();
-    let gw = Gateway::serve(&realm, dir, &config, port);
+    let gw = Gateway::start_edited(&realm, &realm.gateway_keytab, &section, |text| {
+        text.replace("htpasswd = \"users.htpasswd\"\n", "")
+    });
     let bare = gw.negotiate(Proto::H2, "").await;
     assert_eq!(bare.status, 401);
     let offered: Vec<_> = bare.headers.get_all("www-authenticate").iter().collect();
