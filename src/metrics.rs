@@ -120,6 +120,11 @@ pub struct Metrics {
     /// Rate-limit checks decided by this instance's own limiter because the shared
     /// store failed, by kind (`ip`, `user`, `create`).
     pub rate_limit_fallbacks: Family<KindLabels, Counter>,
+    /// Cookie-path lookups of the Redis backend's near cache, by outcome: `hit`
+    /// (answered without Redis), `miss`.
+    pub state_cache: Family<OutcomeLabels, Counter>,
+    /// Times the near cache was emptied because its invalidation channel was lost.
+    pub state_cache_resets: Counter,
     /// 1 while a Livy server answers (its last check or request), else 0.
     pub upstream_up: Family<UpstreamLabels, Gauge>,
     /// 1 for the Livy server requests go to.
@@ -199,6 +204,8 @@ impl Metrics {
             directory_duration: Family::new_with_constructor(latency_histogram),
             state_errors: Family::default(),
             rate_limit_fallbacks: Family::default(),
+            state_cache: Family::default(),
+            state_cache_resets: Counter::default(),
             upstream_up: Family::default(),
             upstream_active: Family::default(),
             upstream_attempts: Family::default(),
@@ -283,6 +290,16 @@ impl Metrics {
             "rate_limit_fallbacks",
             "Rate-limit checks decided by this instance alone because the shared store failed, by kind",
             m.rate_limit_fallbacks.clone(),
+        );
+        registry.register(
+            "state_cache_lookups",
+            "Cookie-path lookups in the Redis backend's near cache, by outcome (hit: answered without Redis)",
+            m.state_cache.clone(),
+        );
+        registry.register(
+            "state_cache_resets",
+            "Times the near cache was emptied because its invalidation channel was lost",
+            m.state_cache_resets.clone(),
         );
         registry.register(
             "upstream_up",

@@ -769,3 +769,205 @@ async fn three_instances_behind_haproxy_serve_one_user_without_sticky_sessions()
         assert!(served >= 1.0, "instance {n} served none");
     }
 }
+
+/// Options for three instances with no rate limits (so the near cache answers
+/// cookies) whose copies last a minute (so only Redis's messages end one early).
+fn cached_for_a_minute(c: &mut livy_gateway::config::Config) {
+    c.rate_limit.per_ip_rps = 0.0;
+    c.rate_limit.per_user_rps = 0.0;
+    c.state.local_cache = Duration::from_secs(60);
+}
+
+/// Requests `gw` answered from its near cache (`hit`) or Redis (`miss`) so far.
+async fn cache_lookups(gw: &TestGateway, outcome: &str) -> f64 {
+    let series = format!(r#"livy_gateway_state_cache_lookups_total{{outcome="{outcome}"}}"#);
+    metric(&scrape(gw).await, &series)
+}
+
+/// Sends `cookie` to `gw` until its near cache answers (an instance fills it
+/// once it has subscribed to Redis's messages, shortly after its first request).
+async fn until_cached(gw: &TestGateway, cookie: &str, path: &str) {
+    for _ in 0..200 {
+        let before = cache_lookups(gw, "hit").await;
+        let r = gw.client().with_cookie(cookie, Method::GET, path).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        if cache_lookups(gw, "hit").await > before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("never answered from the near cache");
+}
+
+/// Sends `cookie` to `gw` until it is answered `status` (bounded).
+async fn until_status(gw: &TestGateway, cookie: &str, path: &str, status: u16) {
+    let mut last = 0;
+    for _ in 0..200 {
+        let r = tokio::time::timeout(
+            Duration::from_secs(20),
+            gw.client().with_cookie(cookie, Method::GET, path),
+        )
+        .await
+        .expect("an answer, not a hang");
+        last = r.status.as_u16();
+        if last == status {
+            if status >= 400 {
+                assert!(r.json()["error"].is_string(), "a JSON body: {:?}", r.body);
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("still {last}, not {status}");
+}
+
+const VERSION: &str = "/gateway/default/livy/v1/version";
+
+#[tokio::test]
+async fn a_session_ended_anywhere_is_refused_at_once_by_instances_that_held_a_copy() {
+    let redis = RedisServer::start().await;
+    let gws = three(&redis, cached_for_a_minute).await;
+    let cookie = gws[0]
+        .client()
+        .as_user("alice", Method::GET, BATCHES, "")
+        .await
+        .session_cookie()
+        .unwrap();
+    for gw in &gws {
+        until_cached(gw, &cookie, VERSION).await;
+    }
+    // Answered without Redis, on both protocols.
+    let before = script_calls(&redis).await;
+    for gw in &gws {
+        for proto in [Proto::H1, Proto::H2] {
+            let r = with_cookie_over(&gw.client(), proto, &cookie, Method::GET, VERSION).await;
+            assert_eq!(r.status, 200);
+        }
+    }
+    assert_eq!(script_calls(&redis).await, before, "no round trip");
+
+    // alice removed by one instance's reload: every copy goes with Redis's message,
+    // long before its minute is up.
+    std::fs::write(
+        gws[1].dir.path().join("users.htpasswd"),
+        htpasswd_line("bob", PASSWORD),
+    )
+    .unwrap();
+    gws[1].runtime.reload().await.unwrap();
+    for gw in &gws {
+        until_status(gw, &cookie, VERSION, 401).await;
+    }
+}
+
+#[tokio::test]
+async fn a_record_changed_through_one_instance_is_read_again_by_the_others() {
+    let redis = RedisServer::start().await;
+    let gws = three(&redis, cached_for_a_minute).await;
+    let made = gws[0]
+        .client()
+        .as_user("alice", Method::POST, BATCHES, r#"{"file":"/jobs/a.jar"}"#)
+        .await;
+    assert_eq!(made.status, 201);
+    let cookie = made.session_cookie().unwrap();
+    let item = format!("{BATCHES}/{}", made.json()["id"]);
+    until_cached(&gws[1], &cookie, &item).await;
+    let before = script_calls(&redis).await;
+    let r = gws[1]
+        .client()
+        .with_cookie(&cookie, Method::GET, &item)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        script_calls(&redis).await,
+        before,
+        "the record came from the copy"
+    );
+
+    // Deleted through another instance: the record's message drops the copy, so
+    // the next request reads Redis again (the session's copy alone is not enough).
+    let r = gws[2]
+        .client()
+        .with_cookie(&cookie, Method::DELETE, &item)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mut read_again = false;
+    for _ in 0..200 {
+        let before = cache_lookups(&gws[1], "miss").await;
+        let r = gws[1]
+            .client()
+            .with_cookie(&cookie, Method::GET, &item)
+            .await;
+        assert_eq!(r.status, 404);
+        if cache_lookups(&gws[1], "miss").await > before {
+            read_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(read_again, "the deleted record was answered from the copy");
+}
+
+#[tokio::test]
+async fn losing_the_invalidation_channel_empties_the_near_cache_until_it_is_back() {
+    let mut redis = RedisServer::start().await;
+    let livy = shared_livy().await;
+    let gw = TestGateway::start(on_redis(&redis, &livy, |c| {
+        cached_for_a_minute(c);
+        // A silent Redis is found out by the next ping within this.
+        c.state.timeout = Duration::from_millis(500);
+    }))
+    .await;
+    let cookie = gw
+        .client()
+        .as_user("alice", Method::GET, BATCHES, "")
+        .await
+        .session_cookie()
+        .unwrap();
+    until_cached(&gw, &cookie, VERSION).await;
+
+    // The subscription's connection killed: the cache is emptied (the next
+    // request goes to Redis), then filled again once subscribed anew.
+    redis
+        .cli(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .await
+        .unwrap();
+    let resets = r#"livy_gateway_state_cache_resets_total"#;
+    let mut reset = false;
+    for _ in 0..200 {
+        if metric(&scrape(&gw).await, resets) >= 1.0 {
+            reset = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(reset, "the lost subscription was not noticed");
+    let before = script_calls(&redis).await;
+    let r = gw.client().with_cookie(&cookie, Method::GET, VERSION).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        script_calls(&redis).await > before,
+        "answered from an emptied cache"
+    );
+    until_cached(&gw, &cookie, VERSION).await;
+
+    // Redis silent (stopped, not closed): the ping goes unanswered, the copies go,
+    // and requests get 503 rather than a minute of copies.
+    let pid = redis_number(&redis, &["INFO", "server"], Some("process_id")).await;
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    until_status(&gw, &cookie, VERSION, 503).await;
+    signal("-CONT");
+    until_status(&gw, &cookie, VERSION, 200).await;
+    until_cached(&gw, &cookie, VERSION).await;
+
+    // Redis gone: the same, at once.
+    redis.stop().await;
+    until_status(&gw, &cookie, VERSION, 503).await;
+    assert!(metric(&scrape(&gw).await, resets) >= 3.0);
+}

@@ -258,6 +258,10 @@ fn validate_state(s: &StateConfig) -> Result<(), String> {
     if s.ownership_retention.is_zero() {
         return Err("key state.ownership_retention_days: must be greater than 0".into());
     }
+    // A copy outlives a lost invalidation message by at most this: keep it short.
+    if s.local_cache > std::time::Duration::from_secs(60) {
+        return Err("key state.local_cache_ms: at most 60000".into());
+    }
     if s.backend == StateBackend::Redis {
         let scheme = s.redis_url.split_once("://").map(|(scheme, _)| scheme);
         if !matches!(scheme, Some("redis" | "rediss")) {
@@ -428,8 +432,13 @@ impl fmt::Display for Config {
             StateBackend::Local => writeln!(f, "  state:         local")?,
             StateBackend::Redis => writeln!(
                 f,
-                "  state:         redis at {} (keys {}*)",
-                self.state.redis_url, self.state.key_prefix
+                "  state:         redis at {} (keys {}*; near cache {})",
+                self.state.redis_url,
+                self.state.key_prefix,
+                match self.state.local_cache.as_millis() {
+                    0 => "off".to_owned(),
+                    ms => format!("{ms} ms"),
+                }
             )?,
         }
         writeln!(f, "  data dir:      {}", s.data_dir.display())?;
@@ -692,6 +701,13 @@ upstreams = ["http://127.0.0.1:8998"]
             .unwrap_err()
             .to_string()
             .contains("state.timeout_ms"));
+        let text = format!("{MINIMAL}\n[state]\nlocal_cache_ms = 60001\n");
+        assert!(parse(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("state.local_cache_ms"));
+        let text = format!("{MINIMAL}\n[state]\nlocal_cache_ms = 0\n");
+        assert!(parse(&text).unwrap().state.local_cache.is_zero());
     }
 
     #[test]

@@ -402,6 +402,12 @@ pub struct StateConfig {
     /// Livy forgets finished batches and sessions long before.
     #[serde(rename = "ownership_retention_days", with = "days")]
     pub ownership_retention: Duration,
+    /// How long an instance may answer a session cookie (and the record its path
+    /// names) from what Redis last told it, when no rate limit applies to the
+    /// request; ended sessions and changed records reach every instance at once
+    /// through Redis pub/sub. Zero: ask Redis at every request.
+    #[serde(rename = "local_cache_ms", with = "millis")]
+    pub local_cache: Duration,
 }
 
 impl Default for StateConfig {
@@ -414,6 +420,7 @@ impl Default for StateConfig {
             key_prefix: "livy-gateway:".into(),
             timeout: Duration::from_millis(200),
             ownership_retention: Duration::from_secs(30 * 86_400),
+            local_cache: Duration::from_millis(1000),
         }
     }
 }

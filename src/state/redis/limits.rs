@@ -53,7 +53,7 @@ impl Params {
     }
 
     /// A user's limit: their override, or the per-user one.
-    fn user(&self, user: &str) -> Option<Gcra> {
+    pub fn user_limit(&self, user: &str) -> Option<Gcra> {
         match self.overrides.iter().find(|(name, _)| name == user) {
             Some((_, (0, _))) => None,
             Some((_, own)) => Some(*own),
@@ -136,7 +136,7 @@ impl RateLimiter for RedisRateLimits {
     }
 
     async fn check_user(&self, user: &Arc<str>) -> Result<(), RequestError> {
-        let Some(gcra) = self.params.user(user) else {
+        let Some(gcra) = self.params.user_limit(user) else {
             return Ok(());
         };
         let key = self.redis.key(format_args!("rate:user:{user}"));
@@ -194,9 +194,13 @@ mod tests {
         let params = Params::new(&config);
         assert_eq!(params.ip, Some((10_000, 200)));
         assert_eq!(params.create, Some((2_000_000, 30)));
-        assert_eq!(params.user("alice"), None, "per-user limit off");
-        assert_eq!(params.user("airflow"), Some((250_000, 8)));
-        assert_eq!(params.user("etl"), None, "an override of 0 is no limit");
+        assert_eq!(params.user_limit("alice"), None, "per-user limit off");
+        assert_eq!(params.user_limit("airflow"), Some((250_000, 8)));
+        assert_eq!(
+            params.user_limit("etl"),
+            None,
+            "an override of 0 is no limit"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! Every operation is one Lua script ([`scripts`]), run whole by Redis (so
 //! concurrent instances never see half a change) and timed on Redis's clock (so
 //! instances with drifting clocks count alike); concurrent requests' scripts go
-//! to Redis together ([`batch`]). Keys start with
+//! to Redis together ([`batch`]); what the cookie path read may be answered from
+//! this instance's near cache for a moment, kept true by Redis pub/sub ([`near`]).
+//! Keys start with
 //! `state.key_prefix`; sessions, limits and counters expire by themselves, and
 //! ownership records after `state.ownership_retention_days` unseen.
 //!
@@ -18,17 +20,19 @@
 mod batch;
 pub mod limits;
 pub mod lockouts;
+mod near;
 pub mod ownership;
 mod scripts;
 pub mod sessions;
 
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, IntoConnectionInfo};
 
 use self::batch::Batcher;
+use self::near::NearCache;
 use self::scripts::Call;
 
 use crate::config::{Config, StateConfig};
@@ -43,6 +47,11 @@ pub struct Redis {
     prefix: String,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    /// The near cache (`state.local_cache_ms` > 0), and what its listener needs,
+    /// started on first use.
+    near: Option<Arc<NearCache>>,
+    client: redis::Client,
+    listening: Once,
 }
 
 impl Redis {
@@ -95,15 +104,31 @@ impl Redis {
             // Reconnecting is retried briefly; past that the next operation tries again.
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
-        let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
             .map_err(|e| fail(e.to_string()))?;
+        let near = (!config.local_cache.is_zero())
+            .then(|| Arc::new(NearCache::new(config.local_cache, &metrics)));
         Ok(Arc::new(Self {
             batcher: Batcher::new(manager.clone()),
             manager,
             prefix: config.key_prefix.clone(),
             timeout: config.timeout,
             metrics,
+            near,
+            client,
+            listening: Once::new(),
         }))
+    }
+
+    /// The near cache, its listener started (on the first call, which is on the
+    /// runtime); `None` when it is off.
+    fn near(&self) -> Option<&NearCache> {
+        let near = self.near.as_ref()?;
+        self.listening.call_once(|| {
+            let channel = self.key(format_args!("invalidate"));
+            near::spawn_listener(near, self.client.clone(), channel, self.timeout);
+        });
+        Some(near)
     }
 
     /// A key: the prefix, then `name`.

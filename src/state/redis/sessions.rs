@@ -3,7 +3,8 @@
 //! so every session of a removed user can be ended from any instance. On the
 //! cookie path the session, the client address's limit, the user's limit and the
 //! ownership record the path names come in one script, one round trip
-//! ([`SessionStore::admit`]).
+//! ([`SessionStore::admit`]); when no limit applies to the request, what that
+//! script said may answer the same cookie for a moment ([`super::near`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use redis::Value;
 
 use super::limits::{retry_after_us, Params};
+use super::near::{Cached, NearCache};
 use super::scripts::{self, Call};
 use super::{ownership, Redis};
 use crate::auth::Identity;
@@ -56,12 +58,12 @@ impl RedisSessions {
 
     /// Runs the admit script: `limits` when given (the address's, and the
     /// session user's when asked), the first live session among the ids, and the
-    /// record asked for.
+    /// record asked for; with the time the live session has left in Redis.
     async fn run_admit(
         &self,
         limits: Option<&Params>,
         admission: Admission<'_>,
-    ) -> Result<Result<Admitted, RequestError>, StoreError> {
+    ) -> Result<Result<(Admitted, Duration), RequestError>, StoreError> {
         let redis = &self.redis;
         let mut call = Call::new(&scripts::ADMIT);
         let ip_limit = limits.and_then(|p| p.ip);
@@ -94,7 +96,7 @@ impl RedisSessions {
         }
         let reply: Vec<Value> = redis.run("admit", &call).await?;
         let bad = || StoreError("redis admit: unexpected reply".into());
-        let [Value::Int(0), Value::Int(n), identity, Value::Int(user_wait), owner, name] =
+        let [Value::Int(0), Value::Int(n), identity, Value::Int(user_wait), owner, name, Value::Int(ttl)] =
             reply.as_slice()
         else {
             return match reply.as_slice() {
@@ -133,12 +135,133 @@ impl RedisSessions {
             }),
             None => None,
         };
-        Ok(Ok(Admitted {
+        let ttl = Duration::from_millis(u64::try_from(*ttl).unwrap_or(0));
+        let admitted = Admitted {
             session,
             user_limit,
             record,
-        }))
+        };
+        Ok(Ok((admitted, ttl)))
     }
+
+    /// The keys the admit script reads for `admission`: its sessions', in order,
+    /// and the record's.
+    fn admit_keys(&self, admission: &Admission<'_>) -> AdmitKeys {
+        AdmitKeys {
+            sessions: admission
+                .ids
+                .iter()
+                .map(|id| self.session_key(id))
+                .collect(),
+            record: admission
+                .record
+                .map(|(kind, id)| ownership::record_key(&self.redis, kind, id)),
+        }
+    }
+
+    /// The admit script, or the near cache when no limit applies to `admission`
+    /// and it holds all the script would read; what the script says is kept.
+    async fn admit_near(
+        &self,
+        near: &NearCache,
+        params: &Params,
+        admission: Admission<'_>,
+    ) -> Result<Admitted, RequestError> {
+        let keys = self.admit_keys(&admission);
+        if let Some(admitted) = from_near(near, params, &admission, &keys) {
+            near.count(true);
+            return Ok(admitted);
+        }
+        near.count(false);
+        let epoch = near.epoch();
+        let (admitted, ttl) = self.run_admit(Some(params), admission).await??;
+        if let Some(epoch) = epoch {
+            keep(near, epoch, &admission, &admitted, ttl, keys);
+        }
+        Ok(admitted)
+    }
+}
+
+/// The Redis keys of one admission.
+struct AdmitKeys {
+    sessions: Vec<String>,
+    record: Option<String>,
+}
+
+/// Whether no rate limit applies to `admission`, as far as can be told before its
+/// user is known (a user of their own limit is found out after).
+fn unlimited(params: &Params, admission: &Admission<'_>) -> bool {
+    params.ip.is_none() && !(admission.check_user && params.user.is_some())
+}
+
+/// `admission` answered from the near cache, if it holds all the admit script
+/// would read: each id up to the first live one, and the record asked for.
+fn from_near(
+    near: &NearCache,
+    params: &Params,
+    admission: &Admission<'_>,
+    keys: &AdmitKeys,
+) -> Option<Admitted> {
+    let mut session = None;
+    for (id, key) in admission.ids.iter().zip(&keys.sessions) {
+        match near.get(key)? {
+            Cached::Session(Some(identity)) => {
+                session = Some(((*id).to_owned(), identity));
+                break;
+            }
+            Cached::Session(None) => {}
+            Cached::Record(_) => return None,
+        }
+    }
+    let user_limit = match &session {
+        // The script would count the user's limit, had they one.
+        Some((_, identity)) if admission.check_user => {
+            if params.user_limit(&identity.user).is_some() {
+                return None;
+            }
+            Some(Ok(()))
+        }
+        _ => None,
+    };
+    let record = match (admission.record, &keys.record) {
+        (Some((kind, id)), Some(key)) => match near.get(key)? {
+            Cached::Record(record) => Some(Prefetched { kind, id, record }),
+            Cached::Session(_) => return None,
+        },
+        _ => None,
+    };
+    Some(Admitted {
+        session,
+        user_limit,
+        record,
+    })
+}
+
+/// What the admit script said, kept in the near cache: no session for each id
+/// before the live one, the live one (no longer than it has in Redis), the record.
+fn keep(
+    near: &NearCache,
+    epoch: u64,
+    admission: &Admission<'_>,
+    admitted: &Admitted,
+    ttl: Duration,
+    keys: AdmitKeys,
+) {
+    let live = admitted.session.as_ref();
+    let mut items = Vec::with_capacity(keys.sessions.len() + 1);
+    for (id, key) in admission.ids.iter().zip(keys.sessions) {
+        match live {
+            Some((live, identity)) if live == id => {
+                items.push((key, Cached::Session(Some(identity.clone())), Some(ttl)));
+                break;
+            }
+            _ => items.push((key, Cached::Session(None), None)),
+        }
+    }
+    if let (Some(key), Some(prefetched)) = (keys.record, &admitted.record) {
+        items.push((key, Cached::Record(prefetched.record.clone()), None));
+    }
+    near.keep(epoch, items);
 }
 
 #[async_trait]
@@ -169,7 +292,7 @@ impl SessionStore for RedisSessions {
         let admitted = self.run_admit(None, admission).await?;
         Ok(admitted
             .ok()
-            .and_then(|a| a.session)
+            .and_then(|(a, _)| a.session)
             .map(|(_, identity)| identity))
     }
 
@@ -182,7 +305,7 @@ impl SessionStore for RedisSessions {
 
     async fn remove_user(&self, user: &str) -> Result<(), StoreError> {
         let mut call = Call::new(&scripts::SESSION_REMOVE_USER);
-        call.key(self.user_key(user));
+        call.key(self.user_key(user)).arg(&self.redis.prefix);
         let _: i64 = self.redis.run("session_remove_user", &call).await?;
         Ok(())
     }
@@ -196,8 +319,9 @@ impl SessionStore for RedisSessions {
         self.redis.ping().await
     }
 
-    /// One round trip when the limits live in Redis too; in turn otherwise (no
-    /// cookie: only the address's limit, which may fall back to this instance's).
+    /// One round trip when the limits live in Redis too (none, from the near
+    /// cache, when no limit applies); in turn otherwise (no cookie: only the
+    /// address's limit, which may fall back to this instance's).
     async fn admit(
         &self,
         limits: &dyn RateLimiter,
@@ -205,7 +329,10 @@ impl SessionStore for RedisSessions {
     ) -> Result<Admitted, RequestError> {
         match limits.shared() {
             Some(params) if !admission.ids.is_empty() => {
-                self.run_admit(Some(params), admission).await?
+                match self.redis.near().filter(|_| unlimited(params, &admission)) {
+                    Some(near) => self.admit_near(near, params, admission).await,
+                    None => Ok(self.run_admit(Some(params), admission).await??.0),
+                }
             }
             _ => admit_in_turn(self, limits, admission).await,
         }

@@ -7,9 +7,9 @@
 -- 4 user interval, 5 user burst, 6 idle timeout (ms), 7 key prefix, 8 record
 -- retention (ms), 9.. (user, interval, burst) of each per-user override.
 -- Returns {1, wait} when the address is over its limit; else {0, n, identity,
--- user_wait, owner, name}: n the live session's place among the ids (0: none,
--- identity false), user_wait -1 when not checked, owner and name false when there
--- is no record.
+-- user_wait, owner, name, ttl}: n the live session's place among the ids (0:
+-- none, identity false), user_wait -1 when not checked, owner and name false
+-- when there is no record, ttl the ms the live session has left to live (0: none).
 local now = now_us()
 if KEYS[1] ~= '' then
   local wait = gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), now)
@@ -35,7 +35,7 @@ for n = 3, #KEYS do
       -- Past its absolute timeout, however busy.
       redis.call('DEL', KEYS[n])
     else
-      renew(KEYS[n], math.ceil(math.min(idle, left) / 1000))
+      local ttl = renew(KEYS[n], math.ceil(math.min(idle, left) / 1000))
       local user_wait = -1
       if ARGV[3] == '1' then
         local interval, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -47,8 +47,8 @@ for n = 3, #KEYS do
         end
         user_wait = gcra(ARGV[7] .. 'rate:user:' .. s[1], interval, burst, now)
       end
-      return {0, n - 2, s[2], user_wait, owner, name}
+      return {0, n - 2, s[2], user_wait, owner, name, ttl}
     end
   end
 end
-return {0, 0, false, -1, owner, name}
+return {0, 0, false, -1, owner, name, 0}

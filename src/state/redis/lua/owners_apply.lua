@@ -30,5 +30,6 @@ for k = 3, #ARGV, 5 do
   else
     redis.call('DEL', key)
   end
+  changed(prefix, key)
 end
 return 1

@@ -9,11 +9,20 @@ end
 -- Gives `key` `ttl` ms to live, unless it has within a second (a tenth of `ttl`
 -- when shorter) of that already: a session or record used many times a second is
 -- written once a second, not at every use (each write goes to the append-only
--- file and to every replica).
+-- file and to every replica). Returns the ms it now has to live.
 local function renew(key, ttl)
-  if ttl - redis.call('PTTL', key) > math.min(1000, ttl / 10) then
+  local left = redis.call('PTTL', key)
+  if ttl - left > math.min(1000, ttl / 10) then
     redis.call('PEXPIRE', key, ttl)
+    return ttl
   end
+  return left
+end
+
+-- Tells every instance that `key` changed or is gone, on the channel
+-- `<prefix>invalidate` (their near caches: src/state/redis/near.rs).
+local function changed(prefix, key)
+  redis.call('PUBLISH', prefix .. 'invalidate', key)
 end
 
 -- GCRA (the generic cell rate algorithm, as governor uses in-process): on
