@@ -367,6 +367,7 @@ async fn rediss_with_a_password_and_a_ca_file() {
         c.state.redis_url = url.clone();
         c.state.ca_file = Some(ca.clone());
         c.state.redis_password_file = Some(password.clone());
+        cached_for_a_minute(c);
     };
     let one = TestGateway::start(on_redis(&redis, &livy, secured.clone())).await;
     let two = TestGateway::start(on_redis(&redis, &livy, secured)).await;
@@ -378,6 +379,8 @@ async fn rediss_with_a_password_and_a_ca_file() {
         .unwrap();
     let r = with_cookie_over(&two.client(), Proto::H2, &cookie, Method::GET, BATCHES).await;
     assert_eq!(r.status, 200);
+    // The near cache's subscription too goes over TLS with the password.
+    until_cached(&two, &cookie, BATCHES).await;
     let keys = redis
         .cli(&["--scan", "--pattern", "livy-gateway:session:*"])
         .await
@@ -970,4 +973,82 @@ async fn losing_the_invalidation_channel_empties_the_near_cache_until_it_is_back
     redis.stop().await;
     until_status(&gw, &cookie, VERSION, 503).await;
     assert!(metric(&scrape(&gw).await, resets) >= 3.0);
+}
+
+#[tokio::test]
+async fn a_redis_user_not_allowed_the_channel_works_without_the_near_cache() {
+    let redis = RedisServer::start().await;
+    // An ACL user with the gateway's keys and every command, but no channel.
+    let password = redis.password_file();
+    let secret = std::fs::read_to_string(&password).unwrap();
+    let pass = format!(">{}", secret.trim());
+    let acl = [
+        "ACL",
+        "SETUSER",
+        "gateway",
+        "on",
+        &pass,
+        "~livy-gateway:*",
+        "resetchannels",
+        "+@all",
+    ];
+    assert_eq!(redis.cli(&acl).await.unwrap().trim(), "OK");
+    let livy = shared_livy().await;
+    let url = redis.url().replace("redis://", "redis://gateway@");
+    let gws: Vec<TestGateway> = {
+        let mut gws = Vec::new();
+        for _ in 0..2 {
+            let (url, password) = (url.clone(), password.clone());
+            let options = on_redis(&redis, &livy, move |c| {
+                c.state.redis_url = url.clone();
+                c.state.redis_password_file = Some(password.clone());
+                cached_for_a_minute(c);
+            });
+            gws.push(TestGateway::start(options).await);
+        }
+        gws
+    };
+    let cookie = gws[0]
+        .client()
+        .as_user("alice", Method::GET, BATCHES, "")
+        .await
+        .session_cookie()
+        .unwrap();
+    for _ in 0..10 {
+        for proto in [Proto::H1, Proto::H2] {
+            let r = with_cookie_over(&gws[0].client(), proto, &cookie, Method::GET, VERSION).await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        cache_lookups(&gws[0], "hit").await,
+        0.0,
+        "no subscription, no copies"
+    );
+    assert!(cache_lookups(&gws[0], "miss").await >= 20.0);
+    // Ending sessions still works, all of a user's: only the messages are refused.
+    let second = gws[1]
+        .client()
+        .as_user("alice", Method::GET, BATCHES, "")
+        .await
+        .session_cookie()
+        .unwrap();
+    std::fs::write(
+        gws[1].dir.path().join("users.htpasswd"),
+        htpasswd_line("bob", PASSWORD),
+    )
+    .unwrap();
+    gws[1].runtime.reload().await.unwrap();
+    let sessions = redis
+        .cli(&["--scan", "--pattern", "livy-gateway:session:*"])
+        .await
+        .unwrap();
+    assert_eq!(sessions.trim(), "", "sessions left");
+    for gw in &gws {
+        for cookie in [&cookie, &second] {
+            let r = gw.client().with_cookie(cookie, Method::GET, VERSION).await;
+            assert_eq!(r.status, 401);
+        }
+    }
 }

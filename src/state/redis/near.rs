@@ -169,10 +169,14 @@ pub async fn listen(
     timeout: Duration,
 ) {
     let mut delay = Duration::from_millis(50);
+    // Failures to subscribe are warned of once in a row (Redis down is also told
+    // by every request's error), then retried every second quietly.
+    let mut told = false;
     loop {
         match subscribe(&client, &channel, timeout).await {
             Ok(pubsub) => {
                 delay = Duration::from_millis(50);
+                told = false;
                 let Some(near) = cache.upgrade() else { return };
                 near.reset(true);
                 drop(near);
@@ -187,7 +191,13 @@ pub async fn listen(
                 if cache.strong_count() == 0 {
                     return;
                 }
-                tracing::debug!("state: cannot subscribe to {channel}: {error}");
+                match told {
+                    false => tracing::warn!(
+                        "state: cannot subscribe to {channel} ({error}); the near cache is off until it can"
+                    ),
+                    true => tracing::debug!("state: cannot subscribe to {channel}: {error}"),
+                }
+                told = true;
             }
         }
         tokio::time::sleep(delay).await;

@@ -67,13 +67,15 @@ impl RedisSessions {
         let redis = &self.redis;
         let mut call = Call::new(&scripts::ADMIT);
         let ip_limit = limits.and_then(|p| p.ip);
+        // A key not asked for is the bare prefix: Redis checks every key a script
+        // is given against the ACL of a user restricted to the prefix.
         match ip_limit {
             Some(_) => call.key(redis.key(format_args!("rate:ip:{}", admission.ip))),
-            None => call.key(""),
+            None => call.key(&redis.prefix),
         };
         match admission.record {
             Some((kind, id)) => call.key(ownership::record_key(redis, kind, id)),
-            None => call.key(""),
+            None => call.key(&redis.prefix),
         };
         for id in admission.ids {
             call.key(self.session_key(id));

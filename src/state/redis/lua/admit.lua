@@ -1,8 +1,8 @@
 -- What a request needs of the state before its phases, in one round trip: the
 -- client address's limit, the first live session among the cookie's ids, that
 -- session user's limit, and the ownership record the request's path names.
--- KEYS[1]: the address's limit key ('' when off); KEYS[2]: the record's key (''
--- for none); KEYS[3..]: session keys.
+-- KEYS[1]: the address's limit key (the bare key prefix, ARGV[7], when off);
+-- KEYS[2]: the record's key (the bare prefix for none); KEYS[3..]: session keys.
 -- ARGV: 1 address interval, 2 address burst, 3 check the user's limit ('1'/'0'),
 -- 4 user interval, 5 user burst, 6 idle timeout (ms), 7 key prefix, 8 record
 -- retention (ms), 9.. (user, interval, burst) of each per-user override.
@@ -11,14 +11,14 @@
 -- none, identity false), user_wait -1 when not checked, owner and name false
 -- when there is no record, ttl the ms the live session has left to live (0: none).
 local now = now_us()
-if KEYS[1] ~= '' then
+if KEYS[1] ~= ARGV[7] then
   local wait = gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), now)
   if wait > 0 then
     return {1, wait}
   end
 end
 local owner, name = false, false
-if KEYS[2] ~= '' then
+if KEYS[2] ~= ARGV[7] then
   local r = redis.call('HMGET', KEYS[2], 'o', 'n')
   if r[1] then
     owner, name = r[1], r[2]

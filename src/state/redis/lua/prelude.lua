@@ -20,9 +20,11 @@ local function renew(key, ttl)
 end
 
 -- Tells every instance that `key` changed or is gone, on the channel
--- `<prefix>invalidate` (their near caches: src/state/redis/near.rs).
+-- `<prefix>invalidate` (their near caches: src/state/redis/near.rs). A Redis
+-- user not allowed the channel fails only the message, not the change: its
+-- instances cannot subscribe either, so they keep no copies.
 local function changed(prefix, key)
-  redis.call('PUBLISH', prefix .. 'invalidate', key)
+  redis.pcall('PUBLISH', prefix .. 'invalidate', key)
 end
 
 -- GCRA (the generic cell rate algorithm, as governor uses in-process): on
