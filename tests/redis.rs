@@ -255,12 +255,7 @@ async fn a_lockout_earned_through_one_instance_holds_on_the_others() {
 async fn a_user_removed_on_one_instance_loses_their_sessions_on_all() {
     let redis = RedisServer::start().await;
     let gws = three(&redis, |_| {}).await;
-    let cookie = gws[0]
-        .client()
-        .as_user("alice", Method::GET, BATCHES, "")
-        .await
-        .session_cookie()
-        .unwrap();
+    let cookie = alice_cookie(&gws[0]).await;
     let users: String = ["bob", "admin"]
         .iter()
         .map(|u| htpasswd_line(u, PASSWORD))
@@ -371,12 +366,7 @@ async fn rediss_with_a_password_and_a_ca_file() {
     };
     let one = TestGateway::start(on_redis(&redis, &livy, secured.clone())).await;
     let two = TestGateway::start(on_redis(&redis, &livy, secured)).await;
-    let cookie = one
-        .client()
-        .as_user("alice", Method::GET, BATCHES, "")
-        .await
-        .session_cookie()
-        .unwrap();
+    let cookie = alice_cookie(&one).await;
     let r = with_cookie_over(&two.client(), Proto::H2, &cookie, Method::GET, BATCHES).await;
     assert_eq!(r.status, 200);
     // The near cache's subscription too goes over TLS with the password.
@@ -485,6 +475,15 @@ async fn records_move_from_the_local_store_into_redis_and_back() {
     );
 }
 
+/// A session cookie of alice's, from a Basic login on `gw`.
+async fn alice_cookie(gw: &TestGateway) -> String {
+    gw.client()
+        .as_user("alice", Method::GET, BATCHES, "")
+        .await
+        .session_cookie()
+        .unwrap()
+}
+
 /// One instance on a fresh Redis with both per-request limits at `rps` (0: off),
 /// and a session cookie of alice's.
 async fn alice_on_one(redis: &RedisServer, rps: f64) -> (TestGateway, String) {
@@ -494,12 +493,7 @@ async fn alice_on_one(redis: &RedisServer, rps: f64) -> (TestGateway, String) {
         c.rate_limit.per_user_rps = rps;
     }))
     .await;
-    let cookie = gw
-        .client()
-        .as_user("alice", Method::GET, BATCHES, "")
-        .await
-        .session_cookie()
-        .unwrap();
+    let cookie = alice_cookie(&gw).await;
     (gw, cookie)
 }
 
@@ -830,12 +824,7 @@ const VERSION: &str = "/gateway/default/livy/v1/version";
 async fn a_session_ended_anywhere_is_refused_at_once_by_instances_that_held_a_copy() {
     let redis = RedisServer::start().await;
     let gws = three(&redis, cached_for_a_minute).await;
-    let cookie = gws[0]
-        .client()
-        .as_user("alice", Method::GET, BATCHES, "")
-        .await
-        .session_cookie()
-        .unwrap();
+    let cookie = alice_cookie(&gws[0]).await;
     for gw in &gws {
         until_cached(gw, &cookie, VERSION).await;
     }
@@ -920,12 +909,7 @@ async fn losing_the_invalidation_channel_empties_the_near_cache_until_it_is_back
         c.state.timeout = Duration::from_millis(500);
     }))
     .await;
-    let cookie = gw
-        .client()
-        .as_user("alice", Method::GET, BATCHES, "")
-        .await
-        .session_cookie()
-        .unwrap();
+    let cookie = alice_cookie(&gw).await;
     until_cached(&gw, &cookie, VERSION).await;
 
     // The subscription's connection killed: the cache is emptied (the next
@@ -1008,12 +992,7 @@ async fn a_redis_user_not_allowed_the_channel_works_without_the_near_cache() {
         }
         gws
     };
-    let cookie = gws[0]
-        .client()
-        .as_user("alice", Method::GET, BATCHES, "")
-        .await
-        .session_cookie()
-        .unwrap();
+    let cookie = alice_cookie(&gws[0]).await;
     for _ in 0..10 {
         for proto in [Proto::H1, Proto::H2] {
             let r = with_cookie_over(&gws[0].client(), proto, &cookie, Method::GET, VERSION).await;
@@ -1028,12 +1007,7 @@ async fn a_redis_user_not_allowed_the_channel_works_without_the_near_cache() {
     );
     assert!(cache_lookups(&gws[0], "miss").await >= 20.0);
     // Ending sessions still works, all of a user's: only the messages are refused.
-    let second = gws[1]
-        .client()
-        .as_user("alice", Method::GET, BATCHES, "")
-        .await
-        .session_cookie()
-        .unwrap();
+    let second = alice_cookie(&gws[1]).await;
     std::fs::write(
         gws[1].dir.path().join("users.htpasswd"),
         htpasswd_line("bob", PASSWORD),
