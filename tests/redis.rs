@@ -326,21 +326,8 @@ async fn redis_stopped_gives_503s_and_local_limits_then_everything_recovers() {
     redis.restart().await;
     // Each instance finds Redis again by itself; the session and the record
     // survived the restart (append-only file).
-    for (n, gw) in gws.iter().enumerate() {
-        let mut status = 0;
-        for _ in 0..200 {
-            status = gw
-                .client()
-                .with_cookie(&cookie, Method::GET, &item)
-                .await
-                .status
-                .as_u16();
-            if status == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(status, 200, "instance {n} recovered");
+    for gw in &gws {
+        until_status(gw, &cookie, &item, 200).await;
         assert_eq!(
             gw.client()
                 .as_user("bob", Method::GET, &item, "")

@@ -58,11 +58,13 @@ impl RedisSessions {
 
     /// Runs the admit script: `limits` when given (the address's, and the
     /// session user's when asked), the first live session among the ids, and the
-    /// record asked for; with the time the live session has left in Redis.
+    /// record asked for, reading `keys` ([`Self::admit_keys`]); with the time the
+    /// live session has left in Redis.
     async fn run_admit(
         &self,
         limits: Option<&Params>,
         admission: Admission<'_>,
+        keys: &AdmitKeys,
     ) -> Result<Result<(Admitted, Duration), RequestError>, StoreError> {
         let redis = &self.redis;
         let mut call = Call::new(&scripts::ADMIT);
@@ -73,12 +75,9 @@ impl RedisSessions {
             Some(_) => call.key(redis.key(format_args!("rate:ip:{}", admission.ip))),
             None => call.key(&redis.prefix),
         };
-        match admission.record {
-            Some((kind, id)) => call.key(ownership::record_key(redis, kind, id)),
-            None => call.key(&redis.prefix),
-        };
-        for id in admission.ids {
-            call.key(self.session_key(id));
+        call.key(keys.record.as_deref().unwrap_or(&redis.prefix));
+        for key in &keys.sessions {
+            call.key(key);
         }
         let (ip_interval, ip_burst) = ip_limit.unwrap_or((0, 0));
         let (user_interval, user_burst) = limits.and_then(|p| p.user).unwrap_or((0, 0));
@@ -176,7 +175,7 @@ impl RedisSessions {
         }
         near.count(false);
         let epoch = near.epoch();
-        let (admitted, ttl) = self.run_admit(Some(params), admission).await??;
+        let (admitted, ttl) = self.run_admit(Some(params), admission, &keys).await??;
         if let Some(epoch) = epoch {
             keep(near, epoch, &admission, &admitted, ttl, keys);
         }
@@ -291,7 +290,8 @@ impl SessionStore for RedisSessions {
             check_user: false,
             record: None,
         };
-        let admitted = self.run_admit(None, admission).await?;
+        let keys = self.admit_keys(&admission);
+        let admitted = self.run_admit(None, admission, &keys).await?;
         Ok(admitted
             .ok()
             .and_then(|(a, _)| a.session)
@@ -333,7 +333,10 @@ impl SessionStore for RedisSessions {
             Some(params) if !admission.ids.is_empty() => {
                 match self.redis.near().filter(|_| unlimited(params, &admission)) {
                     Some(near) => self.admit_near(near, params, admission).await,
-                    None => Ok(self.run_admit(Some(params), admission).await??.0),
+                    None => {
+                        let keys = self.admit_keys(&admission);
+                        Ok(self.run_admit(Some(params), admission, &keys).await??.0)
+                    }
                 }
             }
             _ => admit_in_turn(self, limits, admission).await,
