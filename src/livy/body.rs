@@ -2,9 +2,11 @@
 //! `proxyUser` asserted.
 //!
 //! The body must be one JSON object with no duplicate key at any depth, so that the
-//! gateway and Livy's Jackson can never read different values from it. `proxyUser`
-//! absent, null, empty or equal to the caller becomes the caller; naming someone else
-//! is refused unless the caller is an administrator, who may impersonate.
+//! gateway and Livy's Jackson can never read different values from it; numbers are
+//! parsed to the nearest double (serde_json's `float_roundtrip`), so the body sent on
+//! carries the values the client wrote. `proxyUser` absent, null, empty or equal to
+//! the caller becomes the caller; naming someone else is refused unless the caller is
+//! an administrator, who may impersonate.
 
 use std::fmt;
 
@@ -194,5 +196,28 @@ mod tests {
         assert_eq!(assert_proxy_user(&mut map, &admin).unwrap(), "carol");
         let keys: Vec<&String> = map.keys().collect();
         assert_eq!(keys, ["file", "proxyUser"], "key order is kept");
+    }
+
+    #[test]
+    fn numbers_are_sent_on_as_the_values_the_client_wrote() {
+        // A float parsed to the nearest double is written in its shortest form, and
+        // that form read again (as Livy's Jackson reads it) is the same double; a
+        // parser that rounds approximately moved this one by an ulp.
+        let digits = format!("70{}00", "2".repeat(109));
+        for number in [
+            digits.as_str(),
+            "0.1",
+            "1e300",
+            "2.2250738585072014e-308",
+            "123456789012345678",
+        ] {
+            let body = format!(r#"{{"rd":{number}}}"#);
+            let map = parse_object(body.as_bytes()).unwrap();
+            let sent = Value::Object(map.clone()).to_string();
+            let expected: f64 = number.parse().unwrap();
+            let again = parse_object(sent.as_bytes()).unwrap();
+            assert_eq!(again, map, "{number}");
+            assert_eq!(again["rd"].as_f64(), Some(expected), "{number}");
+        }
     }
 }
