@@ -2,7 +2,7 @@
 //! standing in for Livy, the ResourceManager's proxy and a NodeManager
 //! (`--serve-yarn`): links in views rewritten, pages served to the application's
 //! owner only with their links rewritten, logs streamed, NodeManagers outside the
-//! allowlist never contacted.
+//! allowlist never contacted; and an `HTTPS_ONLY` cluster reached over TLS.
 
 mod common;
 
@@ -73,6 +73,23 @@ async fn running_batch(gw: &TestGateway, user: &str, name: &str) -> serde_json::
         .await;
     assert_eq!(r.status, 200);
     r.json()
+}
+
+/// alice's driver log index at `logs` (a gateway path) links its files through
+/// the gateway, and its stderr streams whole, entities intact.
+async fn assert_driver_logs_stream(c: &Client, proto: Proto, logs: &str) {
+    let r = c.as_user_over(proto, "alice", Method::GET, logs, "").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let index = String::from_utf8(r.body.to_vec()).unwrap();
+    let stderr = format!("{logs}/stderr/?start=-4096");
+    assert!(index.contains(&format!(r#"href="{stderr}""#)), "{index}");
+    let r = c
+        .as_user_over(proto, "alice", Method::GET, &stderr, "")
+        .await;
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body.to_vec()).unwrap();
+    assert_eq!(text.matches("&lt;ok&gt;\n").count(), 20_000);
+    assert!(text.contains("stderr line 19999 &lt;ok&gt;"));
 }
 
 #[tokio::test]
@@ -204,20 +221,7 @@ async fn driver_logs_stream_from_allowed_node_managers_only() {
     let logs = gateway_path(&gw, &view["appInfo"]["driverLogUrl"]);
     let c = gw.client();
     for proto in [Proto::H1, Proto::H2] {
-        let r = c.as_user_over(proto, "alice", Method::GET, &logs, "").await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        let index = String::from_utf8(r.body.to_vec()).unwrap();
-        let stderr = format!("{logs}/stderr/?start=-4096");
-        assert!(index.contains(&format!(r#"href="{stderr}""#)), "{index}");
-
-        // The log file: every line, entities intact.
-        let r = c
-            .as_user_over(proto, "alice", Method::GET, &stderr, "")
-            .await;
-        assert_eq!(r.status, 200);
-        let text = String::from_utf8(r.body.to_vec()).unwrap();
-        assert_eq!(text.matches("&lt;ok&gt;\n").count(), 20_000);
-        assert!(text.contains("stderr line 19999 &lt;ok&gt;"));
+        assert_driver_logs_stream(&c, proto, &logs).await;
     }
     let r = c.as_user("bob", Method::GET, &logs, "").await;
     assert_eq!(r.status, 404);
@@ -237,6 +241,87 @@ async fn driver_logs_stream_from_allowed_node_managers_only() {
     let r = c.as_user("alice", Method::GET, &forged_host, "").await;
     assert_eq!(r.status, 403);
     assert!(recorded.lock().unwrap().is_empty());
+}
+
+/// A livy-sim on https (its own CA, in `dir`) that is also an `HTTPS_ONLY`
+/// cluster's ResourceManager and NodeManager: `(https://localhost:<port>, CA file)`.
+async fn https_cluster_sim(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    let sans: Vec<String> = livy_gateway::certgen::DEFAULT_SANS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let files = livy_gateway::certgen::write_to_dir(dir, &sans).unwrap();
+    let tls = livy_gateway::tls::server_config(&files.cert, &files.key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let sim = livy_gateway::sim::Simulator::new(SimConfig {
+        version: LivyVersion::V07,
+        speed: 1_000_000.0,
+        cluster: Cluster {
+            resourcemanager: origin.clone(),
+            nodemanager: origin.trim_start_matches("https://").to_owned(),
+        },
+        serve_yarn: true,
+        ..SimConfig::default()
+    });
+    tokio::spawn(livy_gateway::sim::run_tls(
+        listener,
+        Arc::new(sim),
+        tokio_rustls::TlsAcceptor::from(tls),
+        std::future::pending(),
+    ));
+    (origin, files.ca_cert)
+}
+
+#[tokio::test]
+async fn an_https_only_cluster_is_reached_over_tls_for_pages_and_logs() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cluster, ca) = https_cluster_sim(certs.path()).await;
+    let nm = cluster.trim_start_matches("https://").to_owned();
+    let yarn = YarnConfig {
+        resourcemanager: UpstreamUrl::parse(&cluster).unwrap(),
+        nodemanagers: vec![HostPattern::parse(&nm).unwrap()],
+    };
+    let gw = TestGateway::start(Options::backend(Backend::Urls(vec![cluster.clone()])).with(
+        move |c| {
+            // The cluster's CA, for Livy and YARN alike.
+            c.livy.ca_file = Some(ca);
+            c.yarn = Some(yarn);
+        },
+    ))
+    .await;
+    let view = running_batch(&gw, "alice", "tls").await;
+    let app = view["appId"].as_str().unwrap().to_owned();
+    let ui = gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]);
+    assert_eq!(ui, format!("/gateway/default/yarn/proxy/{app}/"));
+    let logs = gateway_path(&gw, &view["appInfo"]["driverLogUrl"]);
+    let container = format!(
+        "container_e01_{}_01_000001",
+        app.trim_start_matches("application_")
+    );
+    assert_eq!(
+        logs,
+        format!("/gateway/default/yarn/nm/{nm}/node/containerlogs/{container}/alice")
+    );
+    let c = gw.client();
+    for proto in [Proto::H1, Proto::H2] {
+        // The Spark UI from the ResourceManager over TLS, its link to the driver's
+        // stdout on the NodeManager (https) made a gateway link.
+        let r = c.as_user_over(proto, "alice", Method::GET, &ui, "").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let page = String::from_utf8(r.body.to_vec()).unwrap();
+        let stdout = format!("/gateway/default/yarn/nm/{nm}/node/containerlogs/{container}/spark");
+        assert!(page.contains(&format!(r#"href="{stdout}""#)), "{page}");
+        assert!(!page.contains(&format!("https://{nm}/node/")), "{page}");
+
+        // The driver's logs from the NodeManager over TLS.
+        assert_driver_logs_stream(&c, proto, &logs).await;
+    }
+    let r = c.as_user("bob", Method::GET, &logs, "").await;
+    assert_eq!(r.status, 404);
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! The `livy-sim` command: a Livy-compatible simulator on plain HTTP.
+//! The `livy-sim` command: a Livy-compatible simulator on plain HTTP, or on https
+//! with `--tls-cert` and `--tls-key`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -14,9 +15,16 @@ use livy_gateway::sim::{self, SimConfig, Simulator};
 #[derive(Parser)]
 #[command(name = "livy-sim", version, about)]
 struct Cli {
-    /// Address to serve plain HTTP on.
+    /// Address to serve on (plain HTTP unless `--tls-cert` is given).
     #[arg(long, default_value = "127.0.0.1:8998")]
     listen: SocketAddr,
+    /// Serve https with this certificate chain (PEM), as a Livy and YARN with TLS
+    /// on; give the views' links https too (`--resourcemanager https://…`).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Livy release whose views to imitate: 0.5, 0.7 or 0.8.
     #[arg(long, default_value = "0.8")]
     livy_version: String,
@@ -42,7 +50,8 @@ struct Cli {
     /// The YARN ResourceManager the views' Spark UI links point at.
     #[arg(long, value_name = "URL", default_value = "http://livy-sim-rm:8088")]
     resourcemanager: String,
-    /// The NodeManager (`host:port`) the views' driver-log links point at.
+    /// The NodeManager (`host:port`) the views' driver-log links point at, with
+    /// the ResourceManager's scheme.
     #[arg(long, value_name = "HOST:PORT", default_value = "livy-sim-nm1:8042")]
     nodemanager: String,
     /// Also serve stand-in ResourceManager proxy and NodeManager log pages.
@@ -84,6 +93,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => match livy_gateway::tls::server_config(cert, key) {
+            Ok(config) => Some(tokio_rustls::TlsAcceptor::from(config)),
+            Err(e) => {
+                eprintln!("error: --tls-cert/--tls-key: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -100,10 +119,14 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(listen = %cli.listen, version = version.release(), "livy-sim listening");
-        sim::run(listener, Arc::new(Simulator::new(config)), async {
+        let sim = Arc::new(Simulator::new(config));
+        let stop = async {
             let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+        };
+        match tls {
+            None => sim::run(listener, sim, stop).await,
+            Some(tls) => sim::run_tls(listener, sim, tls, stop).await,
+        }
         ExitCode::SUCCESS
     })
 }

@@ -702,6 +702,27 @@ fn redirect(active: &str, uri: &http::Uri) -> Response<Body> {
 
 /// Serves the simulator on `listener` (plain HTTP/1.1 and h2c) until `shutdown`.
 pub async fn run(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Future<Output = ()>) {
+    serve(listener, sim, None, shutdown).await
+}
+
+/// Serves the simulator over TLS (HTTP/1.1 and HTTP/2) until `shutdown`: a Livy,
+/// ResourceManager and NodeManager on https, as in a cluster whose
+/// `yarn.http.policy` is `HTTPS_ONLY`.
+pub async fn run_tls(
+    listener: TcpListener,
+    sim: Arc<Simulator>,
+    tls: tokio_rustls::TlsAcceptor,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve(listener, sim, Some(tls), shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    sim: Arc<Simulator>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -723,12 +744,23 @@ pub async fn run(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Futu
             let sim = sim.clone();
             async move { Ok::<_, Infallible>(sim.handle(request).await) }
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let watched = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let _ = watched.await;
+            match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection.into_owned()).await;
+                }
+                Some(tls) => {
+                    let Ok(stream) = tls.accept(stream).await else {
+                        return;
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection.into_owned()).await;
+                }
+            }
         });
     }
     drop(listener);

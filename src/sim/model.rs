@@ -146,10 +146,22 @@ impl Batch {
 /// point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
-    /// The ResourceManager's web address, `http://host:port`.
+    /// The ResourceManager's web address, `http://host:port` or `https://…`.
     pub resourcemanager: String,
-    /// The NodeManager drivers run on, `host:port`.
+    /// The NodeManager drivers run on, `host:port`; reached with the
+    /// ResourceManager's scheme, as YARN's `yarn.http.policy` holds for both.
     pub nodemanager: String,
+}
+
+impl Cluster {
+    /// `scheme://host:port` of the NodeManager.
+    pub fn nodemanager_origin(&self) -> String {
+        let scheme = self
+            .resourcemanager
+            .split_once("://")
+            .map_or("http", |(scheme, _)| scheme);
+        format!("{scheme}://{}", self.nodemanager)
+    }
 }
 
 impl Default for Cluster {
@@ -179,8 +191,8 @@ fn app_info(
 ) -> Value {
     json!({
         "driverLogUrl": app_id.filter(|_| version >= LivyVersion::V07).map(|a| format!(
-            "http://{}/node/containerlogs/{}/{}",
-            cluster.nodemanager,
+            "{}/node/containerlogs/{}/{}",
+            cluster.nodemanager_origin(),
             driver_container(a),
             user.unwrap_or("livy")
         )),

@@ -57,7 +57,7 @@ fn html(status: StatusCode, page: String) -> Response<Body> {
 
 fn spark_ui(app: &str, sub: &str, cluster: &Cluster) -> String {
     let rm = &cluster.resourcemanager;
-    let nm = &cluster.nodemanager;
+    let nm = cluster.nodemanager_origin();
     let container = driver_container(app);
     format!(
         r#"<!DOCTYPE html><html><head><title>Spark Jobs</title>
@@ -65,7 +65,7 @@ fn spark_ui(app: &str, sub: &str, cluster: &Cluster) -> String {
 <script src="{rm}/proxy/{app}/static/utils.js"></script></head>
 <body><h1>Spark Jobs ({app})</h1><p id="page">{sub}</p>
 <a href="/proxy/{app}/jobs/">Jobs</a> <a href="{rm}/proxy/{app}/executors/">Executors</a>
-<a href="stages/">Stages</a> <a href="http://{nm}/node/containerlogs/{container}/spark">stdout</a>
+<a href="stages/">Stages</a> <a href="{nm}/node/containerlogs/{container}/spark">stdout</a>
 <a href="{rm}/cluster/app/{app}">Application</a> <a href="https://spark.apache.org/docs/">Docs</a>
 </body></html>
 "#

@@ -4,7 +4,9 @@
 //! `<rm>/proxy/<application>/…`) and `appInfo.driverLogUrl` (a NodeManager,
 //! `http://<host>:<port>/node/containerlogs/…`) become absolute URLs under the
 //! gateway's public address, the NodeManager only where `[yarn] nodemanagers`
-//! allows it. In pages fetched through the gateway, absolute links of the same
+//! allows it. NodeManagers are reached with the ResourceManager's scheme: YARN's
+//! `yarn.http.policy` (`HTTP_ONLY` or `HTTPS_ONLY`) holds for both, so a link to a
+//! NodeManager with the other scheme is not one the gateway serves. In pages fetched through the gateway, absolute links of the same
 //! kinds and the root-relative links the page's own server means
 //! (`/proxy/…` from the ResourceManager, `/node/…` from a NodeManager) become
 //! paths under `/gateway/<topology>/yarn`. Anything else is left as it is: a link
@@ -28,6 +30,8 @@ pub struct Links {
     prefix: String,
     /// `scheme://host:port` of the ResourceManager.
     rm_origin: String,
+    /// `http://` or `https://`: how NodeManagers are reached (the ResourceManager's).
+    nm_scheme: &'static str,
     nodemanagers: Vec<HostPattern>,
 }
 
@@ -36,8 +40,18 @@ impl Links {
         Self {
             prefix: format!("{gateway_path}/yarn"),
             rm_origin: config.resourcemanager.origin(),
+            nm_scheme: if config.resourcemanager.is_https() {
+                "https://"
+            } else {
+                "http://"
+            },
             nodemanagers: config.nodemanagers.clone(),
         }
+    }
+
+    /// `scheme://host:port` of the NodeManager at `authority` (`host:port`).
+    pub fn nodemanager_origin(&self, authority: &str) -> String {
+        format!("{}{authority}", self.nm_scheme)
     }
 
     /// Whether the gateway may fetch from the NodeManager at `host:port`.
@@ -52,7 +66,7 @@ impl Links {
         {
             return Some(format!("{}{rest}", self.prefix));
         }
-        let rest = url.strip_prefix("http://")?;
+        let rest = strip_ignoring_case(url, self.nm_scheme)?;
         let (authority, path) = rest.split_at(rest.find('/')?);
         let (host, port) = authority.rsplit_once(':')?;
         let port: u16 = port.parse().ok()?;
@@ -115,13 +129,17 @@ impl Links {
     }
 }
 
+/// `url` after `prefix`, which it starts with in any case (schemes and host names
+/// are case-insensitive).
+fn strip_ignoring_case<'a>(url: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = url.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &url[prefix.len()..])
+}
+
 /// `url` after `origin`, when it starts with it and a path (or nothing) follows.
 fn strip_origin<'a>(url: &'a str, origin: &str) -> Option<&'a str> {
-    let head = url.get(..origin.len())?;
-    if !head.eq_ignore_ascii_case(origin) {
-        return None;
-    }
-    let rest = &url[origin.len()..];
+    let rest = strip_ignoring_case(url, origin)?;
     (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
@@ -158,6 +176,42 @@ mod tests {
         assert_eq!(
             view["appInfo"]["driverLogUrl"],
             "https://gw.example:8443/gateway/default/yarn/nm/nm7.cluster.internal:8042/node/containerlogs/container_1_0003_01_000001/alice"
+        );
+    }
+
+    #[test]
+    fn an_https_only_cluster_has_its_node_managers_on_https() {
+        let config = YarnConfig {
+            resourcemanager: UpstreamUrl::parse("https://rm.internal:8090").unwrap(),
+            nodemanagers: vec![HostPattern::parse("*.cluster.internal:8044").unwrap()],
+        };
+        let l = Links::new(&config, "/gateway/default");
+        assert_eq!(
+            l.nodemanager_origin("nm7.cluster.internal:8044"),
+            "https://nm7.cluster.internal:8044"
+        );
+        assert_eq!(
+            l.path_for("HTTPS://nm7.cluster.internal:8044/node/containerlogs/c/alice")
+                .as_deref(),
+            Some("/gateway/default/yarn/nm/nm7.cluster.internal:8044/node/containerlogs/c/alice")
+        );
+        assert_eq!(
+            l.path_for("https://rm.internal:8090/proxy/application_1_1/")
+                .as_deref(),
+            Some("/gateway/default/yarn/proxy/application_1_1/")
+        );
+        // The other scheme is not how this cluster's NodeManagers are reached.
+        assert_eq!(
+            l.path_for("http://nm7.cluster.internal:8044/node/containerlogs/c/alice"),
+            None
+        );
+        assert_eq!(
+            links().path_for("https://nm7.cluster.internal:8042/node/containerlogs/c/alice"),
+            None
+        );
+        assert_eq!(
+            links().nodemanager_origin("nm7.cluster.internal:8042"),
+            "http://nm7.cluster.internal:8042"
         );
     }
 

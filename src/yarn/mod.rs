@@ -103,7 +103,7 @@ impl Yarn {
         if let Some(upstream) = kept.get(&authority) {
             return Ok(upstream.clone());
         }
-        let url = UpstreamUrl::parse(&format!("http://{authority}"))
+        let url = UpstreamUrl::parse(&self.links.nodemanager_origin(&authority))
             .map_err(|_| RequestError::Forbidden(NOT_ALLOWED.into()))?;
         let config = LivyConfig {
             upstreams: vec![url],
