@@ -158,6 +158,8 @@ async fn the_spark_ui_is_served_to_its_owner_with_its_links_rewritten() {
             format!(r#"href="/gateway/default/yarn/proxy/{app}/executors/""#),
             r#"href="stages/""#.to_string(),
             r#"href="https://spark.apache.org/docs/""#.to_string(),
+            // The root the page's scripts build their links and REST calls on.
+            format!("<script>setUIRoot('/gateway/default/yarn/proxy/{app}')</script>"),
         ] {
             assert!(page.contains(&link), "{link} not in {page}");
         }

@@ -62,7 +62,8 @@ fn spark_ui(app: &str, sub: &str, cluster: &Cluster) -> String {
     format!(
         r#"<!DOCTYPE html><html><head><title>Spark Jobs</title>
 <link rel="stylesheet" href="/proxy/{app}/static/bootstrap.min.css" type="text/css">
-<script src="{rm}/proxy/{app}/static/utils.js"></script></head>
+<script src="{rm}/proxy/{app}/static/utils.js"></script>
+<script>setUIRoot('/proxy/{app}')</script></head>
 <body><h1>Spark Jobs ({app})</h1><p id="page">{sub}</p>
 <a href="/proxy/{app}/jobs/">Jobs</a> <a href="{rm}/proxy/{app}/executors/">Executors</a>
 <a href="stages/">Stages</a> <a href="{nm}/node/containerlogs/{container}/spark">stdout</a>

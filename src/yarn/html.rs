@@ -1,8 +1,11 @@
 //! Pages from the YARN web UIs, streamed through an HTML rewriter (`lol_html`)
 //! that points their links at the gateway ([`Links::href`]): `href`, `src` and
-//! `action` attributes. The page streams: each chunk that arrives is rewritten and
-//! passed on (a long container log is never held whole), the rewriter keeping only
-//! a tag split across chunks, bounded by [`MAX_PARSER_MEMORY`].
+//! `action` attributes, and the root Spark's pages give their scripts
+//! (`setUIRoot('/proxy/<application>')`), which the scripts build links and REST
+//! calls from. The page streams: each chunk that arrives is rewritten and passed
+//! on (a long container log is never held whole), the rewriter keeping only a tag
+//! split across chunks, bounded by [`MAX_PARSER_MEMORY`], and an inline script up
+//! to [`MAX_HELD_SCRIPT`].
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -11,13 +14,20 @@ use std::task::{ready, Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use lol_html::send::{HtmlRewriter, Settings};
-use lol_html::{element, MemorySettings, OutputSink};
+use lol_html::{element, text, MemorySettings, OutputSink};
 
 use super::links::{Links, Source};
 use crate::body::{self, Body, BoxError};
 
 /// What the rewriter may hold of a page at once (a tag split across chunks).
 const MAX_PARSER_MEMORY: usize = 4 * 1024 * 1024;
+
+/// The longest inline script held whole to look for Spark's `setUIRoot` call in
+/// (Spark's is one line); a longer one streams unchanged.
+const MAX_HELD_SCRIPT: usize = 64 * 1024;
+
+/// How Spark's pages tell their scripts where the UI is served from.
+const UI_ROOT_CALL: &str = "setUIRoot('";
 
 /// `body`, an HTML page from `source`, with its links rewritten as it streams.
 pub fn rewrite(body: Body, links: Arc<Links>, source: Source) -> Body {
@@ -33,11 +43,33 @@ pub fn rewrite(body: Body, links: Arc<Links>, source: Source) -> Body {
             Ok(())
         })
     };
+    // An inline script arrives in pieces: held until it ends, then written out
+    // whole, its UI root pointed at the gateway.
+    let (mut held, mut passing) = (String::new(), false);
+    let (script_links, script_source) = (links.clone(), source.clone());
+    let ui_root = text!("script", move |chunk| {
+        if passing {
+            passing = !chunk.last_in_text_node();
+            return Ok(());
+        }
+        held.push_str(chunk.as_str());
+        if chunk.last_in_text_node() {
+            let script = std::mem::take(&mut held);
+            chunk.set_str(with_ui_root(&script, &script_links, &script_source).unwrap_or(script));
+        } else if held.len() > MAX_HELD_SCRIPT {
+            chunk.set_str(std::mem::take(&mut held));
+            passing = true;
+        } else {
+            chunk.remove();
+        }
+        Ok(())
+    });
     let settings = Settings {
         element_content_handlers: vec![
             attribute("[href]", "href"),
             attribute("[src]", "src"),
             attribute("form[action]", "action"),
+            ui_root,
         ],
         memory_settings: MemorySettings {
             max_allowed_memory_usage: MAX_PARSER_MEMORY,
@@ -51,6 +83,16 @@ pub fn rewrite(body: Body, links: Arc<Links>, source: Source) -> Body {
         rewriter: Mutex::new(Some(rewriter)),
         out,
     })
+}
+
+/// `script` with the root in its `setUIRoot('…')` call made the gateway's, when
+/// that root is a page the gateway serves (`/proxy/<application>` from the
+/// ResourceManager); `None`: unchanged.
+fn with_ui_root(script: &str, links: &Links, source: &Source) -> Option<String> {
+    let start = script.find(UI_ROOT_CALL)? + UI_ROOT_CALL.len();
+    let end = start + script[start..].find('\'')?;
+    let root = links.href(&script[start..end], source)?;
+    Some(format!("{}{root}{}", &script[..start], &script[end..]))
 }
 
 /// Where the rewriter writes: a buffer the body drains after each chunk.
@@ -137,8 +179,58 @@ mod tests {
     }
 
     async fn through(page: &'static str, source: Source) -> String {
-        let body = rewrite(body::full(page), links(), source);
+        in_pieces(vec![page.to_owned()], source).await
+    }
+
+    /// `pieces` as the chunks of one page, rewritten.
+    async fn in_pieces(pieces: Vec<String>, source: Source) -> String {
+        let frames = pieces
+            .into_iter()
+            .map(|piece| Ok::<_, BoxError>(Frame::data(Bytes::from(piece))));
+        let page = body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+            frames,
+        )));
+        let body = rewrite(page, links(), source);
         String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_ui_root_spark_gives_its_scripts_is_the_gateways() {
+        let page = "<head><script src=\"/proxy/application_1_1/static/webui.js\"></script>\
+            <script nonce=\"n1\">setUIRoot('/proxy/application_1_1')</script>\
+            <script>var x = '/proxy/application_1_1/a' < 2;</script></head>";
+        // Split inside the call, as a page may arrive.
+        let at = page.find("_1_1')").unwrap();
+        let pieces = vec![page[..at].to_owned(), page[at..].to_owned()];
+        let out = in_pieces(pieces, Source::ResourceManager).await;
+        assert!(
+            out.contains(r#"<script nonce="n1">setUIRoot('/gateway/default/yarn/proxy/application_1_1')</script>"#),
+            "{out}"
+        );
+        // Other scripts are left as they were.
+        assert!(
+            out.contains("<script>var x = '/proxy/application_1_1/a' < 2;</script>"),
+            "{out}"
+        );
+        // A NodeManager's page has no such root to give.
+        let out = through(
+            "<script>setUIRoot('/proxy/application_1_1')</script>",
+            Source::NodeManager("nm1.cluster:8042".into()),
+        )
+        .await;
+        assert_eq!(out, "<script>setUIRoot('/proxy/application_1_1')</script>");
+
+        // A script longer than what is held streams through unchanged, whole.
+        let long = format!(
+            "<script>setUIRoot('/proxy/application_1_1'); /*{}*/</script><p>after</p>",
+            "x".repeat(MAX_HELD_SCRIPT * 2)
+        );
+        let pieces = long
+            .as_bytes()
+            .chunks(8192)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        assert_eq!(in_pieces(pieces, Source::ResourceManager).await, long);
     }
 
     #[tokio::test]
