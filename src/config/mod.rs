@@ -365,7 +365,17 @@ impl fmt::Display for Config {
         let upstreams: Vec<String> = l.upstreams.iter().map(ToString::to_string).collect();
         writeln!(f, "  upstreams:     {}", upstreams.join(", "))?;
         if let Some(y) = &self.yarn {
-            let nodes: Vec<String> = y.nodemanagers.iter().map(ToString::to_string).collect();
+            // NodeManagers are reached with the ResourceManager's scheme.
+            let scheme = if y.resourcemanager.is_https() {
+                "https"
+            } else {
+                "http"
+            };
+            let nodes: Vec<String> = y
+                .nodemanagers
+                .iter()
+                .map(|node| format!("{scheme}://{node}"))
+                .collect();
             writeln!(
                 f,
                 "  yarn:          {} (proxy), container logs from {}",
@@ -614,6 +624,26 @@ upstreams = ["http://127.0.0.1:8998"]
         ] {
             let err = parse(&MINIMAL.replace(line, "")).unwrap_err().to_string();
             assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn node_managers_are_shown_with_the_resourcemanagers_scheme() {
+        for (rm, shown) in [
+            ("http://rm.internal:8088", "http://*.cluster.internal:8044"),
+            (
+                "https://rm.internal:8090",
+                "https://*.cluster.internal:8044",
+            ),
+        ] {
+            let text = format!(
+                "{MINIMAL}[yarn]\nresourcemanager = \"{rm}\"\nnodemanagers = [\"*.cluster.internal:8044\"]\n"
+            );
+            let shown_config = parse(&text).unwrap().to_string();
+            assert!(
+                shown_config.contains(&format!("container logs from {shown}\n")),
+                "{shown_config}"
+            );
         }
     }
 
