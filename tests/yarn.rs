@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::*;
 use http::{Method, StatusCode};
 use livy_gateway::config::{HostPattern, UpstreamUrl, YarnConfig};
-use livy_gateway::sim::model::LivyVersion;
+use livy_gateway::sim::model::{driver_container, LivyVersion};
 use livy_gateway::sim::{Cluster, SimConfig};
 
 const BATCHES: &str = "/gateway/default/livy/v1/batches";
@@ -102,10 +102,7 @@ async fn links_in_views_and_listings_lead_through_the_gateway() {
         gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]),
         format!("/gateway/default/yarn/proxy/{app}/")
     );
-    let container = format!(
-        "container_e01_{}_01_000001",
-        app.trim_start_matches("application_")
-    );
+    let container = driver_container(&app);
     let nm = livy.trim_start_matches("http://");
     assert_eq!(
         gateway_path(&gw, &view["appInfo"]["driverLogUrl"]),
@@ -300,10 +297,7 @@ async fn an_https_only_cluster_is_reached_over_tls_for_pages_and_logs() {
     let ui = gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]);
     assert_eq!(ui, format!("/gateway/default/yarn/proxy/{app}/"));
     let logs = gateway_path(&gw, &view["appInfo"]["driverLogUrl"]);
-    let container = format!(
-        "container_e01_{}_01_000001",
-        app.trim_start_matches("application_")
-    );
+    let container = driver_container(&app);
     assert_eq!(
         logs,
         format!("/gateway/default/yarn/nm/{nm}/node/containerlogs/{container}/alice")

@@ -365,16 +365,11 @@ impl fmt::Display for Config {
         let upstreams: Vec<String> = l.upstreams.iter().map(ToString::to_string).collect();
         writeln!(f, "  upstreams:     {}", upstreams.join(", "))?;
         if let Some(y) = &self.yarn {
-            // NodeManagers are reached with the ResourceManager's scheme.
-            let scheme = if y.resourcemanager.is_https() {
-                "https"
-            } else {
-                "http"
-            };
+            let scheme = y.nodemanager_scheme();
             let nodes: Vec<String> = y
                 .nodemanagers
                 .iter()
-                .map(|node| format!("{scheme}://{node}"))
+                .map(|node| format!("{scheme}{node}"))
                 .collect();
             writeln!(
                 f,

@@ -369,6 +369,19 @@ pub struct YarnConfig {
     pub nodemanagers: Vec<HostPattern>,
 }
 
+impl YarnConfig {
+    /// `http://` or `https://`: how NodeManagers are reached. YARN's
+    /// `yarn.http.policy` (`HTTP_ONLY`, `HTTPS_ONLY`) holds for the ResourceManager
+    /// and every NodeManager alike, so the ResourceManager's scheme is theirs.
+    pub fn nodemanager_scheme(&self) -> &'static str {
+        if self.resourcemanager.is_https() {
+            "https://"
+        } else {
+            "http://"
+        }
+    }
+}
+
 /// How the gateway tells Livy who a request runs as.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -4,13 +4,14 @@
 //! `<rm>/proxy/<application>/…`) and `appInfo.driverLogUrl` (a NodeManager,
 //! `http://<host>:<port>/node/containerlogs/…`) become absolute URLs under the
 //! gateway's public address, the NodeManager only where `[yarn] nodemanagers`
-//! allows it. NodeManagers are reached with the ResourceManager's scheme: YARN's
-//! `yarn.http.policy` (`HTTP_ONLY` or `HTTPS_ONLY`) holds for both, so a link to a
-//! NodeManager with the other scheme is not one the gateway serves. In pages fetched through the gateway, absolute links of the same
-//! kinds and the root-relative links the page's own server means
-//! (`/proxy/…` from the ResourceManager, `/node/…` from a NodeManager) become
-//! paths under `/gateway/<topology>/yarn`. Anything else is left as it is: a link
-//! to a host the gateway does not serve stays a link to that host.
+//! allows it. NodeManagers are reached with the ResourceManager's scheme
+//! ([`YarnConfig::nodemanager_scheme`]), so a link to a NodeManager with the other
+//! scheme is not one the gateway serves. In pages fetched through the gateway,
+//! absolute links of the same kinds and the root-relative links the page's own
+//! server means (`/proxy/…` from the ResourceManager, `/node/…` from a
+//! NodeManager) become paths under `/gateway/<topology>/yarn`. Anything else is
+//! left as it is: a link to a host the gateway does not serve stays a link to
+//! that host.
 
 use serde_json::Value;
 
@@ -40,11 +41,7 @@ impl Links {
         Self {
             prefix: format!("{gateway_path}/yarn"),
             rm_origin: config.resourcemanager.origin(),
-            nm_scheme: if config.resourcemanager.is_https() {
-                "https://"
-            } else {
-                "http://"
-            },
+            nm_scheme: config.nodemanager_scheme(),
             nodemanagers: config.nodemanagers.clone(),
         }
     }

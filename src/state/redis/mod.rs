@@ -8,9 +8,8 @@
 //! instances with drifting clocks count alike); concurrent requests' scripts go
 //! to Redis together ([`batch`]); what the cookie path read may be answered from
 //! this instance's near cache for a moment, kept true by Redis pub/sub ([`near`]).
-//! Keys start with
-//! `state.key_prefix`; sessions, limits and counters expire by themselves, and
-//! ownership records after `state.ownership_retention_days` unseen.
+//! Keys start with `state.key_prefix`; sessions, limits and counters expire by
+//! themselves, and ownership records after `state.ownership_retention_days` unseen.
 //!
 //! Each operation waits at most `state.timeout_ms`. A failure or timeout is a
 //! [`StoreError`]: sessions and ownership fail closed (503), rate limits fall back
