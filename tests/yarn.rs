@@ -2,7 +2,8 @@
 //! standing in for Livy, the ResourceManager's proxy and a NodeManager
 //! (`--serve-yarn`): links in views rewritten, pages served to the application's
 //! owner only with their links rewritten, logs streamed, NodeManagers outside the
-//! allowlist never contacted; and an `HTTPS_ONLY` cluster reached over TLS.
+//! allowlist never contacted; an `HTTPS_ONLY` cluster reached over TLS; and a
+//! secured cluster's warning to an administrator passed as on YARN.
 
 mod common;
 
@@ -31,6 +32,7 @@ async fn cluster_sim_with(resourcemanager: Option<&str>) -> String {
         cluster: Cluster {
             resourcemanager: resourcemanager.map_or(format!("http://{addr}"), str::to_owned),
             nodemanager: addr.to_string(),
+            ..Cluster::default()
         },
         serve_yarn: true,
         ..SimConfig::default()
@@ -212,6 +214,132 @@ async fn the_spark_ui_is_served_to_its_owner_with_its_links_rewritten() {
     assert_eq!(r.status, 401);
 }
 
+/// The `Set-Cookie`s of an answer but the gateway's session cookie.
+fn set_cookies(r: &Answer) -> Vec<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .filter(|cookie| !cookie.starts_with("JSESSIONID="))
+        .collect()
+}
+
+/// A secured cluster's ResourceManager warns an administrator before someone
+/// else's application and remembers the warning in a cookie, which comes back on
+/// the gateway's path for that application and, sent back with the warning's
+/// link, takes the administrator on to the pages, as on YARN itself. The
+/// ResourceManager's own login cookie never reaches the browser; the owner is
+/// not warned.
+#[tokio::test]
+async fn a_secured_clusters_warning_to_an_administrator_can_be_passed() {
+    let livy = start_sim(|addr| SimConfig {
+        version: LivyVersion::V07,
+        speed: 1_000_000.0,
+        cluster: Cluster {
+            resourcemanager: format!("http://{addr}"),
+            nodemanager: addr.to_string(),
+            secure: true,
+        },
+        serve_yarn: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let gw = gateway(&livy).await;
+    let view = running_batch(&gw, "alice", "warned").await;
+    let ui = gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]);
+    let app = view["appId"].as_str().unwrap();
+    let proxy_path = format!("/gateway/default/yarn/proxy/{app}");
+    let c = gw.client();
+    let admin = basic("admin", PASSWORD);
+    let warning = "WARNING: The following page may not be safe!";
+    for proto in [Proto::H1, Proto::H2] {
+        // The owner goes straight to the page, with no cookie of YARN's.
+        let r = c.as_user_over(proto, "alice", Method::GET, &ui, "").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let page = String::from_utf8_lossy(&r.body);
+        assert!(
+            page.contains("<h1>Spark Jobs") && !page.contains(warning),
+            "{page}"
+        );
+        assert_eq!(set_cookies(&r), Vec::<String>::new());
+
+        // The administrator is warned; of the ResourceManager's cookies only the
+        // warning's comes back, on the gateway's path for the application.
+        let auth: (&str, &[u8]) = ("authorization", admin.as_bytes());
+        let r = c.send(proto, Method::GET, &ui, &[auth], "").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let page = String::from_utf8_lossy(&r.body).into_owned();
+        assert!(page.contains(warning), "{page}");
+        let cookies = set_cookies(&r);
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        let cookie = &cookies[0];
+        assert!(
+            cookie.starts_with(&format!("checked_{app}=false;")),
+            "{cookie}"
+        );
+        for attribute in [
+            &*format!("Path={proxy_path}"),
+            "Secure",
+            "HttpOnly",
+            "Max-Age=7200",
+        ] {
+            assert!(cookie.contains(attribute), "{attribute} not in {cookie}");
+        }
+        // The warning's link, as a browser reads it, leads through the gateway.
+        let start = page.find("href=\"").expect("a link") + "href=\"".len();
+        let link = page[start..][..page[start..].find('"').unwrap()].replace("&amp;", "&");
+        assert!(link.starts_with(&format!("{proxy_path}/?")), "{link}");
+        assert!(link.ends_with("proxyapproved=true"), "{link}");
+
+        // YARN wants the cookie as well as the link: without it, the warning again.
+        let r = c.send(proto, Method::GET, &link, &[auth], "").await;
+        assert!(String::from_utf8_lossy(&r.body).contains(warning));
+        // With the cookie the browser keeps: the page (sandboxed, as someone else's),
+        // and the cookie now says the administrator went on.
+        let sent = cookie.split(';').next().unwrap();
+        let r = c
+            .send(
+                proto,
+                Method::GET,
+                &link,
+                &[auth, ("cookie", sent.as_bytes())],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let page = String::from_utf8_lossy(&r.body);
+        assert!(
+            page.contains("<h1>Spark Jobs") && !page.contains(warning),
+            "{page}"
+        );
+        assert!(r
+            .header("content-security-policy")
+            .unwrap()
+            .starts_with("sandbox"));
+        let cookies = set_cookies(&r);
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        assert!(
+            cookies[0].starts_with(&format!("checked_{app}=true;")),
+            "{cookies:?}"
+        );
+
+        // The application's other pages follow without a warning.
+        let sent = cookies[0].split(';').next().unwrap();
+        let jobs = format!("{proxy_path}/jobs/");
+        let r = c
+            .send(
+                proto,
+                Method::GET,
+                &jobs,
+                &[auth, ("cookie", sent.as_bytes())],
+                "",
+            )
+            .await;
+        let page = String::from_utf8_lossy(&r.body);
+        assert!(page.contains(r#"<p id="page">/jobs/</p>"#), "{page}");
+    }
+}
+
 #[tokio::test]
 async fn driver_logs_stream_from_allowed_node_managers_only() {
     let livy = cluster_sim().await;
@@ -262,6 +390,7 @@ async fn https_cluster_sim(dir: &std::path::Path) -> (String, std::path::PathBuf
         cluster: Cluster {
             resourcemanager: origin.clone(),
             nodemanager: origin.trim_start_matches("https://").to_owned(),
+            ..Cluster::default()
         },
         serve_yarn: true,
         ..SimConfig::default()

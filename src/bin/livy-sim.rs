@@ -57,6 +57,10 @@ struct Cli {
     /// Also serve stand-in ResourceManager proxy and NodeManager log pages.
     #[arg(long)]
     serve_yarn: bool,
+    /// With --serve-yarn: act as a secured cluster's ResourceManager proxy, which
+    /// warns anyone but an application's owner (the `doAs` user) first.
+    #[arg(long, requires = "serve_yarn")]
+    secure_yarn: bool,
 }
 
 fn main() -> ExitCode {
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         cluster: sim::Cluster {
             resourcemanager: cli.resourcemanager,
             nodemanager: cli.nodemanager,
+            secure: cli.secure_yarn,
         },
         serve_yarn: cli.serve_yarn,
     };

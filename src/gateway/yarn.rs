@@ -10,13 +10,15 @@
 //! someone else's application master serves (its owner controls it) comes with a
 //! `Content-Security-Policy: sandbox`, so its scripts never run as the gateway's
 //! origin with the administrator's login — YARN's own proxy warns non-owners for
-//! the same reason. Only `GET` and `HEAD`: the gateway offers reading, not
-//! killing jobs from the UI. Pages are streamed with their links rewritten; other
-//! content (logs as text, CSS, JavaScript, images) streams unchanged.
+//! the same reason, and through the gateway still does: its record of the
+//! warning is the one upstream cookie passed on ([`crate::yarn::approval`]).
+//! Only `GET` and `HEAD`: the gateway offers reading, not killing jobs from the
+//! UI. Pages are streamed with their links rewritten; other content (logs as
+//! text, CSS, JavaScript, images) streams unchanged.
 
 use http::header::{
     HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_SECURITY_POLICY,
-    CONTENT_TYPE, LOCATION,
+    CONTENT_TYPE, LOCATION, SET_COOKIE,
 };
 use http::{Method, Response, StatusCode};
 use serde_json::Value;
@@ -33,9 +35,9 @@ use crate::livy::listing;
 use crate::route::{YarnRoute, YarnTarget};
 use crate::state::Kind;
 use crate::upstream::Livy;
-use crate::yarn::html;
 use crate::yarn::links::Source;
 use crate::yarn::Yarn;
+use crate::yarn::{approval, html};
 
 /// The policy for pages shown to someone other than the application's owner: an
 /// opaque origin (no `allow-same-origin`), so nothing on the page can use the
@@ -98,9 +100,21 @@ impl Gateway {
         let response = response?;
         ctx.upstream_status = Some(response.status().as_u16());
 
-        // respond: links in the head and in pages point at the gateway.
+        // respond: links in the head and in pages point at the gateway; of the
+        // upstream's cookies only YARN's record of its warning to a non-owner.
         let (mut head, body) = response.into_parts();
+        let approvals = match source {
+            Source::ResourceManager => approval::passed_on(
+                &head.headers,
+                &route.application,
+                &yarn.links.proxy_path(&route.application),
+            ),
+            Source::NodeManager(_) => Vec::new(),
+        };
         headers::strip_from_upstream(&mut head.headers);
+        for cookie in approvals {
+            head.headers.append(SET_COOKIE, cookie);
+        }
         let location = head.headers.get(LOCATION).and_then(|v| v.to_str().ok());
         if let Some(rewritten) = location.and_then(|l| yarn.links.href(l, &source)) {
             if let Ok(value) = HeaderValue::from_str(&rewritten) {

@@ -137,7 +137,13 @@ impl Simulator {
             return redirect(active, request.uri());
         }
         if self.config.serve_yarn {
-            if let Some(page) = yarn::page(request.uri().path(), &self.config.cluster) {
+            let owner = |app: &str| self.application_user(app);
+            if let Some(page) = yarn::page(
+                request.uri(),
+                request.headers(),
+                &self.config.cluster,
+                owner,
+            ) {
                 return page;
             }
         }
@@ -620,6 +626,19 @@ impl Simulator {
             .find(|(_, item)| name_of(item) == Some(id))
             .map(|(key, _)| *key)
             .ok_or_else(|| not_found(id))
+    }
+
+    /// Whom YARN runs `app` as: the proxy user Livy asked for, else Livy's own.
+    fn application_user(&self, app: &str) -> Option<String> {
+        let state = self.state.lock().expect("sim lock");
+        let batches = state.batches.values().filter(|b| b.app_id() == app);
+        let batch = batches.map(|b| (&b.proxy_user, &b.owner)).next();
+        let session = || {
+            let sessions = state.sessions.values().filter(|s| s.app_id() == app);
+            sessions.map(|s| (&s.proxy_user, &s.owner)).next()
+        };
+        let (proxy_user, owner) = batch.or_else(session)?;
+        proxy_user.clone().or_else(|| owner.clone())
     }
 
     fn find_batch(&self, state: &State, id: &str) -> Result<u64, LivyError> {

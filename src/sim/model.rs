@@ -151,6 +151,9 @@ pub struct Cluster {
     /// The NodeManager drivers run on, `host:port`; reached with the
     /// ResourceManager's scheme, as YARN's `yarn.http.policy` holds for both.
     pub nodemanager: String,
+    /// A secured (Kerberized) cluster: the ResourceManager's proxy warns anyone
+    /// but an application's owner before showing its pages ([`super::yarn`]).
+    pub secure: bool,
 }
 
 impl Cluster {
@@ -169,6 +172,7 @@ impl Default for Cluster {
         Self {
             resourcemanager: "http://livy-sim-rm:8088".into(),
             nodemanager: "livy-sim-nm1:8042".into(),
+            secure: false,
         }
     }
 }

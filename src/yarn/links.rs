@@ -46,6 +46,12 @@ impl Links {
         }
     }
 
+    /// The gateway path of the ResourceManager's proxy of `application`
+    /// (`/gateway/<topology>/yarn/proxy/<application>`).
+    pub fn proxy_path(&self, application: &str) -> String {
+        format!("{}/proxy/{application}", self.prefix)
+    }
+
     /// `scheme://host:port` of the NodeManager at `authority` (`host:port`).
     pub fn nodemanager_origin(&self, authority: &str) -> String {
         format!("{}{authority}", self.nm_scheme)

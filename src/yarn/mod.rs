@@ -2,6 +2,10 @@
 //! the ResourceManager's proxy and driver logs on NodeManagers, so the links in
 //! Livy's answers work for users outside the cluster.
 //!
+//! In a secured cluster the ResourceManager warns anyone but an application's
+//! owner before its pages; the cookie that remembers the warning is carried
+//! through ([`approval`]).
+//!
 //! [`Yarn`] holds what a configuration needs: the ResourceManager as an
 //! [`Upstream`] (kept-alive connections, Livy's own Kerberos credentials when
 //! `[livy.kerberos]` is set, as YARN's web UIs in such a cluster want the same
@@ -11,6 +15,7 @@
 //! Whose application is whose is learnt from the views the gateway relays
 //! ([`apps`]).
 
+pub mod approval;
 pub mod apps;
 pub mod html;
 pub mod links;
