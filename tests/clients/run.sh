@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# End-to-end suite with real clients (curl, pylivy, sparkmagic, Airflow's LivyHook)
-# against the gateway in front of livy-sim. Installs what it needs: Debian's curl
-# and Kerberos headers (sparkmagic depends on requests-kerberos, whose gssapi
-# module compiles against them; the gateway's `kerberos` feature too, with clang
-# for its bindings), an MIT KDC, kinit and Debian's python3-gssapi (the Kerberized
-# Livy stand-in) for the Kerberos tests, and virtualenvs with pinned client
-# versions under .venv/ (rebuilt when a requirements file changes): the clients,
-# Airflow, and dbt-spark-livy on Python 3.10.
+# End-to-end suite with real clients (curl, pylivy, sparkmagic, Airflow's LivyHook,
+# a browser) against the gateway in front of livy-sim. Installs what it needs:
+# Debian's curl, Chromium (driven by Playwright) with a font, and Kerberos headers
+# (sparkmagic depends on requests-kerberos, whose gssapi module compiles against
+# them; the gateway's `kerberos` feature too, with clang for its bindings), an MIT
+# KDC, kinit and Debian's python3-gssapi (the Kerberized Livy stand-in) for the
+# Kerberos tests, and virtualenvs with pinned client versions under .venv/
+# (rebuilt when a requirements file changes): the clients, Playwright, Airflow,
+# and dbt-spark-livy on Python 3.10.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 
 bash scripts/ensure-packages.sh curl:curl krb5-config:libkrb5-dev gcc:gcc clang:clang \
-  pkg-config:pkg-config krb5kdc:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user
+  pkg-config:pkg-config krb5kdc:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user \
+  chromium:chromium
 dpkg -s libclang-dev >/dev/null 2>&1 || bash scripts/ensure-packages.sh no-such-command:libclang-dev
+# A font for Chromium to lay pages out with (only recommended by its package).
+dpkg -s fonts-liberation >/dev/null 2>&1 || bash scripts/ensure-packages.sh no-such-command:fonts-liberation
 # Debian's python3 with its GSSAPI module, for the Kerberized Livy stand-in.
 /usr/bin/python3 -c 'import gssapi' 2>/dev/null \
   || bash scripts/ensure-packages.sh no-such-command:python3-gssapi
