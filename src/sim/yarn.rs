@@ -47,7 +47,7 @@ pub fn page(
                 set_cookie(&mut response, &checked_cookie(app, true));
                 response
             }
-            Check::Warn => warning(app, sub, uri.query(), owner.as_deref().unwrap_or_default()),
+            Check::Warn(owner) => warning(app, sub, uri.query(), owner),
         };
         set_cookie(&mut response, HADOOP_AUTH);
         return Some(response);
@@ -83,18 +83,25 @@ fn proxied(app: &str, sub: &str, cluster: &Cluster) -> Response<Body> {
 }
 
 /// What YARN's check in a secured cluster makes of a request.
-enum Check {
+enum Check<'a> {
     /// The owner, or an application the stand-in does not know: relayed.
     Pass,
     /// Someone else who saw the warning (its cookie) and went on (its link's
     /// `proxyapproved=true`, or the cookie saying `true`): relayed, and the
     /// cookie set to `true`.
     Approved,
-    /// Anyone else: the warning page, which sets the cookie to `false`.
-    Warn,
+    /// Anyone else: the warning page (naming the owner), which sets the cookie
+    /// to `false`.
+    Warn(&'a str),
 }
 
-fn check(app: &str, query: Option<&str>, headers: &HeaderMap, owner: Option<&str>) -> Check {
+/// YARN's check of a request for `app`, whose viewer is the `doAs` user.
+fn check<'a>(
+    app: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    owner: Option<&'a str>,
+) -> Check<'a> {
     let params = parse_query(query);
     let viewer = params
         .iter()
@@ -117,7 +124,7 @@ fn check(app: &str, query: Option<&str>, headers: &HeaderMap, owner: Option<&str
         None => Check::Pass,
         Some(owner) if viewer == Some(owner) => Check::Pass,
         Some(_) if cookie.is_some() && approved => Check::Approved,
-        Some(_) => Check::Warn,
+        Some(owner) => Check::Warn(owner),
     }
 }
 

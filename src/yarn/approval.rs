@@ -12,7 +12,9 @@
 //! application, on the gateway's own path for it; the browser sends it back there,
 //! and the gateway passes it up as it does every cookie but its own session's. The
 //! cookie holds no credential: it only records that the viewer saw the warning, as
-//! it would on YARN.
+//! it would on YARN. An application master could set it itself (YARN's proxy
+//! relays its headers), on YARN as here: what protects the viewer from its pages
+//! is the gateway's sandbox, not the warning.
 
 use cookie::{Cookie, SameSite};
 use http::header::{HeaderValue, SET_COOKIE};
