@@ -291,7 +291,12 @@ mod tests {
                 })
             })
             .collect();
-        go.send(true).unwrap();
+        // Woken from a task on the worker, so all fifty are in its queue before any
+        // runs, as requests read off connections in one poll are; woken from this
+        // thread (outside the runtime) they would reach the worker a few at a time.
+        tokio::spawn(async move { go.send(true).unwrap() })
+            .await
+            .unwrap();
         for (k, task) in tasks.into_iter().enumerate() {
             let reply = task.await.unwrap();
             match k {
@@ -299,9 +304,12 @@ mod tests {
                 k => assert_eq!(reply.unwrap(), Value::BulkString(k.to_string().into())),
             }
         }
-        // One read for the 50 calls, one for this INFO (a read per call unbatched).
+        // One read for the 50 calls, one for this INFO (a read per call unbatched,
+        // 51). A little room: the count is all of Redis's reads, and a full suite
+        // run on a loaded machine once saw 5 (before the wake-up above moved onto
+        // the worker).
         let batched = reads(&mut connection).await - before;
-        assert!(batched <= 3, "{batched} reads for 50 calls");
+        assert!(batched <= 5, "{batched} reads for 50 calls");
     }
 
     #[tokio::test]
