@@ -63,8 +63,11 @@ def spark_ui_link(gw, user):
 def browser():
     with sync_playwright() as playwright:
         # Chromium's own process sandbox needs user namespaces a CI machine's root
-        # may not have; the pages' sandbox (the gateway's CSP) is another matter.
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        # may not have (the pages' sandbox, the gateway's CSP, is another matter),
+        # and a container's /dev/shm can be too small for it.
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         yield browser
         browser.close()
 
