@@ -21,21 +21,25 @@ const SESSIONS: &str = "/gateway/default/livy/v1/sessions";
 /// A livy-sim (0.7: views carry driver-log links) that is also the cluster's
 /// ResourceManager and its one NodeManager, on one loopback port.
 async fn cluster_sim() -> String {
-    cluster_sim_with(None).await
+    cluster_sim_with(|_| {}).await
 }
 
-/// The same with the views' Spark UI links pointing at `resourcemanager`.
-async fn cluster_sim_with(resourcemanager: Option<&str>) -> String {
-    start_sim(|addr| SimConfig {
-        version: LivyVersion::V07,
-        speed: 1_000_000.0,
-        cluster: Cluster {
-            resourcemanager: resourcemanager.map_or(format!("http://{addr}"), str::to_owned),
+/// The same with its cluster changed by `edit`.
+async fn cluster_sim_with(edit: impl FnOnce(&mut Cluster)) -> String {
+    start_sim(|addr| {
+        let mut cluster = Cluster {
+            resourcemanager: format!("http://{addr}"),
             nodemanager: addr.to_string(),
             ..Cluster::default()
-        },
-        serve_yarn: true,
-        ..SimConfig::default()
+        };
+        edit(&mut cluster);
+        SimConfig {
+            version: LivyVersion::V07,
+            speed: 1_000_000.0,
+            cluster,
+            serve_yarn: true,
+            ..SimConfig::default()
+        }
     })
     .await
 }
@@ -244,18 +248,7 @@ async fn admin_get_with(c: &Client, proto: Proto, path: &str, set_cookie: &str) 
 /// not warned.
 #[tokio::test]
 async fn a_secured_clusters_warning_to_an_administrator_can_be_passed() {
-    let livy = start_sim(|addr| SimConfig {
-        version: LivyVersion::V07,
-        speed: 1_000_000.0,
-        cluster: Cluster {
-            resourcemanager: format!("http://{addr}"),
-            nodemanager: addr.to_string(),
-            secure: true,
-        },
-        serve_yarn: true,
-        ..SimConfig::default()
-    })
-    .await;
+    let livy = cluster_sim_with(|cluster| cluster.secure = true).await;
     let gw = gateway(&livy).await;
     let view = running_batch(&gw, "alice", "warned").await;
     let ui = gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]);
@@ -482,7 +475,7 @@ async fn without_yarn_links_pass_unchanged_and_the_routes_are_missing() {
 #[tokio::test]
 async fn a_resourcemanager_that_is_down_is_a_json_502_for_both_protocols() {
     let down = refusing_url();
-    let livy = cluster_sim_with(Some(&down)).await;
+    let livy = cluster_sim_with(|cluster| cluster.resourcemanager = down.clone()).await;
     let yarn = YarnConfig {
         resourcemanager: UpstreamUrl::parse(&down).unwrap(),
         nodemanagers: Vec::new(),

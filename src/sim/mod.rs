@@ -736,6 +736,11 @@ pub async fn run_tls(
     serve(listener, sim, Some(tls), shutdown).await
 }
 
+/// A connection's stream, plain or TLS (one type for both: the simulator's cost
+/// of a dynamic call is nothing to its users).
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+
 async fn serve(
     listener: TcpListener,
     sim: Arc<Simulator>,
@@ -767,19 +772,15 @@ async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
-            match tls {
-                None => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(connection.into_owned()).await;
-                }
-                Some(tls) => {
-                    let Ok(stream) = tls.accept(stream).await else {
-                        return;
-                    };
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(connection.into_owned()).await;
-                }
-            }
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => Box::new(stream),
+                    Err(_) => return,
+                },
+            };
+            let connection = builder.serve_connection(TokioIo::new(io), service);
+            let _ = watcher.watch(connection.into_owned()).await;
         });
     }
     drop(listener);
