@@ -461,35 +461,12 @@ async fn ownership_survives_a_restart() {
     );
 }
 
-/// Creates a batch directly at the simulator, bypassing the gateway.
-async fn create_behind_the_gateways_back(gw: &TestGateway, body: &str) -> u64 {
-    let addr = gw.upstream.trim_start_matches("http://").to_string();
-    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let request = http::Request::post("/batches")
-        .header("host", addr)
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_owned(),
-        )))
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    use http_body_util::BodyExt;
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice::<Value>(&bytes).unwrap()["id"]
-        .as_u64()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn unknown_ids_are_resolved_from_livys_views_or_hidden() {
     // Livy 0.8 reports proxyUser: the owner is learnt from the view.
     let gw = TestGateway::start(sim(LivyVersion::V08)).await;
     let c = gw.client();
-    let id = create_behind_the_gateways_back(&gw, r#"{"file":"x.jar","proxyUser":"alice"}"#).await;
+    let id = create_at_sim(&gw.upstream, r#"{"file":"x.jar","proxyUser":"alice"}"#).await;
     assert_eq!(
         c.as_user("bob", Method::DELETE, &format!("{BATCHES}/{id}"), "")
             .await
@@ -510,7 +487,7 @@ async fn unknown_ids_are_resolved_from_livys_views_or_hidden() {
     // Livy 0.5 does not: an owner that cannot be determined means 404.
     let gw = TestGateway::start(sim(LivyVersion::V05)).await;
     let c = gw.client();
-    let id = create_behind_the_gateways_back(&gw, r#"{"file":"x.jar","proxyUser":"alice"}"#).await;
+    let id = create_at_sim(&gw.upstream, r#"{"file":"x.jar","proxyUser":"alice"}"#).await;
     assert_eq!(
         c.as_user("alice", Method::GET, &format!("{BATCHES}/{id}"), "")
             .await

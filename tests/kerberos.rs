@@ -346,16 +346,22 @@ async fn a_passive_kerberized_livy_is_followed_with_credentials_for_the_active_o
     );
 }
 
+/// A ResourceManager behind SPNEGO, as YARN's web UIs are in a Kerberized
+/// cluster, is reached with the gateway's own credentials; its warning to an
+/// administrator before someone else's application is passed through the SPNEGO
+/// layer both ways (the warning's cookie out to the browser, and back to YARN
+/// beside the gateway's own `hadoop.auth`).
 #[tokio::test]
 async fn the_resourcemanager_behind_kerberos_is_reached_with_the_gateways_credentials() {
     let realm = Realm::start().await;
-    // A ResourceManager stand-in (livy-sim's YARN pages) behind a front door that
-    // wants SPNEGO, as YARN's web UIs do in a Kerberized cluster.
+    // A secured ResourceManager stand-in (livy-sim's YARN pages) behind a front
+    // door that wants SPNEGO.
     let rm_port = free_port();
     let rm_sim = start_sim(|_| SimConfig {
         serve_yarn: true,
         cluster: sim::Cluster {
             resourcemanager: format!("http://localhost:{rm_port}"),
+            secure: true,
             ..sim::Cluster::default()
         },
         ..SimConfig::default()
@@ -363,6 +369,9 @@ async fn the_resourcemanager_behind_kerberos_is_reached_with_the_gateways_creden
     .await;
     let rm_log = realm.kdc.path("rm-front.log");
     let _rm = realm.front_door(rm_port, &rm_sim, &rm_log, false);
+    // alice's application, as YARN knows it.
+    let id = create_at_sim(&rm_sim, r#"{"file":"x.jar","proxyUser":"alice"}"#).await;
+    let alices = format!("application_1491850285904_{id:04}");
 
     let yarn = format!("[yarn]\nresourcemanager = \"http://localhost:{rm_port}\"\n");
     // bob administers: any application's pages, whoever's they are.
@@ -372,8 +381,11 @@ async fn the_resourcemanager_behind_kerberos_is_reached_with_the_gateways_creden
             "htpasswd = \"users.htpasswd\"\nadmins = [\"bob\"]\n",
         )
     });
-    let app = "application_1491850285904_0042";
+    let bob = basic("bob", PASSWORD);
+    let warning = "WARNING: The following page may not be safe!";
     for proto in [Proto::H1, Proto::H2] {
+        // An application YARN names no owner of: straight to its page.
+        let app = "application_1491850285904_0042";
         let path = format!("/gateway/default/yarn/proxy/{app}/");
         let r = gw
             .client
@@ -383,10 +395,51 @@ async fn the_resourcemanager_behind_kerberos_is_reached_with_the_gateways_creden
         let page = String::from_utf8_lossy(&r.body);
         let jobs = format!(r#"href="/gateway/default/yarn/proxy/{app}/jobs/""#);
         assert!(page.contains(&jobs), "{page}");
+
+        // alice's: warned, with YARN's cookie and never the front door's.
+        let path = format!("/gateway/default/yarn/proxy/{alices}/");
+        let r = gw
+            .client
+            .as_user_over(proto, "bob", Method::GET, &path, "")
+            .await;
+        assert!(String::from_utf8_lossy(&r.body).contains(warning));
+        let cookies: Vec<_> = r.headers.get_all("set-cookie").iter().collect();
+        let checked = cookies
+            .iter()
+            .find_map(|c| {
+                c.to_str()
+                    .unwrap()
+                    .strip_prefix(&format!("checked_{alices}="))
+            })
+            .expect("YARN's cookie");
+        assert!(checked.starts_with("false;"), "{cookies:?}");
+        assert!(
+            !cookies
+                .iter()
+                .any(|c| c.as_bytes().starts_with(b"hadoop.auth")),
+            "{cookies:?}"
+        );
+        // Back with the cookie and the warning's link: alice's page.
+        let cookie = format!("checked_{alices}=false");
+        let headers: [(&str, &[u8]); 2] = [
+            ("authorization", bob.as_bytes()),
+            ("cookie", cookie.as_bytes()),
+        ];
+        let link = format!("{path}?proxyapproved=true");
+        let r = gw
+            .client
+            .send(proto, Method::GET, &link, &headers, "")
+            .await;
+        assert_eq!(r.status, 200);
+        let page = String::from_utf8_lossy(&r.body);
+        assert!(
+            page.contains("<h1>Spark Jobs") && !page.contains(warning),
+            "{page}"
+        );
     }
     let seen = front_door_log(&rm_log);
     let served: Vec<_> = seen.iter().filter(|s| s["status"] == 200).collect();
-    assert_eq!(served.len(), 2, "{seen:?}");
+    assert_eq!(served.len(), 6, "{seen:?}");
     for s in served {
         assert_eq!(s["user"], "livy-gateway", "{seen:?}");
         assert!(s["path"].as_str().unwrap().contains("doAs=bob"), "{seen:?}");
