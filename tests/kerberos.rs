@@ -381,7 +381,6 @@ async fn the_resourcemanager_behind_kerberos_is_reached_with_the_gateways_creden
             "htpasswd = \"users.htpasswd\"\nadmins = [\"bob\"]\n",
         )
     });
-    let bob = basic("bob", PASSWORD);
     let warning = "WARNING: The following page may not be safe!";
     for proto in [Proto::H1, Proto::H2] {
         // An application YARN names no owner of: straight to its page.
@@ -403,32 +402,21 @@ async fn the_resourcemanager_behind_kerberos_is_reached_with_the_gateways_creden
             .as_user_over(proto, "bob", Method::GET, &path, "")
             .await;
         assert!(String::from_utf8_lossy(&r.body).contains(warning));
-        let cookies: Vec<_> = r.headers.get_all("set-cookie").iter().collect();
+        let cookies = set_cookies(&r);
         let checked = cookies
             .iter()
-            .find_map(|c| {
-                c.to_str()
-                    .unwrap()
-                    .strip_prefix(&format!("checked_{alices}="))
-            })
+            .find_map(|c| c.strip_prefix(&format!("checked_{alices}=")))
             .expect("YARN's cookie");
         assert!(checked.starts_with("false;"), "{cookies:?}");
         assert!(
-            !cookies
-                .iter()
-                .any(|c| c.as_bytes().starts_with(b"hadoop.auth")),
+            !cookies.iter().any(|c| c.starts_with("hadoop.auth")),
             "{cookies:?}"
         );
         // Back with the cookie and the warning's link: alice's page.
-        let cookie = format!("checked_{alices}=false");
-        let headers: [(&str, &[u8]); 2] = [
-            ("authorization", bob.as_bytes()),
-            ("cookie", cookie.as_bytes()),
-        ];
         let link = format!("{path}?proxyapproved=true");
         let r = gw
             .client
-            .send(proto, Method::GET, &link, &headers, "")
+            .as_user_with_cookie(proto, "bob", &link, &format!("checked_{alices}=false"))
             .await;
         assert_eq!(r.status, 200);
         let page = String::from_utf8_lossy(&r.body);

@@ -218,28 +218,6 @@ async fn the_spark_ui_is_served_to_its_owner_with_its_links_rewritten() {
     assert_eq!(r.status, 401);
 }
 
-/// The `Set-Cookie`s of an answer but the gateway's session cookie.
-fn set_cookies(r: &Answer) -> Vec<String> {
-    r.headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .filter(|cookie| !cookie.starts_with("JSESSIONID="))
-        .collect()
-}
-
-/// `GET path` as the administrator, sending back the cookie a `Set-Cookie` value
-/// set, as a browser does.
-async fn admin_get_with(c: &Client, proto: Proto, path: &str, set_cookie: &str) -> Answer {
-    let auth = basic("admin", PASSWORD);
-    let pair = set_cookie.split(';').next().unwrap();
-    let headers: [(&str, &[u8]); 2] = [
-        ("authorization", auth.as_bytes()),
-        ("cookie", pair.as_bytes()),
-    ];
-    c.send(proto, Method::GET, path, &headers, "").await
-}
-
 /// A secured cluster's ResourceManager warns an administrator before someone
 /// else's application and remembers the warning in a cookie, which comes back on
 /// the gateway's path for that application and, sent back with the warning's
@@ -301,7 +279,7 @@ async fn a_secured_clusters_warning_to_an_administrator_can_be_passed() {
         assert!(String::from_utf8_lossy(&r.body).contains(warning));
         // With the cookie the browser keeps: the page (sandboxed, as someone else's),
         // and the cookie now says the administrator went on.
-        let r = admin_get_with(&c, proto, &link, cookie).await;
+        let r = c.as_user_with_cookie(proto, "admin", &link, cookie).await;
         assert_eq!(r.status, 200);
         let page = String::from_utf8_lossy(&r.body);
         assert!(
@@ -321,7 +299,9 @@ async fn a_secured_clusters_warning_to_an_administrator_can_be_passed() {
 
         // The application's other pages follow without a warning.
         let jobs = format!("{proxy_path}/jobs/");
-        let r = admin_get_with(&c, proto, &jobs, &cookies[0]).await;
+        let r = c
+            .as_user_with_cookie(proto, "admin", &jobs, &cookies[0])
+            .await;
         let page = String::from_utf8_lossy(&r.body);
         assert!(page.contains(r#"<p id="page">/jobs/</p>"#), "{page}");
     }

@@ -11,6 +11,7 @@
 //! `checked_<application>` cookie ([`check`]); and every answer carries the
 //! `hadoop.auth` cookie of its SPNEGO login, as a real one does.
 
+use cookie::Cookie;
 use http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri};
 
@@ -112,14 +113,15 @@ fn check<'a>(
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v);
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == name);
     let approved = params
         .iter()
         .any(|(k, v)| k == "proxyapproved" && v.eq_ignore_ascii_case("true"))
-        || cookie.is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        || cookie
+            .as_ref()
+            .is_some_and(|c| c.value().eq_ignore_ascii_case("true"));
     match owner {
         None => Check::Pass,
         Some(owner) if viewer == Some(owner) => Check::Pass,

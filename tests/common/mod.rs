@@ -586,6 +586,16 @@ pub struct Client {
     source: Option<std::net::IpAddr>,
 }
 
+/// The cookies an answer sets, but for the gateway's session cookie.
+pub fn set_cookies(r: &Answer) -> Vec<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .filter(|cookie| !cookie.starts_with("JSESSIONID="))
+        .collect()
+}
+
 pub fn basic(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
@@ -754,6 +764,24 @@ impl Client {
             headers.push(("content-type", b"application/json"));
         }
         self.send(proto, method, path, &headers, body).await
+    }
+
+    /// `GET path` as `user` over `proto`, sending back the cookie a `Set-Cookie`
+    /// value set (its first pair), as a browser does.
+    pub async fn as_user_with_cookie(
+        &self,
+        proto: Proto,
+        user: &str,
+        path: &str,
+        set_cookie: &str,
+    ) -> Answer {
+        let auth = basic(user, PASSWORD);
+        let pair = set_cookie.split(';').next().unwrap();
+        let headers: [(&str, &[u8]); 2] = [
+            ("authorization", auth.as_bytes()),
+            ("cookie", pair.as_bytes()),
+        ];
+        self.send(proto, Method::GET, path, &headers, "").await
     }
 
     /// `GET path` with only a cookie.
