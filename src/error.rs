@@ -112,6 +112,15 @@ pub enum RequestError {
     Hidden(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A state-changing request a browser sent for a page of another origin
+    /// (`Origin`, `Sec-Fetch-Site`): refused whatever credentials it carries.
+    #[error("cross-origin requests that change state are refused")]
+    CrossOrigin,
+    /// An upstream's redirection names no place on the gateway: neither passed on
+    /// (it would name an internal host, or another site on the gateway's origin)
+    /// nor followed.
+    #[error("the upstream service redirected to a location outside the gateway")]
+    UpstreamRedirect,
     #[error("{0}")]
     BadBody(String),
     #[error("{0}")]
@@ -198,7 +207,7 @@ impl RequestError {
             | RequestError::BadBody(_)
             | RequestError::BadQuery(_) => StatusCode::BAD_REQUEST,
             RequestError::NotFound | RequestError::Hidden(_) => StatusCode::NOT_FOUND,
-            RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
+            RequestError::Forbidden(_) | RequestError::CrossOrigin => StatusCode::FORBIDDEN,
             RequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RequestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RequestError::RateLimited { .. } | RequestError::LockedOut { .. } => {
@@ -209,7 +218,8 @@ impl RequestError {
             RequestError::UpstreamUnavailable
             | RequestError::UpstreamFailed
             | RequestError::UpstreamAuth
-            | RequestError::UpstreamTooLarge => StatusCode::BAD_GATEWAY,
+            | RequestError::UpstreamTooLarge
+            | RequestError::UpstreamRedirect => StatusCode::BAD_GATEWAY,
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             RequestError::LoginsBusy { .. }
             | RequestError::AuthUnavailable
@@ -227,6 +237,8 @@ impl RequestError {
             RequestError::BadHeader(_) => "bad_header",
             RequestError::NotFound | RequestError::Hidden(_) => "not_found",
             RequestError::Forbidden(_) => "forbidden",
+            RequestError::CrossOrigin => "cross_origin",
+            RequestError::UpstreamRedirect => "upstream_redirect",
             RequestError::BadBody(_) => "bad_body",
             RequestError::BadQuery(_) => "bad_query",
             RequestError::PayloadTooLarge => "payload_too_large",
@@ -258,6 +270,7 @@ impl RequestError {
             | RequestError::UpstreamFailed
             | RequestError::UpstreamAuth
             | RequestError::UpstreamTooLarge
+            | RequestError::UpstreamRedirect
             | RequestError::LoginsBusy { .. }
             | RequestError::AuthUnavailable
             | RequestError::StateUnavailable
@@ -268,6 +281,7 @@ impl RequestError {
             | RequestError::NotFound
             | RequestError::Hidden(_)
             | RequestError::Forbidden(_)
+            | RequestError::CrossOrigin
             | RequestError::BadBody(_)
             | RequestError::BadQuery(_)
             | RequestError::PayloadTooLarge
@@ -295,11 +309,13 @@ impl RequestError {
             RequestError::UpstreamFailed => Counted::Upstream("failed"),
             RequestError::UpstreamAuth => Counted::Upstream("auth"),
             RequestError::UpstreamTooLarge => Counted::Upstream("too_large"),
+            RequestError::UpstreamRedirect => Counted::Upstream("redirect"),
             RequestError::BadPath(_)
             | RequestError::BadHeader(_)
             | RequestError::NotFound
             | RequestError::Hidden(_)
             | RequestError::Forbidden(_)
+            | RequestError::CrossOrigin
             | RequestError::BadBody(_)
             | RequestError::BadQuery(_)
             | RequestError::PayloadTooLarge
@@ -413,6 +429,8 @@ mod tests {
             (RequestError::NotFound, 404),
             (RequestError::Hidden("7".into()), 404),
             (RequestError::Forbidden("no".into()), 403),
+            (RequestError::CrossOrigin, 403),
+            (RequestError::UpstreamRedirect, 502),
             (RequestError::BadBody("no".into()), 400),
             (RequestError::BadQuery("no".into()), 400),
             (RequestError::PayloadTooLarge, 413),

@@ -7,17 +7,26 @@
 //! appended to). Coming back:
 //! hop-by-hop headers, `Set-Cookie`, `WWW-Authenticate` and the headers naming Livy's
 //! server software (`Server`, `X-Powered-By`: they tell an attacker which Jetty
-//! parsing quirks apply) are removed, `Location` is turned into a gateway URL, and
-//! the gateway's security headers are added.
+//! parsing quirks apply) are removed, `Location` is turned into a gateway URL (a
+//! `Location` that names no place on the gateway ends the request 502
+//! `upstream_redirect`: it would name an internal host, or another site on the
+//! gateway's origin), and the gateway's security headers are added. Pages from
+//! the cluster's web UIs keep only an allowlist of headers
+//! ([`keep_page_headers`]): whatever else an application sends would act on the
+//! gateway's origin (`Clear-Site-Data`, CORS, `Service-Worker-Allowed`, `Refresh`,
+//! `Link`).
 
 use http::header::{
-    HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, COOKIE, FORWARDED, HOST, LOCATION,
-    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SERVER, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING,
-    UPGRADE, WWW_AUTHENTICATE,
+    HeaderName, HeaderValue, ACCEPT_RANGES, AUTHORIZATION, CACHE_CONTROL, CONNECTION,
+    CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, COOKIE, DATE,
+    ETAG, EXPIRES, FORWARDED, HOST, LAST_MODIFIED, LOCATION, PRAGMA, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, SERVER, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VARY,
+    WWW_AUTHENTICATE,
 };
 use http::HeaderMap;
 use smallvec::SmallVec;
 
+use crate::error::RequestError;
 use crate::session;
 
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -148,13 +157,67 @@ pub fn to_upstream(headers: &mut HeaderMap, fwd: Forwarded<'_>) {
 /// Rewrites Livy's response headers for the client. `public_prefix` is where Livy's
 /// root appears on the gateway (`/gateway/<topology>/livy/v1`); `upstream_origins`
 /// are Livy's own `http://host:port` origins, stripped from absolute `Location`s.
-pub fn from_upstream(headers: &mut HeaderMap, public_prefix: &str, upstream_origins: &[String]) {
+/// A `Location` elsewhere is an error: it is never passed on.
+pub fn from_upstream(
+    headers: &mut HeaderMap,
+    public_prefix: &str,
+    upstream_origins: &[String],
+) -> Result<(), RequestError> {
     strip_from_upstream(headers);
-    if let Some(location) = headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
-        if let Some(rewritten) = rewrite_location(location, public_prefix, upstream_origins) {
-            headers.insert(LOCATION, rewritten);
-        }
+    if let Some(location) = headers.get(LOCATION) {
+        let rewritten = location
+            .to_str()
+            .ok()
+            .and_then(|l| rewrite_location(l, public_prefix, upstream_origins))
+            .ok_or(RequestError::UpstreamRedirect)?;
+        headers.insert(LOCATION, rewritten);
     }
+    Ok(())
+}
+
+/// The response headers of a page from the cluster's web UIs that reach the
+/// client: what describes the content and its caching, and `Location` (rewritten
+/// by the caller). Everything else is removed.
+static PAGE_HEADERS: [HeaderName; 14] = [
+    CONTENT_TYPE,
+    CONTENT_LENGTH,
+    CONTENT_ENCODING,
+    CONTENT_LANGUAGE,
+    CACHE_CONTROL,
+    EXPIRES,
+    PRAGMA,
+    ETAG,
+    LAST_MODIFIED,
+    VARY,
+    DATE,
+    ACCEPT_RANGES,
+    CONTENT_RANGE,
+    LOCATION,
+];
+
+/// Keeps only [`PAGE_HEADERS`] of an answer from a web UI of the cluster.
+pub fn keep_page_headers(headers: &mut HeaderMap) {
+    strip_from_upstream(headers);
+    let doomed: SmallVec<[HeaderName; 8]> = headers
+        .keys()
+        .filter(|name| !PAGE_HEADERS.contains(name))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// Whether `location` is a relative reference that stays on the server it came
+/// from: a path without a scheme or an authority (`jobs/`, `../x`), and nothing a
+/// browser would read otherwise (a backslash, which it takes for `/`, or a control
+/// character, which it drops).
+pub fn is_relative_path(location: &str) -> bool {
+    let head = location.split(['/', '?', '#']).next().unwrap_or_default();
+    !location.is_empty()
+        && !location.starts_with('/')
+        && !head.contains(':')
+        && !location.bytes().any(|b| b == b'\\' || b.is_ascii_control())
 }
 
 /// Removes what an upstream's answer must not pass on: hop-by-hop headers, its
@@ -166,12 +229,19 @@ pub fn strip_from_upstream(headers: &mut HeaderMap) {
 }
 
 /// `/batches/34` → `<public_prefix>/batches/34`; `http://livy:8998/batches/34` (one of
-/// Livy's own origins) likewise. Other locations are left alone.
+/// Livy's own origins) likewise; a relative reference stays as it is. Anything
+/// else (another host, `//host`, `/\host`) is `None`.
 fn rewrite_location(
     location: &str,
     public_prefix: &str,
     upstream_origins: &[String],
 ) -> Option<HeaderValue> {
+    if location.bytes().any(|b| b == b'\\' || b.is_ascii_control()) {
+        return None;
+    }
+    if is_relative_path(location) {
+        return HeaderValue::from_str(location).ok();
+    }
     let path = if location.starts_with('/') && !location.starts_with("//") {
         location
     } else {
@@ -250,6 +320,55 @@ mod tests {
         assert_eq!(r("http://127.0.0.1:89980/x"), None);
         assert_eq!(r("https://elsewhere/x"), None);
         assert_eq!(r("//elsewhere/x"), None);
+        assert_eq!(r("/\\elsewhere/x"), None);
+        assert_eq!(r("\\\\elsewhere/x"), None);
+        assert_eq!(r("/\t/elsewhere/x"), None);
+        assert_eq!(r("javascript:alert(1)"), None);
+        assert_eq!(r("jobs/?id=1").as_deref(), Some("jobs/?id=1"));
+        assert_eq!(r("../x:y").as_deref(), Some("../x:y"));
+    }
+
+    #[test]
+    fn a_location_elsewhere_is_an_error_not_a_header() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            LOCATION,
+            HeaderValue::from_static("http://10.0.0.7:8998/batches/1?doAs=alice"),
+        );
+        let origins = vec!["http://127.0.0.1:8998".to_string()];
+        assert!(matches!(
+            from_upstream(&mut h, "/p", &origins),
+            Err(RequestError::UpstreamRedirect)
+        ));
+    }
+
+    #[test]
+    fn pages_keep_only_the_allowed_headers() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("content-type", "text/html"),
+            ("cache-control", "no-cache"),
+            ("etag", "\"1\""),
+            ("location", "/proxy/x"),
+            ("clear-site-data", "\"*\""),
+            ("access-control-allow-origin", "*"),
+            ("access-control-allow-credentials", "true"),
+            ("service-worker-allowed", "/"),
+            ("refresh", "0; url=https://evil.example/"),
+            ("link", "<https://evil.example/x.js>; rel=preload"),
+            ("x-frame-options", "ALLOWALL"),
+            ("content-security-policy", "default-src *"),
+            ("set-cookie", "x=1"),
+        ] {
+            h.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        keep_page_headers(&mut h);
+        let mut kept: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["cache-control", "content-type", "etag", "location"]);
     }
 
     #[test]
@@ -261,7 +380,7 @@ mod tests {
         h.insert(LOCATION, HeaderValue::from_static("/batches/1"));
         h.insert(SERVER, HeaderValue::from_static("Jetty(9.4.57.v20241219)"));
         h.insert(X_POWERED_BY, HeaderValue::from_static("Scalatra"));
-        from_upstream(&mut h, "/gateway/default/livy/v1", &[]);
+        from_upstream(&mut h, "/gateway/default/livy/v1", &[]).unwrap();
         assert!(!h.contains_key(SERVER));
         assert!(!h.contains_key(X_POWERED_BY));
         assert!(!h.contains_key(SET_COOKIE));

@@ -1,6 +1,6 @@
 //! The life of one request, as a fixed sequence of named phases, each in a file of
 //! its own:
-//! [`limit`] → [`authenticate`] → route ([`crate::route`]) → [`authorize`] (the Livy
+//! [`limit`] (with [`origin`]) → [`authenticate`] → route ([`crate::route`]) → [`authorize`] (the Livy
 //! policy) → [`rewrite`] → [`forward`] → [`respond`] → [`observe`]; requests for
 //! the YARN web UIs go from route to [`yarn`], which authorizes, forwards and
 //! responds for them.
@@ -20,6 +20,7 @@ mod forward;
 pub mod headers;
 mod limit;
 mod observe;
+mod origin;
 mod respond;
 mod rewrite;
 #[cfg(test)]
@@ -425,6 +426,7 @@ impl Gateway {
     {
         // limit
         self.check_head(&parts.headers)?;
+        self.check_origin(&parts.method, &parts.uri, &parts.headers, conn)?;
         // The route is known before the caller is (its refusal waits until they
         // are), so the state can fetch the record it names with the session.
         let routed = route::resolve(
@@ -459,7 +461,7 @@ impl Gateway {
             return Box::pin(self.yarn(parts, yarn?, &principal, conn, ctx)).await;
         }
         let (route, operation) = routed?;
-        livy::check_content_type(&parts.headers)?;
+        livy::check_content_type(&parts.headers, &parts.method, &route.path)?;
         ctx.action = Some(operation.action);
 
         // authorize

@@ -38,7 +38,7 @@ impl Gateway {
             &mut parts.headers,
             &self.settings.public_livy_root,
             self.livy.origins(),
-        );
+        )?;
         let limit = self.settings.max_buffered_response;
         let body = match plan {
             Plan::Create(kind) if parts.status == StatusCode::CREATED => {

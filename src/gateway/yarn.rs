@@ -41,9 +41,10 @@ use crate::yarn::{approval, html};
 
 /// The policy for pages shown to someone other than the application's owner: an
 /// opaque origin (no `allow-same-origin`), so nothing on the page can use the
-/// viewer's gateway login.
-const SANDBOX: HeaderValue =
-    HeaderValue::from_static("sandbox allow-scripts allow-forms allow-popups");
+/// viewer's gateway login; no forms and no pop-ups (`form-action 'none'` as well),
+/// so it cannot submit one to the gateway, where a browser would add the viewer's
+/// cached Basic login.
+const SANDBOX: HeaderValue = HeaderValue::from_static("sandbox allow-scripts; form-action 'none'");
 
 impl Gateway {
     /// Serves one YARN UI request for `principal`.
@@ -111,15 +112,21 @@ impl Gateway {
             ),
             Source::NodeManager(_) => Vec::new(),
         };
-        headers::strip_from_upstream(&mut head.headers);
+        headers::keep_page_headers(&mut head.headers);
         for cookie in approvals {
             head.headers.append(SET_COOKIE, cookie);
         }
-        let location = head.headers.get(LOCATION).and_then(|v| v.to_str().ok());
-        if let Some(rewritten) = location.and_then(|l| yarn.links.href(l, &source)) {
-            if let Ok(value) = HeaderValue::from_str(&rewritten) {
-                head.headers.insert(LOCATION, value);
-            }
+        if let Some(location) = head.headers.get(LOCATION) {
+            let rewritten = location
+                .to_str()
+                .ok()
+                .and_then(|l| match headers::is_relative_path(l) {
+                    true => Some(l.to_owned()),
+                    false => yarn.links.href(l, &source),
+                })
+                .and_then(|l| HeaderValue::from_str(&l).ok())
+                .ok_or(RequestError::UpstreamRedirect)?;
+            head.headers.insert(LOCATION, rewritten);
         }
         // A page still compressed (a server that ignored the request) passes as is.
         let is_html = head

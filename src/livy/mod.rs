@@ -19,12 +19,31 @@ use crate::state::Kind;
 
 /// The media type whose bodies Jetty parses into request parameters.
 const FORM: &[u8] = b"application/x-www-form-urlencoded";
+/// What Livy's endpoints read (with or without parameters such as a charset).
+const JSON: &[u8] = b"application/json";
+/// What Livy's upload endpoints take.
+const MULTIPART: &[u8] = b"multipart/form-data";
 
-/// Refuses a request whose body Livy's Jetty would read parameters from (`doAs`,
-/// `_method`): a form-encoded `Content-Type`. The decision is taken on the header's
-/// bytes, so a value that is not ASCII (which a text view would skip) cannot hide
-/// it: non-ASCII values, and more than one `Content-Type`, are refused outright.
-pub fn check_content_type(headers: &HeaderMap) -> Result<(), RequestError> {
+/// Refuses a request whose declared body Livy should not be handed (415):
+/// - a form-encoded body on any request: Livy's Jetty would read parameters from
+///   it (`doAs`, `_method`);
+/// - on a request that may change something (any method but `GET` and `HEAD`), a
+///   body declared as anything but JSON: Livy reads JSON whatever the declared
+///   type, and a `text/plain` or `multipart/form-data` body is what a browser
+///   sends for another page's form without asking first (CORS needs no preflight
+///   for them). `multipart/form-data` is taken where Livy takes it, on the
+///   session upload endpoints (`upload-jar`, `upload-pyfile`, `upload-file`). A
+///   request declaring no type is taken as today (curl with `-d` aside, clients
+///   declare JSON).
+///
+/// The decision is taken on the header's bytes, so a value that is not ASCII
+/// (which a text view would skip) cannot hide it: non-ASCII values, and more than
+/// one `Content-Type`, are refused outright.
+pub fn check_content_type(
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+) -> Result<(), RequestError> {
     let mut values = headers.get_all(CONTENT_TYPE).iter();
     let Some(value) = values.next() else {
         return Ok(());
@@ -53,7 +72,35 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), RequestError> {
             "form-encoded bodies are not accepted; send JSON",
         ));
     }
-    Ok(())
+    if matches!(*method, Method::GET | Method::HEAD) || media_type.eq_ignore_ascii_case(JSON) {
+        return Ok(());
+    }
+    if media_type.eq_ignore_ascii_case(MULTIPART) && is_upload(path) {
+        return Ok(());
+    }
+    Err(RequestError::UnsupportedMediaType(
+        "the body must be declared as application/json",
+    ))
+}
+
+/// Whether `path` (as routed) is one of the session upload endpoints, the only
+/// ones where Livy reads `multipart/form-data`.
+fn is_upload(path: &str) -> bool {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    matches!(
+        (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next()
+        ),
+        (
+            Some("sessions"),
+            Some(_),
+            Some("upload-jar" | "upload-pyfile" | "upload-file"),
+            None
+        )
+    )
 }
 
 /// What a request does, in Livy's terms.
@@ -208,15 +255,17 @@ mod tests {
         );
     }
 
+    fn check(method: Method, path: &str, values: &[&[u8]]) -> Result<(), RequestError> {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(CONTENT_TYPE, http::HeaderValue::from_bytes(v).unwrap());
+        }
+        check_content_type(&h, &method, path)
+    }
+
     #[test]
     fn form_bodies_are_refused_on_the_bytes_of_the_media_type() {
-        let with = |values: &[&[u8]]| {
-            let mut h = HeaderMap::new();
-            for v in values {
-                h.append(CONTENT_TYPE, http::HeaderValue::from_bytes(v).unwrap());
-            }
-            check_content_type(&h)
-        };
+        let with = |values: &[&[u8]]| check(Method::GET, "/batches", values);
         for ok in [
             &b"application/json"[..],
             b"application/json; charset=utf-8",
@@ -239,6 +288,55 @@ mod tests {
             );
         }
         assert!(with(&[b"application/json", b"application/json"]).is_err());
+    }
+
+    #[test]
+    fn bodies_that_change_state_must_be_declared_json() {
+        for (method, path) in [
+            (Method::POST, "/batches"),
+            (Method::POST, "/sessions/0/statements"),
+            (Method::DELETE, "/batches/3"),
+            (Method::POST, "/sessions/0/add-jar"),
+        ] {
+            for ok in [&b"application/json"[..], b"Application/JSON;charset=UTF-8"] {
+                assert!(check(method.clone(), path, &[ok]).is_ok(), "{path} {ok:?}");
+            }
+            assert!(
+                check(method.clone(), path, &[]).is_ok(),
+                "{path}: none declared"
+            );
+            for bad in [
+                &b"text/plain"[..],
+                b"text/plain;charset=UTF-8",
+                b"multipart/form-data; boundary=x",
+                b"application/octet-stream",
+                b"application/jsonx",
+            ] {
+                assert!(
+                    matches!(
+                        check(method.clone(), path, &[bad]),
+                        Err(RequestError::UnsupportedMediaType(_))
+                    ),
+                    "{path} {bad:?}"
+                );
+            }
+        }
+        // Uploads take multipart, and only uploads do.
+        for upload in ["upload-jar", "upload-pyfile", "upload-file"] {
+            let path = format!("/sessions/4/{upload}");
+            let multipart: &[u8] = b"multipart/form-data; boundary=----x";
+            assert!(check(Method::POST, &path, &[multipart]).is_ok(), "{path}");
+            assert!(
+                check(Method::POST, &path, &[b"text/plain"]).is_err(),
+                "{path}"
+            );
+        }
+        assert!(check(
+            Method::POST,
+            "/sessions/4/upload-jar/x",
+            &[b"multipart/form-data"]
+        )
+        .is_err());
     }
 
     #[test]

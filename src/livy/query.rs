@@ -4,7 +4,11 @@
 //! Livy takes the effective user from `doAs` (impersonation on) and its framework
 //! routes a POST by `_method`. A client must not be able to set either, so `doAs`,
 //! `proxyUser`, `user.name` and `_method` are removed however they are spelt: in any
-//! case, repeated, or with percent-encoded names.
+//! case, repeated, with percent-encoded names, or with blanks around the name. A
+//! parameter ends at `&` for Livy's Jetty and at `&` or `;` for Hadoop's filters in
+//! front of YARN and a Kerberized Livy (which take the first `doAs` and
+//! `user.name` they find), so identity parameters are looked for in every `;`- or
+//! `&`-separated piece; the other pieces are kept with the separators they had.
 //!
 //! The removal is only sound if the gateway decodes names exactly as Livy's Jetty
 //! does. Jetty decodes `%XX` (UTF-8) and `+`, and Jetty 9.3 (Livy 0.6/0.7) also the
@@ -28,6 +32,12 @@ const USER: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
+
+/// Whether a piece of a query (`name=value`) is an identity or override parameter.
+fn is_identity(piece: &str) -> bool {
+    let name = decoded_name(piece);
+    REMOVED.contains(&name.trim().to_ascii_lowercase().as_str())
+}
 
 /// A parameter's name as Livy's server would read it: `+` as space, `%XX` decoded.
 fn decoded_name(pair: &str) -> String {
@@ -62,7 +72,7 @@ pub fn check(query: &str) -> Result<(), RequestError> {
             _ => i += 1,
         }
     }
-    for pair in query.split('&') {
+    for pair in query.split(['&', ';']) {
         let name = pair.split_once('=').map_or(pair, |(n, _)| n);
         if percent_decode_str(name).decode_utf8().is_err() {
             return Err(RequestError::BadQuery(
@@ -100,11 +110,22 @@ pub fn rewrite(
         let _ = kept.write_fmt(pair);
     }
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let name = decoded_name(pair);
-        if REMOVED.contains(&name.to_ascii_lowercase().as_str()) {
-            removed.push(name);
-        } else if !also_remove.contains(&name.as_str()) {
-            keep(&mut kept, format_args!("{pair}"));
+        if !pair.split(';').any(is_identity) {
+            if !also_remove.contains(&decoded_name(pair).as_str()) {
+                keep(&mut kept, format_args!("{pair}"));
+            }
+            continue;
+        }
+        // The pieces Hadoop's filters see: the others kept, joined again by `;`.
+        let mut rest = Vec::new();
+        for piece in pair.split(';').filter(|p| !p.is_empty()) {
+            match is_identity(piece) {
+                true => removed.push(decoded_name(piece)),
+                false => rest.push(piece),
+            }
+        }
+        if !rest.is_empty() {
+            keep(&mut kept, format_args!("{}", rest.join(";")));
         }
     }
     for (name, value) in extra {
@@ -152,6 +173,32 @@ mod tests {
         );
         assert_eq!(r.query.as_deref(), Some("from=0&size=10&doAs=alice"));
         assert_eq!(r.removed.len(), 11);
+    }
+
+    #[test]
+    fn identity_parameters_go_from_semicolon_separated_pieces_too() {
+        for query in [
+            ";doAs=alice",
+            "a=1;doAs=alice",
+            "a=1;DOAS=alice",
+            "a=1;%64oAs=alice",
+            "a=1;user.name=alice",
+            "a=1;User%2EName=alice",
+            "a=1;proxyUser=alice;",
+            "a=1;+doAs=alice",
+            "a=1;doAs%20=alice",
+        ] {
+            let r = rewrite(Some(query), Some("bob"), &[], &[]);
+            let sent = r.query.unwrap();
+            assert!(
+                sent == "a=1&doAs=bob" || sent == "doAs=bob",
+                "{query} became {sent}"
+            );
+            assert_eq!(r.removed.len(), 1, "{query}");
+        }
+        // Other pieces keep their separators.
+        let r = rewrite(Some("x=1;y=2&z=3;doAs=a;w"), Some("bob"), &[], &[]);
+        assert_eq!(r.query.as_deref(), Some("x=1;y=2&z=3;w&doAs=bob"));
     }
 
     #[test]
