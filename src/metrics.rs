@@ -125,6 +125,13 @@ pub struct Metrics {
     pub state_cache: Family<OutcomeLabels, Counter>,
     /// Times the near cache was emptied because its invalidation channel was lost.
     pub state_cache_resets: Counter,
+    /// Ownership changes learnt from Livy's answers that the state store could not
+    /// save, even when tried again.
+    pub ownership_unsaved: Counter,
+    /// Owners confirmed with Livy before a state-changing request (once per Livy
+    /// process and resource), by outcome: `confirmed`, `stale` (Livy names another
+    /// owner, or has no such resource).
+    pub owner_checks: Family<OutcomeLabels, Counter>,
     /// 1 while a Livy server answers (its last check or request), else 0.
     pub upstream_up: Family<UpstreamLabels, Gauge>,
     /// 1 for the Livy server requests go to.
@@ -206,6 +213,8 @@ impl Metrics {
             rate_limit_fallbacks: Family::default(),
             state_cache: Family::default(),
             state_cache_resets: Counter::default(),
+            ownership_unsaved: Counter::default(),
+            owner_checks: Family::default(),
             upstream_up: Family::default(),
             upstream_active: Family::default(),
             upstream_attempts: Family::default(),
@@ -300,6 +309,16 @@ impl Metrics {
             "state_cache_resets",
             "Times the near cache was emptied because its invalidation channel was lost",
             m.state_cache_resets.clone(),
+        );
+        registry.register(
+            "ownership_unsaved",
+            "Ownership changes learnt from Livy's answers that the state store could not save after retries",
+            m.ownership_unsaved.clone(),
+        );
+        registry.register(
+            "owner_checks",
+            "Owners confirmed with Livy before a state-changing request, by outcome (confirmed, stale)",
+            m.owner_checks.clone(),
         );
         registry.register(
             "upstream_up",
@@ -421,6 +440,13 @@ impl Metrics {
 
     pub fn kind(family: &Family<KindLabels, Counter>, kind: &'static str) {
         family.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Counts an owner confirmed with Livy (`confirmed`), or found stale (`stale`).
+    pub fn owner_check(&self, outcome: &'static str) {
+        self.owner_checks
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 }
 

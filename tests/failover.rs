@@ -8,79 +8,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
+use common::sim_process::SimProcess;
 use common::*;
 use http::Method;
-
-/// A `livy-sim` process on a fixed loopback port, journaling creations.
-struct SimProcess {
-    port: u16,
-    journal: PathBuf,
-    extra: Vec<String>,
-    child: Option<Child>,
-}
-
-impl SimProcess {
-    fn start(dir: &Path, name: &str, extra: &[String]) -> Self {
-        let mut sim = Self {
-            port: free_port(),
-            journal: dir.join(format!("{name}.journal")),
-            extra: extra.to_vec(),
-            child: None,
-        };
-        sim.restart();
-        sim
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts it (again), on its port, and waits until it listens.
-    fn restart(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_livy-sim"))
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(["--speed", "1000000", "--journal"])
-            .arg(&self.journal)
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("livy-sim starts");
-        self.child = Some(child);
-        assert!(wait_until_listening(self.port), "livy-sim listens");
-    }
-
-    /// SIGKILL, as a crashed server: no goodbye on its connections.
-    fn kill(&mut self) {
-        let mut child = self.child.take().expect("running");
-        signal_and_wait(&mut child, "KILL");
-    }
-
-    /// The creations that reached it: `(name, proxyUser)`.
-    fn creations(&self) -> Vec<(String, String)> {
-        std::fs::read_to_string(&self.journal)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| {
-                let fields: Vec<&str> = line.split(' ').collect();
-                (fields[1].to_owned(), fields[2].to_owned())
-            })
-            .collect()
-    }
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 const BATCHES: &str = "/gateway/default/livy/v1/batches";
 

@@ -386,3 +386,42 @@ async fn an_https_livy_with_an_untrusted_certificate_is_502() {
     assert!(!r.json()["msg"].as_str().unwrap().contains("localhost"));
     assert!(gw.recorded().is_empty());
 }
+
+/// A redirection Livy (or a passive Livy) makes to a host the gateway does not
+/// serve is not passed on: 502 `upstream_redirect`, naming no host.
+#[tokio::test]
+async fn a_redirection_outside_the_gateway_is_502_naming_no_host() {
+    let responder: Responder = Arc::new(|seen: &Recorded| {
+        let location = match seen.uri.split('?').next().unwrap_or_default() {
+            "/batches/1" => "http://10.9.9.9:8998/batches/1?doAs=alice",
+            "/batches/2" => "//evil.example/batches/2",
+            "/batches/3" => "/\\evil.example/batches/3",
+            _ => "/batches/4",
+        };
+        let mut response = json_reply(StatusCode::TEMPORARY_REDIRECT, "{}");
+        response
+            .headers_mut()
+            .insert("location", location.parse().unwrap());
+        Reply::Now(response)
+    });
+    let gw = TestGateway::start(recorder(responder)).await;
+    let c = gw.client();
+    for proto in [Proto::H1, Proto::H2] {
+        for id in 1..=3 {
+            let path = format!("/gateway/default/livy/v1/batches/{id}");
+            let r = c.as_user_over(proto, "admin", Method::GET, &path, "").await;
+            assert_eq!(r.status, 502, "{proto:?} {id}");
+            assert_eq!(r.json()["error"], "upstream_redirect");
+            assert!(r.header("location").is_none());
+            let text = String::from_utf8_lossy(&r.body);
+            assert!(
+                !text.contains("10.9.9.9") && !text.contains("evil"),
+                "{text}"
+            );
+        }
+        let path = "/gateway/default/livy/v1/batches/4";
+        let r = c.as_user_over(proto, "admin", Method::GET, path, "").await;
+        assert_eq!(r.status, 307);
+        assert_eq!(r.header("location"), Some(path));
+    }
+}

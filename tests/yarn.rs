@@ -515,3 +515,141 @@ async fn the_resourcemanager_is_asked_as_the_caller_for_pages_it_can_rewrite() {
     assert!(!seen[0].headers.contains_key("accept-encoding"));
     assert!(!seen[0].headers.contains_key("authorization"));
 }
+
+/// An application's page cannot act on the gateway's origin: only an allowlist of
+/// its headers passes, a redirection elsewhere is refused (502, naming no host),
+/// someone else's page is sandboxed without forms or pop-ups, and identity
+/// parameters are scrubbed from `;`-separated pieces too (Hadoop's filters split
+/// there and take the first `doAs`).
+#[tokio::test]
+async fn application_pages_cannot_act_on_the_gateways_origin() {
+    let livy = cluster_sim().await;
+    let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let responder: Responder = Arc::new(|seen: &Recorded| {
+        let path = seen.uri.split('?').next().unwrap_or_default().to_owned();
+        let mut page = http::Response::builder()
+            .header("content-type", "text/html;charset=utf-8")
+            .header("etag", "\"7\"")
+            .header("clear-site-data", "\"cookies\", \"storage\"")
+            .header("access-control-allow-origin", "https://evil.example")
+            .header("access-control-allow-credentials", "true")
+            .header("service-worker-allowed", "/")
+            .header("refresh", "0; url=https://evil.example/")
+            .header(
+                "link",
+                "<https://evil.example/x.js>; rel=preload; as=script",
+            )
+            .header("x-frame-options", "ALLOWALL")
+            .header("set-cookie", "JSESSIONID=planted; Path=/");
+        let location = match path.rsplit('/').next().unwrap_or_default() {
+            "internal" => Some("http://10.20.30.40:18080/history/application_1_0001/1/jobs/"),
+            "schemeless" => Some("//evil.example/x"),
+            "backslash" => Some("/\\evil.example/x"),
+            "own" => Some("/proxy/application_1_0001/jobs/"),
+            "relative" => Some("jobs/?id=1"),
+            _ => None,
+        };
+        if let Some(location) = location {
+            page = page.status(StatusCode::FOUND).header("location", location);
+        }
+        Reply::Now(
+            page.body(http_body_util::Full::new("<p>hi</p>".into()))
+                .unwrap(),
+        )
+    });
+    let rm = start_recorder(responder, recorded.clone()).await;
+    let yarn = YarnConfig {
+        resourcemanager: UpstreamUrl::parse(&format!("http://{rm}")).unwrap(),
+        nodemanagers: Vec::new(),
+    };
+    let gw = TestGateway::start(
+        Options::backend(Backend::Urls(vec![livy])).with(move |c| c.yarn = Some(yarn)),
+    )
+    .await;
+    let c = gw.client();
+    let ui = "/gateway/default/yarn/proxy/application_1_0001";
+    for proto in [Proto::H1, Proto::H2] {
+        let r = c
+            .as_user_over(proto, "admin", Method::GET, &format!("{ui}/jobs/"), "")
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let mut names: Vec<&str> = r.headers.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        for hostile in [
+            "clear-site-data",
+            "access-control-allow-origin",
+            "access-control-allow-credentials",
+            "service-worker-allowed",
+            "refresh",
+            "link",
+            "x-frame-options",
+        ] {
+            assert!(r.header(hostile).is_none(), "{hostile} passed: {names:?}");
+        }
+        assert_eq!(r.header("etag"), Some("\"7\""));
+        assert!(set_cookies(&r).is_empty(), "{names:?}");
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some("sandbox allow-scripts; form-action 'none'")
+        );
+
+        for elsewhere in ["internal", "schemeless", "backslash"] {
+            let r = c
+                .as_user_over(
+                    proto,
+                    "admin",
+                    Method::GET,
+                    &format!("{ui}/{elsewhere}"),
+                    "",
+                )
+                .await;
+            assert_eq!(r.status, 502, "{elsewhere}");
+            assert_eq!(r.json()["error"], "upstream_redirect");
+            assert!(r.header("location").is_none());
+            let text = String::from_utf8_lossy(&r.body);
+            assert!(
+                !text.contains("10.20.30.40") && !text.contains("evil"),
+                "{text}"
+            );
+        }
+        let r = c
+            .as_user_over(proto, "admin", Method::GET, &format!("{ui}/own"), "")
+            .await;
+        assert_eq!(r.status, 302);
+        assert_eq!(r.header("location"), Some(&*format!("{ui}/jobs/")));
+        let r = c
+            .as_user_over(proto, "admin", Method::GET, &format!("{ui}/relative"), "")
+            .await;
+        assert_eq!(r.header("location"), Some("jobs/?id=1"));
+
+        // `;doAs=` in every spelling, and `user.name`, never reach YARN.
+        let query = "?;doAs=alice&id=3;DOAS=bob;%64oAs=eve&user.name=carol;x=1";
+        let r = c
+            .as_user_over(
+                proto,
+                "admin",
+                Method::GET,
+                &format!("{ui}/jobs/{query}"),
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let seen = recorded.lock().unwrap().last().unwrap().uri.clone();
+        let query = seen.split_once('?').unwrap().1;
+        let names: Vec<String> = query
+            .split(['&', ';'])
+            .map(|p| p.split('=').next().unwrap().to_ascii_lowercase())
+            .collect();
+        assert_eq!(
+            names
+                .iter()
+                .filter(|n| n.contains("doas") || n.contains("64oas"))
+                .count(),
+            1,
+            "{seen}"
+        );
+        assert!(!names.iter().any(|n| n == "user.name"), "{seen}");
+        assert!(query.ends_with("&doAs=admin"), "{seen}");
+        assert!(query.contains("id=3") && query.contains("x=1"), "{seen}");
+    }
+}

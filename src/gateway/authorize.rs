@@ -2,8 +2,10 @@
 //! use their own batches and sessions. A resource the caller may not see is
 //! answered exactly as a missing one, without reaching Livy.
 
+use http::Method;
 use serde_json::Value;
 
+use super::confirm::Viewed;
 use super::context::{ConnInfo, RequestContext};
 use super::Gateway;
 use crate::auth::Principal;
@@ -22,11 +24,13 @@ pub(super) enum Plan {
     /// A listing narrowed to the caller's own resources.
     List(Kind, listing::Page),
     /// Access to one resource the caller may use. `path` replaces the Livy path when
-    /// a name was resolved to an id.
+    /// a name was resolved to an id; `confirm`: a user's state-changing request,
+    /// sent once Livy's own view agrees with the record ([`super::confirm`]).
     Item {
         kind: Kind,
         id: u64,
         path: Option<String>,
+        confirm: bool,
     },
 }
 
@@ -35,6 +39,7 @@ impl Gateway {
     pub(super) async fn authorize(
         &self,
         principal: &Principal,
+        method: &Method,
         operation: &Operation,
         route: &Route,
         conn: &ConnInfo,
@@ -59,6 +64,7 @@ impl Gateway {
                         kind: *kind,
                         id,
                         path: None,
+                        confirm: false,
                     }));
                 }
                 let ownership = &self.state.ownership;
@@ -92,6 +98,7 @@ impl Gateway {
                     kind: *kind,
                     id,
                     path,
+                    confirm: !matches!(*method, Method::GET | Method::HEAD),
                 })
             }
         }
@@ -110,21 +117,10 @@ impl Gateway {
         ctx: &RequestContext,
     ) -> Result<(u64, String), RequestError> {
         let path = format!("/{}/{segment}", kind.collection());
-        let query = self.asserted_query(None, &principal.user, &[], &[]);
-        let response = self
-            .livy_get(&path, query.query.as_deref(), Some(conn), &ctx.request_id)
-            .await?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(RequestError::UpstreamFailed);
-        }
-        if status != http::StatusCode::OK {
-            return Err(RequestError::Hidden(name.to_owned()));
-        }
-        let limit = self.settings.max_buffered_response;
-        let view: Value =
-            serde_json::from_slice(&super::respond::buffer(response.into_body(), limit).await?)
-                .map_err(|_| RequestError::UpstreamFailed)?;
+        let view = match self.view(&path, principal, conn, ctx, false).await? {
+            Viewed::Found(view, _) => view,
+            Viewed::Missing | Viewed::Refused => return Err(RequestError::Hidden(name.to_owned())),
+        };
         let id = view
             .get("id")
             .and_then(Value::as_u64)

@@ -11,9 +11,11 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Response};
 use tokio::time::Instant;
 
+use super::authorize::Plan;
 use super::context::{ConnInfo, RequestContext, RequestId};
 use super::headers::{self, Forwarded, X_REQUEST_ID};
 use super::Gateway;
+use crate::auth::Principal;
 use crate::body::{self, Body};
 use crate::config::IdentityMode;
 use crate::error::RequestError;
@@ -21,15 +23,30 @@ use crate::livy::query;
 use crate::upstream::{LivyRequest, ServerState};
 
 impl Gateway {
-    /// Sends the rewritten request to Livy. A request body that overran its limit or
-    /// stalled on the way answers 413 or 408, not 502.
+    /// Sends the rewritten request to Livy (a user's state-changing request on one
+    /// resource once its owner is confirmed: [`super::confirm`]). A request body
+    /// that overran its limit or stalled on the way answers 413 or 408, not 502.
     pub(super) async fn forward(
         &self,
         request: LivyRequest,
+        plan: &Plan,
+        principal: &Principal,
+        conn: &ConnInfo,
         ctx: &mut RequestContext,
     ) -> Result<Response<Body>, RequestError> {
         let started = Instant::now();
-        let result = self.livy.send(request).await;
+        let result = match plan {
+            Plan::Item {
+                kind,
+                id,
+                confirm: true,
+                ..
+            } => {
+                // Boxed: this path would otherwise size every request's future.
+                Box::pin(self.send_confirmed(request, *kind, *id, principal, conn, ctx)).await
+            }
+            _ => self.livy.send(request).await,
+        };
         ctx.upstream_time = Some(started.elapsed());
         if let Some(trouble) = &ctx.body_trouble {
             if trouble.too_large.load(Ordering::Relaxed) {
@@ -102,6 +119,7 @@ impl Gateway {
             path_and_query,
             headers,
             body,
+            note: false,
         })
     }
 

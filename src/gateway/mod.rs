@@ -15,6 +15,7 @@
 
 mod authenticate;
 mod authorize;
+mod confirm;
 mod context;
 mod forward;
 pub mod headers;
@@ -220,6 +221,8 @@ pub struct Gateway {
     logs: Logs,
     /// `[yarn]`: the Spark UI and driver logs through the gateway.
     yarn: Option<Yarn>,
+    /// Owners confirmed with Livy, and the answers that did (outlive reloads).
+    confirmations: Arc<confirm::Confirmations>,
 }
 
 impl Gateway {
@@ -251,6 +254,7 @@ impl Gateway {
             state: parts.state,
             livy: parts.livy,
             logs: parts.logs,
+            confirmations: Default::default(),
         })
     }
 
@@ -273,6 +277,7 @@ impl Gateway {
             metrics: self.metrics.clone(),
         };
         let mut next = Self::new(config, parts)?;
+        next.confirmations = self.confirmations.clone();
         // Whose applications are whose outlives the configuration.
         if let (Some(next), Some(now)) = (next.yarn.as_mut(), self.yarn.as_ref()) {
             next.apps = now.apps.clone();
@@ -466,7 +471,7 @@ impl Gateway {
 
         // authorize
         let plan = self
-            .authorize(&principal, &operation, &route, conn, ctx)
+            .authorize(&principal, &parts.method, &operation, &route, conn, ctx)
             .await?;
 
         // rewrite
@@ -476,7 +481,7 @@ impl Gateway {
             .await?;
 
         // forward
-        let response = self.forward(request, ctx).await?;
+        let response = self.forward(request, &plan, &principal, conn, ctx).await?;
 
         // respond
         let response = self

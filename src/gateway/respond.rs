@@ -4,6 +4,8 @@
 //! resource, or one Livy answers 404 for, is forgotten; the gateway's own headers (session cookie, HSTS,
 //! `nosniff`, request id) are added to every answer.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, Method, Response, StatusCode};
@@ -84,8 +86,33 @@ impl Gateway {
             Plan::Item { kind, id, .. }
                 if *method == Method::DELETE && parts.status.is_success() =>
             {
-                self.record(Change::Remove(*kind, *id)).await;
+                self.forget_owner(*kind, *id).await;
                 body
+            }
+            // A user's view of their resource: Livy's owner decides over the
+            // record (which a Livy restarted without recovery can make stale).
+            Plan::Item { kind, id, .. }
+                if !principal.admin
+                    && parts.status == StatusCode::OK
+                    && matches!(ctx.action, Some("batch.get" | "session.get")) =>
+            {
+                let bytes = buffer(body, limit).await?;
+                if let Some(owner) = named_owner(&bytes).filter(|o| *o != *principal.user) {
+                    tracing::warn!(
+                        kind = kind.as_str(),
+                        id,
+                        "Livy names another owner than the gateway's record (Livy restarted?): record corrected"
+                    );
+                    self.confirmations.forget(*kind, *id);
+                    let name = serde_json::from_slice::<Value>(&bytes)
+                        .ok()
+                        .and_then(|v| v.get("name")?.as_str().map(str::to_owned));
+                    let record = Record { owner, name };
+                    self.record(Change::Put(*kind, vec![(*id, record)])).await;
+                    self.metrics.owner_check("stale");
+                    return Err(RequestError::Hidden(id.to_string()));
+                }
+                body::full(bytes)
             }
             // Livy no longer has it (finished and forgotten, or Livy restarted):
             // the record would only outlive it. Only the resource itself says
@@ -97,7 +124,7 @@ impl Gateway {
                         Some("batch.get" | "session.get" | "batch.state" | "session.state")
                     ) =>
             {
-                self.record(Change::Remove(*kind, *id)).await;
+                self.forget_owner(*kind, *id).await;
                 body
             }
             _ => body,
@@ -105,12 +132,26 @@ impl Gateway {
         Ok(Response::from_parts(parts, body))
     }
 
-    /// Stores an ownership change learnt from Livy's answer, logging rather than
-    /// failing on error: the request it belongs to already succeeded at Livy, and
-    /// Livy 0.6+ reports owners in its views, from which the record is learnt again.
+    /// Stores an ownership change learnt from Livy's answer, trying again twice
+    /// (after 50 and 250 ms) when the store fails, then logging and counting
+    /// rather than failing: the request it belongs to already succeeded at Livy,
+    /// and Livy 0.6+ reports owners in its views, from which the record is learnt
+    /// again.
     pub(super) async fn record(&self, change: Change) {
-        if let Err(error) = self.state.ownership.apply(vec![change]).await {
-            tracing::error!(%error, "ownership record not saved");
+        for pause in RECORD_RETRIES {
+            match self.state.ownership.apply(vec![change.clone()]).await {
+                Ok(()) => return,
+                Err(error) => match pause {
+                    Some(pause) => {
+                        tracing::warn!(%error, "ownership record not saved; trying again");
+                        tokio::time::sleep(pause).await;
+                    }
+                    None => {
+                        tracing::error!(%error, change = ?change, "ownership record not saved");
+                        self.metrics.ownership_unsaved.inc();
+                    }
+                },
+            }
         }
     }
 
@@ -132,6 +173,28 @@ impl Gateway {
         headers.insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
         headers.insert(X_REQUEST_ID, ctx.request_id.header());
     }
+}
+
+/// How long [`Gateway::record`] waits before each further try (`None`: the last).
+const RECORD_RETRIES: [Option<Duration>; 3] = [
+    Some(Duration::from_millis(50)),
+    Some(Duration::from_millis(250)),
+    None,
+];
+
+/// The owner a view names (`proxyUser`, Livy 0.6+), read without building the
+/// whole view.
+fn named_owner(view: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Owner<'a> {
+        #[serde(rename = "proxyUser", borrow, default)]
+        proxy_user: Option<std::borrow::Cow<'a, str>>,
+    }
+    let owner: Owner<'_> = serde_json::from_slice(view).ok()?;
+    owner
+        .proxy_user
+        .filter(|u| !u.is_empty())
+        .map(|u| u.into_owned())
 }
 
 /// Reads a whole Livy answer, at most `limit` bytes.

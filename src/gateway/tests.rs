@@ -661,3 +661,120 @@ async fn negotiate_logins_map_realms_take_directory_groups_and_prove_the_gateway
     }
     assert_eq!(s.livy.seen().len(), 2, "nothing refused reached Livy");
 }
+
+#[tokio::test]
+async fn an_owner_record_the_store_cannot_save_is_tried_again_then_counted() {
+    let s = setup_with_state(
+        |_| {},
+        |state| State {
+            ownership: Arc::new(Down),
+            ..state
+        },
+    );
+    let r = s.create("admin", 9, json!({"file": "a.jar"})).await;
+    assert_eq!(r.status, 201, "Livy made it: the answer says so");
+    assert_eq!(s.gateway.metrics.ownership_unsaved.get(), 1);
+}
+
+#[tokio::test]
+async fn livys_owner_decides_over_a_record_it_contradicts() {
+    let s = setup(|_| {});
+    assert_eq!(
+        s.create("alice", 4, json!({"file": "a.jar"})).await.status,
+        201
+    );
+    // Livy (restarted) reports the id as bob's: alice's view is hidden and the
+    // record corrected.
+    s.livy.answer(
+        200,
+        json!({"id": 4, "proxyUser": "bob", "state": "running"}),
+    );
+    let r = s.call("alice", Method::GET, "/batches/4", "").await;
+    assert_eq!(r.status, 404);
+    let record = s.gateway.state.ownership.get(Kind::Batch, 4).await.unwrap();
+    assert_eq!(record.unwrap().owner, "bob");
+
+    // A DELETE is confirmed with a GET first; with another owner, only the GET
+    // reaches Livy.
+    assert_eq!(
+        s.create("alice", 5, json!({"file": "a.jar"})).await.status,
+        201
+    );
+    let before = s.livy.seen().len();
+    s.livy.answer(200, json!({"id": 5, "proxyUser": "bob"}));
+    let r = s.call("alice", Method::DELETE, "/batches/5", "").await;
+    assert_eq!(r.status, 404);
+    let seen = s.livy.seen();
+    assert_eq!(seen.len(), before + 1);
+    assert_eq!(seen[before].method, Method::GET);
+    assert_eq!(seen[before].target, "/batches/5?doAs=alice");
+
+    // Gone from Livy: forgotten, 404. The owner's own: GET, then the DELETE.
+    assert_eq!(
+        s.create("alice", 6, json!({"file": "a.jar"})).await.status,
+        201
+    );
+    s.livy.answer(404, json!({"msg": "Session '6' not found."}));
+    let r = s.call("alice", Method::DELETE, "/batches/6", "").await;
+    assert_eq!(r.status, 404);
+    assert!(s
+        .gateway
+        .state
+        .ownership
+        .get(Kind::Batch, 6)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.create("alice", 7, json!({"file": "a.jar"})).await.status,
+        201
+    );
+    s.livy.answer(200, json!({"id": 7, "proxyUser": "alice"}));
+    s.livy.answer(200, json!({"msg": "deleted"}));
+    let r = s.call("alice", Method::DELETE, "/batches/7", "").await;
+    assert_eq!(r.status, 200);
+    let seen = s.livy.seen();
+    let last: Vec<_> = seen[seen.len() - 2..]
+        .iter()
+        .map(|s| s.method.clone())
+        .collect();
+    assert_eq!(last, [Method::GET, Method::DELETE]);
+}
+
+#[tokio::test]
+async fn a_cross_site_state_change_is_refused_before_authentication() {
+    let s = setup(|c| c.livy.csrf_header = Some(http::HeaderName::from_static("x-requested-by")));
+    for headers in [
+        &[("origin", "null")][..],
+        &[("origin", "https://evil.example")],
+        &[("sec-fetch-site", "cross-site")],
+        &[
+            ("origin", "https://192.0.2.1:8443"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+    ] {
+        let r = s
+            .call_with(
+                "nobody",
+                Method::POST,
+                "/batches",
+                r#"{"file":"a"}"#,
+                headers,
+            )
+            .await;
+        assert_eq!(r.status, 403, "{headers:?}");
+        assert_eq!(r.body["error"], "cross_origin");
+    }
+    assert!(s.livy.seen().is_empty());
+    // The gateway's own origin (the address the connection reached, here).
+    let own = [
+        ("origin", "https://192.0.2.1:8443"),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    s.livy.answer(201, json!({"id": 1}));
+    let r = s
+        .call_with("alice", Method::POST, "/batches", r#"{"file":"a"}"#, &own)
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(s.livy.seen()[0].headers["x-requested-by"], "livy-gateway");
+}

@@ -17,7 +17,7 @@ use http::{HeaderMap, Method, StatusCode};
 
 use super::peers::{Health, Peer};
 use super::replay::Replay;
-use super::Upstream;
+use super::{Over, Upstream};
 use crate::body;
 
 /// Starts checking `upstream`'s servers every `interval`, the first round at once.
@@ -56,7 +56,14 @@ impl Upstream {
     async fn check(&self, peer: &Peer, timeout: Duration) -> Health {
         let mut body = Replay::once(body::empty());
         let path = PathAndQuery::from_static("/version");
-        let sent = self.send_to(peer, &Method::GET, &path, HeaderMap::new(), &mut body);
+        let sent = self.send_to(
+            peer,
+            &Method::GET,
+            &path,
+            HeaderMap::new(),
+            &mut body,
+            Over::Any,
+        );
         match tokio::time::timeout(timeout, sent).await {
             Ok(Ok(response)) => classify(response.status()),
             Ok(Err(_)) | Err(_) => Health::Down,

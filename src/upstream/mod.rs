@@ -16,6 +16,12 @@
 //! `doAs`), headers and body ([`replay`]: kept up to the create-body limit) go to
 //! that server, and the redirection never reaches the client. Errors never show
 //! the client which host failed: that detail goes to the log only.
+//!
+//! An answer can say which server and connection carried it ([`Served`], asked
+//! for with [`LivyRequest::note`]), and a request can be held to the connections
+//! that were open when such an answer came ([`Livy::send_after`]): it then reaches
+//! the Livy process that gave that answer, or is handed back unsent. The gateway
+//! confirms who owns a batch or session this way only once per Livy process.
 
 pub mod auth;
 pub mod dial;
@@ -40,7 +46,8 @@ use crate::error::{RequestError, StartupError};
 use crate::metrics::Metrics;
 use auth::{UpstreamAuth, Verdict};
 use peers::{Health, Outcome, Peer, Peers};
-use pool::{SendError, Unanswered};
+pub use pool::Over;
+use pool::{Opened, SendError, Unanswered};
 use replay::Replay;
 
 /// A request for Livy: method, path and query (from Livy's root), headers as the
@@ -51,6 +58,17 @@ pub struct LivyRequest {
     pub path_and_query: PathAndQuery,
     pub headers: HeaderMap,
     pub body: Body,
+    /// The answer carries [`Served`]: which server and connection it came over.
+    pub note: bool,
+}
+
+/// In an answer's extensions (asked for with [`LivyRequest::note`]): the server
+/// that gave it, and the number of the connection it came over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// `host:port`, as in `livy.upstreams`.
+    pub server: String,
+    pub connection: u64,
 }
 
 /// One Livy server as `/readyz` reports it.
@@ -68,6 +86,18 @@ pub struct ServerState {
 pub trait Livy: Send + Sync {
     /// Sends `request` and returns the response head with its body still streaming.
     async fn send(&self, request: LivyRequest) -> Result<Response<Body>, RequestError>;
+    /// Sends `request` only on a connection to the server of `after` that was
+    /// already open when that answer came: it reaches the same Livy process, or
+    /// fails. `Ok(Err(request))`, with nothing sent, when no such connection is
+    /// free (or the server is another now). Without connections to number (a
+    /// stand-in), always that.
+    async fn send_after(
+        &self,
+        request: LivyRequest,
+        _after: &Served,
+    ) -> Result<Result<Response<Body>, LivyRequest>, RequestError> {
+        Ok(Err(request))
+    }
     /// `scheme://host:port` of every Livy server, to recognise Livy's own absolute
     /// links in its answers.
     fn origins(&self) -> &[String];
@@ -136,14 +166,14 @@ impl Livy for Upstream {
             path_and_query,
             mut headers,
             body,
+            note,
         } = request;
-        let several = self.peers.all().len() > 1;
-        let mut body = match several {
-            true => Replay::keep(body, self.keep_limit)
-                .await
-                .map_err(|_| RequestError::BadBody("the request body could not be read".into()))?,
-            false => Replay::once(body),
+        let over = match note {
+            true => Over::Noted,
+            false => Over::Any,
         };
+        let several = self.peers.all().len() > 1;
+        let mut body = self.replay(body).await?;
         let mut last_error = RequestError::UpstreamUnavailable;
         for peer in self.peers.in_order() {
             // A copy of the head only where another attempt may follow.
@@ -152,10 +182,10 @@ impl Livy for Upstream {
                 false => std::mem::take(&mut headers),
             };
             let response = match self
-                .send_to(peer, &method, &path_and_query, head, &mut body)
+                .send_to(peer, &method, &path_and_query, head, &mut body, over)
                 .await
             {
-                Err(Failure::Unsent) => {
+                Err(Failure::Unsent | Failure::NotOpenBefore) => {
                     last_error = RequestError::UpstreamUnavailable;
                     continue;
                 }
@@ -164,13 +194,78 @@ impl Livy for Upstream {
             };
             let Some(target) = self.redirected_to(&response, peer) else {
                 self.peers.answered(peer);
-                return Ok(response);
+                return Ok(served(response, peer));
             };
             return self
-                .follow(peer, target, &method, &path_and_query, headers, &mut body)
-                .await;
+                .follow(
+                    peer,
+                    target,
+                    &method,
+                    &path_and_query,
+                    headers,
+                    &mut body,
+                    over,
+                )
+                .await
+                .map(|response| served(response, target));
         }
         Err(last_error)
+    }
+
+    async fn send_after(
+        &self,
+        request: LivyRequest,
+        after: &Served,
+    ) -> Result<Result<Response<Body>, LivyRequest>, RequestError> {
+        let Some(peer) = self
+            .peers
+            .all()
+            .iter()
+            .find(|p| p.authority == after.server)
+        else {
+            return Ok(Err(request));
+        };
+        let LivyRequest {
+            method,
+            path_and_query,
+            headers,
+            body,
+            note,
+        } = request;
+        let mut body = self.replay(body).await?;
+        let over = Over::OpenBefore(after.connection.saturating_add(1));
+        let sent = self
+            .send_to(
+                peer,
+                &method,
+                &path_and_query,
+                headers.clone(),
+                &mut body,
+                over,
+            )
+            .await;
+        // Handed back when nothing reached the server, or only a server that has
+        // become passive (which did nothing with it) when the body can go again.
+        match sent {
+            Err(Failure::Final(error)) => return Err(error),
+            Err(Failure::Unsent | Failure::NotOpenBefore) => {}
+            Ok(response) if self.redirected_to(&response, peer).is_some() => {
+                if !body.resendable() {
+                    return Err(RequestError::UpstreamFailed);
+                }
+            }
+            Ok(response) => {
+                self.peers.answered(peer);
+                return Ok(Ok(served(response, peer)));
+            }
+        }
+        Ok(Err(LivyRequest {
+            method,
+            path_and_query,
+            headers,
+            body: body.take(),
+            note,
+        }))
     }
 
     fn origins(&self) -> &[String] {
@@ -201,16 +296,40 @@ impl Livy for Upstream {
     }
 }
 
+/// `response` noted as `peer`'s, when it says which connection carried it.
+fn served(mut response: Response<Body>, peer: &Peer) -> Response<Body> {
+    if let Some(Opened(connection)) = response.extensions_mut().remove::<Opened>() {
+        response.extensions_mut().insert(Served {
+            server: peer.authority.clone(),
+            connection,
+        });
+    }
+    response
+}
+
 /// Why an attempt at one Livy server did not give an answer.
 enum Failure {
     /// Nothing was sent (no connection could be made): another server may be
     /// tried; the body is back in its [`Replay`].
     Unsent,
+    /// Nothing was sent: no connection open early enough was free
+    /// ([`Over::OpenBefore`]); the body is back in its [`Replay`].
+    NotOpenBefore,
     /// Anything else: the request ends with this.
     Final(RequestError),
 }
 
 impl Upstream {
+    /// The request body, kept to be sent again where another server may be tried.
+    async fn replay(&self, body: Body) -> Result<Replay, RequestError> {
+        match self.peers.all().len() > 1 {
+            true => Replay::keep(body, self.keep_limit)
+                .await
+                .map_err(|_| RequestError::BadBody("the request body could not be read".into())),
+            false => Ok(Replay::once(body)),
+        }
+    }
+
     /// The configured server a redirection from `from` points at (several servers
     /// only; never `from` itself).
     fn redirected_to(&self, response: &Response<Body>, from: &Peer) -> Option<&Peer> {
@@ -227,7 +346,8 @@ impl Upstream {
             .filter(|target| target.authority != from.authority)
     }
 
-    /// Follows a passive server's redirection to `target`, once: the same request
+    /// Follows a passive server's redirection to `target`, once (on any of its
+    /// connections, `over` saying whether the answer is noted): the same request
     /// again, when its body could be kept. A second redirection is not followed.
     async fn follow(
         &self,
@@ -237,6 +357,7 @@ impl Upstream {
         path_and_query: &PathAndQuery,
         headers: HeaderMap,
         body: &mut Replay,
+        over: Over,
     ) -> Result<Response<Body>, RequestError> {
         from.count(Outcome::Redirected);
         self.peers.learnt(from, Health::Standby);
@@ -246,10 +367,12 @@ impl Upstream {
         }
         tracing::info!(upstream = %from.authority, to = %target.authority, "following a passive Livy server's redirection");
         let response = match self
-            .send_to(target, method, path_and_query, headers, body)
+            .send_to(target, method, path_and_query, headers, body, over)
             .await
         {
-            Err(Failure::Unsent) => return Err(RequestError::UpstreamUnavailable),
+            Err(Failure::Unsent | Failure::NotOpenBefore) => {
+                return Err(RequestError::UpstreamUnavailable)
+            }
             Err(Failure::Final(error)) => return Err(error),
             Ok(response) => response,
         };
@@ -272,6 +395,7 @@ impl Upstream {
         path_and_query: &PathAndQuery,
         mut headers: HeaderMap,
         body: &mut Replay,
+        over: Over,
     ) -> Result<Response<Body>, Failure> {
         headers.insert(HOST, peer.host.clone());
         let replayable = body.resendable();
@@ -294,7 +418,8 @@ impl Upstream {
             *request.uri_mut() = path_and_query.clone().into();
             *request.version_mut() = Version::HTTP_11;
             *request.headers_mut() = head;
-            let sent = tokio::time::timeout(self.response_timeout, peer.pool.send(request)).await;
+            let sent =
+                tokio::time::timeout(self.response_timeout, peer.pool.send(request, over)).await;
             match sent {
                 Err(_) => {
                     peer.count(Outcome::Timeout);
@@ -313,6 +438,13 @@ impl Upstream {
                         }
                     }
                     return Ok(response);
+                }
+                Ok(Err(Unanswered {
+                    error: SendError::NotOpenBefore,
+                    unsent: Some(unsent),
+                })) => {
+                    body.give_back(unsent.into_body());
+                    return Err(Failure::NotOpenBefore);
                 }
                 Ok(Err(Unanswered {
                     error,

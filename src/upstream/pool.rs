@@ -20,12 +20,21 @@
 //! cost is in bench/README.md). An idle connection is looked at when it is next
 //! taken or swept (so one Livy closed is let go then, not at once).
 //!
+//! Connections are numbered as they are opened. A request may be held to the
+//! connections opened before a number ([`Over::OpenBefore`]), and an answer may
+//! say which connection carried it ([`Opened`]): a TCP connection does not outlive
+//! the server process at its other end, so a request sent on a connection that
+//! was already open when an earlier answer came reaches the same process that
+//! gave that answer, or fails; it never reaches a server restarted since
+//! (`crate::gateway` confirms owners on this).
+//!
 //! One pool per upstream needs no key: hyper-util's general-purpose pool keys
 //! connections by scheme and authority, hashes the key on every checkout and return,
 //! and wraps each exchange in further boxed futures, all on every request.
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -54,7 +63,29 @@ pub enum SendError {
     /// The exchange failed on an open connection; the request may have been sent.
     #[error(transparent)]
     Failed(#[from] hyper::Error),
+    /// No connection open before the number asked for is free ([`Over::OpenBefore`]):
+    /// nothing was sent.
+    #[error("no connection open since the number asked for is free")]
+    NotOpenBefore,
 }
+
+/// Which connection a request may go on, and whether its answer says which it
+/// went on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// Any, kept or new.
+    Any,
+    /// Any, kept or new; the answer carries [`Opened`].
+    Noted,
+    /// Only a kept connection numbered below this (opened before it); the answer
+    /// carries [`Opened`]. None free: [`SendError::NotOpenBefore`], nothing sent.
+    OpenBefore(u64),
+}
+
+/// In an answer's extensions (asked for with [`Over::Noted`] or
+/// [`Over::OpenBefore`]): the number of the connection that carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened(pub u64);
 
 /// An exchange that gave no answer: why, and the request itself when none of it
 /// was sent (hyper hands back a request it did not write).
@@ -143,6 +174,8 @@ pub struct Pool {
     /// Set for an `https://` upstream.
     tls: Option<TlsTarget>,
     idle: Mutex<Vec<Idle>>,
+    /// How many connections have been opened: the next one's number.
+    opened: AtomicU64,
     max_idle: usize,
     idle_timeout: Duration,
     connect_timeout: Duration,
@@ -154,6 +187,8 @@ pub struct Pool {
 struct Link {
     sender: SendRequest<Body>,
     connection: http1::Connection<TokioIo<Stream>, Body>,
+    /// Its number in the order connections were opened (from 1).
+    number: u64,
 }
 
 impl Link {
@@ -188,6 +223,7 @@ impl Pool {
             address,
             tls,
             idle: Mutex::new(Vec::new()),
+            opened: AtomicU64::new(0),
             max_idle,
             idle_timeout,
             connect_timeout,
@@ -195,18 +231,29 @@ impl Pool {
     }
 
     /// Sends `request` (origin-form URI, `Host` set) on a kept connection or a new
-    /// one, and returns the response with its body still streaming. On failure the
-    /// request comes back with the error when none of it was sent, so it may go to
-    /// another server.
+    /// one, as `over` allows, and returns the response with its body still
+    /// streaming. On failure the request comes back with the error when none of it
+    /// was sent, so it may go to another server.
     pub async fn send(
         self: &Arc<Self>,
         mut request: Request<Body>,
+        over: Over,
     ) -> Result<Response<Body>, Unanswered> {
         loop {
-            let (link, kept) = match self.take_idle() {
-                Some(link) => (link, true),
+            let kept = match over {
+                Over::OpenBefore(limit) => self.take_idle_before(limit),
+                Over::Any | Over::Noted => self.take_idle(),
+            };
+            let (link, kept) = match (kept, over) {
+                (Some(link), _) => (link, true),
+                (None, Over::OpenBefore(_)) => {
+                    return Err(Unanswered {
+                        error: SendError::NotOpenBefore,
+                        unsent: Some(request),
+                    })
+                }
                 // Boxed: connecting is rare, and would size every request's future.
-                None => match Box::pin(self.connect()).await {
+                (None, _) => match Box::pin(self.connect()).await {
                     Ok(link) => (link, false),
                     Err(error) => {
                         return Err(Unanswered {
@@ -216,8 +263,15 @@ impl Pool {
                     }
                 },
             };
+            let number = link.number;
             match exchange(link, request).await {
-                (link, Ok(response)) => return Ok(self.clone().track(response, link)),
+                (link, Ok(response)) => {
+                    let mut response = self.clone().track(response, link);
+                    if over != Over::Any {
+                        response.extensions_mut().insert(Opened(number));
+                    }
+                    return Ok(response);
+                }
                 (_, Err(mut error)) => match error.take_message() {
                     // Closed while idle, before taking the request: try the next.
                     Some(unsent) if kept => request = unsent,
@@ -262,6 +316,22 @@ impl Pool {
         }
     }
 
+    /// The most recently kept connection numbered below `limit` that is still
+    /// usable; those of them found closed or past their time are let go.
+    fn take_idle_before(&self, limit: u64) -> Option<Box<Link>> {
+        let now = Instant::now();
+        loop {
+            let mut candidate = {
+                let mut idle = self.idle.lock().expect("upstream pool lock");
+                let at = idle.iter().rposition(|i| i.link.number < limit)?;
+                idle.remove(at)
+            };
+            if !self.expired(&candidate, now) && candidate.link.usable() {
+                return Some(candidate.link);
+            }
+        }
+    }
+
     async fn connect(&self) -> Result<Box<Link>, SendError> {
         let fail = |reason: String| SendError::Connect {
             address: self.address.clone(),
@@ -275,8 +345,13 @@ impl Pool {
         let (sender, connection) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|error| fail(error.to_string()))?;
+        let number = self.opened.fetch_add(1, Ordering::Relaxed) + 1;
         // Boxed: it moves between the pool and requests' futures as one pointer.
-        Ok(Box::new(Link { sender, connection }))
+        Ok(Box::new(Link {
+            sender,
+            connection,
+            number,
+        }))
     }
 
     /// A new connection: TCP, then TLS for an `https://` upstream.
@@ -494,7 +569,8 @@ mod tests {
     /// One exchange, up to the response head (bounded: a connection not driven
     /// never answers).
     async fn send(pool: &Arc<Pool>, request: Request<Body>) -> Result<Response<Body>, SendError> {
-        let answer = tokio::time::timeout(Duration::from_secs(10), pool.send(request)).await;
+        let answer =
+            tokio::time::timeout(Duration::from_secs(10), pool.send(request, Over::Any)).await;
         answer.expect("answered in time").map_err(|e| e.error)
     }
 
@@ -558,6 +634,43 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(fetch(&pool).await, "hello");
+        assert_eq!(livy.connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_request_held_to_older_connections_goes_on_one_or_nowhere() {
+        let livy = livy(true).await;
+        let pool = pool(&livy, 8);
+        let noted = |over| {
+            let pool = pool.clone();
+            async move {
+                let answer = pool.send(request(), over).await;
+                answer.map(|r| {
+                    let opened = *r.extensions().get::<Opened>().expect("noted");
+                    (opened, r)
+                })
+            }
+        };
+        let (first, response) = noted(Over::Noted).await.ok().unwrap();
+        assert_eq!(first, Opened(1));
+        assert_eq!(read(response).await, "hello");
+        // No connection opened before the first: nothing is sent, the request
+        // comes back.
+        let refused = noted(Over::OpenBefore(1)).await.err().unwrap();
+        assert!(matches!(refused.error, SendError::NotOpenBefore));
+        assert!(refused.unsent.is_some());
+        let (again, response) = noted(Over::OpenBefore(2)).await.ok().unwrap();
+        assert_eq!(again, Opened(1));
+        // While the first is busy, a held request does not open another.
+        let refused = noted(Over::OpenBefore(2)).await.err().unwrap();
+        assert!(matches!(refused.error, SendError::NotOpenBefore));
+        assert_eq!(read(response).await, "hello");
+        // Unheld requests number the connections they open.
+        let busy = send(&pool, request()).await.unwrap();
+        let (second, response) = noted(Over::Noted).await.ok().unwrap();
+        assert_eq!(second, Opened(2));
+        assert_eq!(read(busy).await, "hello");
+        assert_eq!(read(response).await, "hello");
         assert_eq!(livy.connections.load(Ordering::SeqCst), 2);
     }
 
@@ -694,7 +807,7 @@ mod tests {
             .header(HOST, "livy")
             .body(body::full("{}"))
             .unwrap();
-        let Err(unanswered) = pool.send(post).await else {
+        let Err(unanswered) = pool.send(post, Over::Any).await else {
             panic!("nothing listens")
         };
         let unsent = unanswered.unsent.expect("handed back");

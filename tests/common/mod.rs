@@ -6,6 +6,7 @@
 
 pub mod kdc;
 pub mod redis;
+pub mod sim_process;
 pub mod slapd;
 
 use std::collections::HashMap;
