@@ -1126,3 +1126,39 @@ async fn a_gateway_with_tickets_only_offers_and_takes_nothing_else() {
     let password = basic("alice", PASSWORD);
     assert_eq!(gw.negotiate(Proto::H1, &password).await.status, 401);
 }
+
+/// A ticket for `ALICE@REALM` (what Active Directory's KDC issues for `kinit
+/// ALICE`) is alice when the directory says so: the name maps through the
+/// directory's entry, as a password login's does.
+#[tokio::test]
+async fn a_ticket_in_another_case_is_the_directory_users_own_name() {
+    let realm = Realm::start().await;
+    let (section, _) = negotiate_setup(&realm, &format!("\"{REALM}\"")).await;
+    realm.kdc.user("ALICE", PASSWORD).await;
+    let ccache = realm.kdc.path("ALICE.ccache");
+    realm.kdc.kinit("ALICE", PASSWORD, &ccache).await;
+    let slapd = common::slapd::Slapd::start().await;
+    let directory = format!(
+        "[auth.ldap]\nurls = [\"{}\"]\nbind_dn = \"cn=gateway,dc=example,dc=org\"\n\
+         bind_password_file = \"{}\"\nuser_search_base = \"ou=people,dc=example,dc=org\"\n",
+        slapd.url(),
+        slapd.password_file().display()
+    );
+    let gw = Gateway::start_negotiating(&realm, &section, &directory);
+    let ca = gw.dir.path().join("certs/ca.crt");
+    for proto in ["--http1.1", "--http2"] {
+        let url = gw.url(BATCHES);
+        let args = [
+            proto,
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"file":"/jobs/a.jar"}"#,
+            &url,
+        ];
+        let (status, heads, body) = curl(&realm, &ccache, &ca, &args).await;
+        assert_eq!(status, 201, "{proto}: {heads}\n{body}\n{}", gw.log());
+        let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(made["proxyUser"], "alice", "{proto}");
+    }
+}

@@ -193,6 +193,24 @@ async fn direct_bind_with_groups_from_member_of() {
         .await;
     assert_eq!(r.status, 201, "{:?}", r.json());
     assert_eq!(r.json()["proxyUser"], "bob");
+    // The DN the template makes of `BOB` is bob's entry (DNs compare without
+    // regard to case); the name is read from it.
+    let auth = basic("BOB", "bob-pw");
+    let headers: [(&str, &[u8]); 2] = [
+        ("authorization", auth.as_bytes()),
+        ("content-type", b"application/json"),
+    ];
+    let r = c
+        .send(
+            Proto::H1,
+            Method::POST,
+            BATCHES,
+            &headers,
+            r#"{"file":"b.jar"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    assert_eq!(r.json()["proxyUser"], "bob");
 }
 
 #[tokio::test]
@@ -393,6 +411,10 @@ fn check_config_probes_the_directory() {
         "{stdout}"
     );
     assert!(stdout.contains("readable"), "{stdout}");
+    assert!(
+        stdout.contains("user names from attribute \"uid\""),
+        "{stdout}"
+    );
     // A wrong service password: the probe says so, and fails.
     std::fs::write(slapd.password_file(), "not-the-password\n").unwrap();
     let out = probe(&path);
@@ -407,4 +429,127 @@ fn check_config_probes_the_directory() {
         "the password is not echoed"
     );
     drop(runtime);
+}
+
+/// The directory finds `uid=alice` under `ALICE` and `Alice` (it compares names
+/// without regard to case): each spelling is alice, one identity for Livy, the
+/// ownership records and the lockouts; blanks around a name are refused.
+#[tokio::test]
+async fn every_spelling_of_a_name_is_one_identity_and_one_lockout() {
+    let slapd = Slapd::start().await;
+    let gw = TestGateway::start(directory_only(directory(&slapd)).with(|c| {
+        c.login.max_failures_per_pair = 3;
+        c.login.max_failures_per_user = 3;
+    }))
+    .await;
+    let c = gw.client();
+    let send = |proto, user: &str, password: &str, method, path: String, body: &'static str| {
+        let auth = basic(user, password);
+        let c = c.clone();
+        async move {
+            let mut headers: Vec<(&str, &[u8])> = vec![("authorization", auth.as_bytes())];
+            if !body.is_empty() {
+                headers.push(("content-type", b"application/json"));
+            }
+            c.send(proto, method, &path, &headers, body).await
+        }
+    };
+    for proto in [Proto::H1, Proto::H2] {
+        let r = send(
+            proto,
+            "ALICE",
+            "alice-pw",
+            Method::POST,
+            BATCHES.into(),
+            r#"{"file":"a.jar"}"#,
+        )
+        .await;
+        assert_eq!(r.status, 201, "{proto:?}: {:?}", r.body);
+        assert_eq!(
+            r.json()["proxyUser"],
+            "alice",
+            "Livy hears the directory's name"
+        );
+        let id = r.json()["id"].as_u64().unwrap();
+        for spelling in ["Alice", "alice", "aLiCe"] {
+            let path = format!("{BATCHES}/{id}");
+            let r = send(proto, spelling, "alice-pw", Method::GET, path, "").await;
+            assert_eq!(r.status, 200, "{spelling}: the same owner");
+        }
+        let r = send(
+            proto,
+            "bob",
+            "bob-pw",
+            Method::GET,
+            format!("{BATCHES}/{id}"),
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 404);
+        for blanked in [" alice", "alice ", "\talice"] {
+            let r = send(proto, blanked, "alice-pw", Method::GET, BATCHES.into(), "").await;
+            assert_eq!(r.status, 401, "{blanked:?}");
+        }
+    }
+    // Three guesses in three spellings lock every spelling, the right password too.
+    for spelling in ["DAVE", "Dave", "dAvE"] {
+        let r = login(&c, Proto::H1, spelling, "guess").await;
+        assert_eq!(r.status, 401, "{spelling}");
+    }
+    for spelling in ["dave", "DaVE"] {
+        let r = login(&c, Proto::H2, spelling, "dave-pw").await;
+        assert_eq!(r.status, 429, "{spelling}");
+    }
+}
+
+/// Active Directory's filter that leaves disabled accounts out
+/// (`userAccountControl` with bit 2, matched by the bitwise-and rule
+/// 1.2.840.113556.1.4.803): a session of a user disabled meanwhile ends at its
+/// next check. slapd knows the same matching rule; it is applied here to
+/// `gidNumber`, an integer attribute its schema has (slapd has no
+/// `userAccountControl`), with AD's values (512 enabled, 514 disabled).
+#[tokio::test]
+async fn a_disabled_account_loses_its_session_at_the_next_check() {
+    let slapd = Slapd::start().await;
+    let posix = |gid: u32| {
+        format!(
+            "dn: uid=bob,ou=people,dc=example,dc=org\nchangetype: modify\n\
+             replace: gidNumber\ngidNumber: {gid}\n"
+        )
+    };
+    slapd
+        .modify(
+            "dn: uid=bob,ou=people,dc=example,dc=org\nchangetype: modify\n\
+             add: objectClass\nobjectClass: posixAccount\n-\n\
+             add: uidNumber\nuidNumber: 1002\n-\n\
+             add: gidNumber\ngidNumber: 512\n-\n\
+             add: homeDirectory\nhomeDirectory: /home/bob\n",
+        )
+        .await;
+    let ldap = LdapConfig {
+        user_filter: "(&(uid={user})(!(gidNumber:1.2.840.113556.1.4.803:=2)))".into(),
+        ..directory(&slapd)
+    };
+    let gw = TestGateway::start(directory_only(ldap).with(|c| c.auth.cache_ttl = secs(1))).await;
+    let c = gw.client();
+    let r = login(&c, Proto::H1, "Bob", "bob-pw").await;
+    assert_eq!(r.status, 200);
+    let cookie = r.session_cookie().unwrap();
+    assert_eq!(
+        c.with_cookie(&cookie, Method::GET, BATCHES).await.status,
+        200
+    );
+    slapd.modify(&posix(514)).await;
+    // Past the cache's time the session's user is looked up again, through the
+    // filter, which no longer finds a disabled account.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        c.with_cookie(&cookie, Method::GET, BATCHES).await.status,
+        401
+    );
+    for proto in [Proto::H1, Proto::H2] {
+        assert_eq!(login(&c, proto, "bob", "bob-pw").await.status, 401);
+    }
+    slapd.modify(&posix(512)).await;
+    assert_eq!(login(&c, Proto::H2, "bob", "bob-pw").await.status, 200);
 }

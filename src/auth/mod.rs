@@ -314,7 +314,14 @@ impl Authenticator {
         credentials: &Credentials,
         ip: IpAddr,
     ) -> Result<(Identity, Verified), RequestError> {
-        if let Some(wait) = self.lockouts.locked(&credentials.user, ip).await? {
+        if !is_plain_name(&credentials.user) {
+            // Directories would find `alice` under ` alice`; nobody types that.
+            return Err(RequestError::Unauthenticated(AuthFailure::Malformed));
+        }
+        // Every spelling of a name counts against one lockout: a directory
+        // compares names without regard to case, and so do the lockouts.
+        let key = lockout_key(&credentials.user);
+        if let Some(wait) = self.lockouts.locked(&key, ip).await? {
             return Err(locked_out(wait));
         }
         if let Some(identity) = self.cache.get(&credentials.user, &credentials.password) {
@@ -325,11 +332,11 @@ impl Authenticator {
             // an anonymous bind, which many directories let succeed.
             return Err(RequestError::Unauthenticated(AuthFailure::BadCredentials));
         }
-        let line = match self.lockouts.is_familiar(&credentials.user, ip).await {
+        let line = match self.lockouts.is_familiar(&key, ip).await {
             true => Line::Familiar,
             false => Line::Other,
         };
-        let (mut attempt, _slot) = self.begin(&credentials.user, ip, line).await?;
+        let (mut attempt, _slot) = self.begin(&key, ip, line).await?;
         let started = Instant::now();
         let verdict = self.verifier.verify(credentials).await.map_err(|error| {
             tracing::warn!(%error, "credentials could not be checked");
@@ -460,6 +467,21 @@ impl Authenticator {
     }
 }
 
+/// Whether a login name is one a user could mean: no blanks around it and no
+/// control characters in it (a directory would ignore the blanks and find the
+/// user under another spelling).
+fn is_plain_name(user: &str) -> bool {
+    user.trim() == user && !user.chars().any(char::is_control)
+}
+
+/// What a login name's failures are counted under: the name without regard to
+/// case, so `ALICE`, `Alice` and `alice` (one directory user) share one lockout.
+/// A directory's canonical name is the same name in some case, so it shares it
+/// too.
+fn lockout_key(user: &str) -> String {
+    user.to_lowercase()
+}
+
 /// 429 for a lockout that runs `wait` more, in whole seconds rounded up.
 fn locked_out(wait: Duration) -> RequestError {
     RequestError::LockedOut {
@@ -544,6 +566,33 @@ mod tests {
                 Err(RequestError::Unauthenticated(AuthFailure::BadCredentials))
             ));
         }
+    }
+
+    #[tokio::test]
+    async fn names_with_blanks_or_controls_are_refused_and_spellings_share_a_lockout() {
+        let auth = authenticator();
+        let ip: IpAddr = "192.0.2.3".parse().unwrap();
+        for name in [" alice", "alice ", "alice\t", "al\u{0}ice", "\u{7f}alice"] {
+            assert!(
+                matches!(
+                    auth.login(&creds(name, "pw"), ip).await,
+                    Err(RequestError::Unauthenticated(AuthFailure::Malformed))
+                ),
+                "{name:?}"
+            );
+        }
+        // Two failures (the pair's limit) in two spellings lock every spelling.
+        for name in ["ALICE", "Alice"] {
+            assert!(auth.login(&creds(name, "nope"), ip).await.is_err());
+        }
+        assert!(matches!(
+            auth.login(&creds("alice", "pw"), ip).await,
+            Err(RequestError::LockedOut { .. })
+        ));
+        assert!(matches!(
+            auth.login(&creds("aLiCe", "pw"), ip).await,
+            Err(RequestError::LockedOut { .. })
+        ));
     }
 
     #[test]

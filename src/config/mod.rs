@@ -316,6 +316,12 @@ fn validate_ldap(l: &LdapConfig) -> Result<(), String> {
     if !l.bind_dn.is_empty() && l.bind_password_file.is_none() {
         return Err("key auth.ldap.bind_password_file: required with bind_dn".into());
     }
+    if l.name_attribute().is_none() {
+        return Err(
+            "key auth.ldap.user_name_attribute: required when the filter or DN template names no attribute for {user}"
+                .into(),
+        );
+    }
     if l.pool_size == 0 || l.timeout.is_zero() {
         return Err("key auth.ldap.pool_size, timeout_secs: must be greater than 0".into());
     }

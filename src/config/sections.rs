@@ -204,6 +204,11 @@ pub struct LdapConfig {
     /// Non-empty: bind directly to this DN (`{user}` escaped per RFC 4514) instead
     /// of searching.
     pub user_dn_template: String,
+    /// The attribute whose value on the user's entry is the user's name at the
+    /// gateway (whatever case or spelling was typed at the login); empty: the
+    /// attribute `user_filter` (or the first RDN of `user_dn_template`) matches
+    /// `{user}` against.
+    pub user_name_attribute: String,
     /// Where groups are searched for.
     pub group_search_base: String,
     /// `{dn}` is the user's DN, `{user}` the login name, both escaped per RFC 4515.
@@ -230,6 +235,7 @@ impl Default for LdapConfig {
             user_search_base: String::new(),
             user_filter: "(uid={user})".into(),
             user_dn_template: String::new(),
+            user_name_attribute: String::new(),
             group_search_base: String::new(),
             group_filter: "(member={dn})".into(),
             group_name_attribute: "cn".into(),
@@ -237,6 +243,27 @@ impl Default for LdapConfig {
             timeout: Duration::from_secs(5),
             pool_size: 8,
         }
+    }
+}
+
+impl LdapConfig {
+    /// The attribute naming users (see `user_name_attribute`): the configured one,
+    /// else the one `{user}` is matched against; `None` when that cannot be told.
+    pub fn name_attribute(&self) -> Option<String> {
+        if !self.user_name_attribute.is_empty() {
+            return Some(self.user_name_attribute.clone());
+        }
+        let (text, marker) = match self.user_dn_template.is_empty() {
+            true => (&self.user_filter, "={user}"),
+            false => (&self.user_dn_template, "={user}"),
+        };
+        let before = &text[..text.find(marker)?];
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == ';' || c == '.'))
+            .map_or(0, |i| i + 1);
+        let attribute = &before[start..];
+        // `attr:rule:={user}` (an extensible match) names no plain attribute.
+        (!attribute.is_empty() && !before[..start].ends_with(':')).then(|| attribute.to_owned())
     }
 }
 

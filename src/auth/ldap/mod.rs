@@ -9,6 +9,15 @@
 //! Active Directory's `member:1.2.840.113556.1.4.1941:=` filter finds nested
 //! groups) or from the entry's `memberOf` values.
 //!
+//! The user's name at the gateway is the directory's own value of the naming
+//! attribute on the entry found (`user_name_attribute`, by default the attribute
+//! the filter or DN template matches `{user}` against): directories compare
+//! `uid` and `sAMAccountName` without regard to case (and to outer spaces), so
+//! `ALICE` finds alice's entry, and must become `alice`, not a second identity
+//! for Livy, the ownership records and the limits. Of several values, the one
+//! that is the typed name in another case is taken, else the smallest, so an
+//! entry is always the same user.
+//!
 //! A wrong password and an unknown user are both a failed login; a directory that
 //! cannot be reached, times out or refuses the service account is a
 //! [`VerifyError`] (503, not a failed login). Connections are pooled ([`pool`]).
@@ -54,6 +63,8 @@ impl Ops {
 /// Checks logins against a directory.
 pub struct LdapVerifier {
     config: LdapConfig,
+    /// The attribute whose value is a user's name (`uid`, `sAMAccountName`).
+    name_attribute: String,
     /// Bound as the service account: searches.
     searches: Pool,
     /// Only ever carries users' binds.
@@ -95,12 +106,81 @@ impl LdapVerifier {
                 ops.clone(),
             )
         };
+        let name_attribute = config.name_attribute().ok_or_else(|| {
+            StartupError::Other(
+                "auth.ldap.user_name_attribute: cannot be told from the filter".into(),
+            )
+        })?;
         Ok(Self {
             searches: pool(service),
             binds: pool(None),
             config: config.clone(),
+            name_attribute,
             ops,
         })
+    }
+
+    /// The attributes read from a user's entry: the name, and `memberOf` when
+    /// groups come from it.
+    fn entry_attributes(&self) -> Vec<&str> {
+        let mut attrs = vec![self.name_attribute.as_str()];
+        if self.config.use_member_of {
+            attrs.push("memberOf");
+        }
+        attrs
+    }
+
+    /// `dn`'s entry with [`Self::entry_attributes`], read on `bound` (the user's
+    /// own connection) when there is no service account, else as the service
+    /// account; `None` if there is no such entry.
+    async fn read_entry(
+        &self,
+        dn: &str,
+        bound: Option<&mut Conn<'_>>,
+    ) -> Result<Option<SearchEntry>, VerifyError> {
+        let query = Query {
+            kind: "search_user",
+            base: dn,
+            scope: Scope::Base,
+            filter: "(objectClass=*)",
+            attrs: self.entry_attributes(),
+            limit: 1,
+        };
+        let entries = match (self.config.bind_dn.is_empty(), bound) {
+            (true, Some(conn)) => match self.search_on(conn, &query).await? {
+                Searched::Entries(entries) => entries,
+                Searched::Broken(error) => {
+                    return Err(VerifyError(format!("directory search failed: {error}")))
+                }
+            },
+            _ => self.search(&query).await?,
+        };
+        Ok(entries.into_iter().next())
+    }
+
+    /// The user's name at the gateway: `entry`'s value of the naming attribute
+    /// (the typed name, `typed`, when the entry has none readable, with a
+    /// warning).
+    fn canonical(&self, entry: &SearchEntry, typed: &str) -> String {
+        let values = entry
+            .attrs
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&self.name_attribute))
+            .map(|(_, values)| values.as_slice())
+            .unwrap_or_default();
+        let same = values
+            .iter()
+            .find(|v| v.trim().to_lowercase() == typed.to_lowercase());
+        match same.or_else(|| values.iter().min()) {
+            Some(name) => name.trim().to_owned(),
+            None => {
+                tracing::warn!(
+                    attribute = %self.name_attribute,
+                    "a user's entry has no readable naming attribute: the typed name is used"
+                );
+                typed.to_owned()
+            }
+        }
     }
 
     /// The user's entry: its DN, and its attributes when searched for.
@@ -120,10 +200,7 @@ impl LdapVerifier {
             .config
             .user_filter
             .replace("{user}", &ldap_escape(user));
-        let attrs = match self.config.use_member_of {
-            true => vec!["memberOf"],
-            false => vec!["1.1"],
-        };
+        let attrs = self.entry_attributes();
         let entries = self
             .search(&Query {
                 kind: "search_user",
@@ -345,13 +422,17 @@ impl CredentialVerifier for LdapVerifier {
             // a DN that names no one: both are a failed login.)
             return Ok(Verdict::Rejected);
         };
-        let groups = self
-            .groups(&credentials.user, &entry, Some(&mut bound))
-            .await?;
-        Ok(Verdict::Accepted(Identity::from_directory(
-            &credentials.user,
-            groups,
-        )))
+        let entry = match self.config.user_dn_template.is_empty() {
+            true => entry,
+            // A direct bind read nothing: the entry's name (and memberOf) now.
+            false => match self.read_entry(&entry.dn, Some(&mut bound)).await? {
+                Some(read) => read,
+                None => entry,
+            },
+        };
+        let user = self.canonical(&entry, &credentials.user);
+        let groups = self.groups(&user, &entry, Some(&mut bound)).await?;
+        Ok(Verdict::Accepted(Identity::from_directory(&user, groups)))
     }
 
     fn concurrency(&self) -> usize {
@@ -371,23 +452,14 @@ impl CredentialVerifier for LdapVerifier {
                     .config
                     .user_dn_template
                     .replace("{user}", &dn_escape(user));
-                let exists = self
-                    .search(&Query {
-                        kind: "search_user",
-                        base: &dn,
-                        scope: Scope::Base,
-                        filter: "(objectClass=*)",
-                        attrs: vec!["1.1"],
-                        limit: 1,
-                    })
-                    .await?;
-                exists.into_iter().next()
+                self.read_entry(&dn, None).await?
             }
         };
         match entry {
             Some(entry) => {
-                let groups = self.groups(user, &entry, None).await?;
-                Ok(Lookup::Found(Identity::from_directory(user, groups)))
+                let name = self.canonical(&entry, user);
+                let groups = self.groups(&name, &entry, None).await?;
+                Ok(Lookup::Found(Identity::from_directory(&name, groups)))
             }
             None => Ok(Lookup::Gone),
         }
@@ -421,8 +493,9 @@ impl CredentialVerifier for LdapVerifier {
                 })
                 .await?;
             Ok(format!(
-                "directory {}: bound {who}; {} {}",
+                "directory {}: bound {who}; user names from attribute {:?}; {} {}",
                 self.config.urls.join(", "),
+                self.name_attribute,
                 match base.is_empty() {
                     true => "root DSE".to_string(),
                     false => format!("user_search_base {base:?}"),
