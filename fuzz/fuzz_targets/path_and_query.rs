@@ -1,6 +1,7 @@
 //! Request targets as a client can send them: a path the router accepts cannot
 //! mean another resource to Livy's Jetty, and a rewritten query carries exactly
-//! one identity parameter, the asserted one, however the client spelt its own.
+//! one identity parameter, the asserted one, however the client spelt its own,
+//! in `&`- or `;`-separated pieces (Hadoop's filters split on both).
 #![no_main]
 
 use http::Method;
@@ -34,11 +35,12 @@ fuzz_target!(|data: &[u8]| {
     let rewritten = query::rewrite(route.query.as_deref(), Some("alice"), &[], &[]);
     let query = rewritten.query.expect("the asserted doAs at least");
     let identities: Vec<String> = query
-        .split('&')
+        .split(['&', ';'])
         .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
         .map(|name| {
             percent_decode_str(&name.replace('+', " "))
                 .decode_utf8_lossy()
+                .trim()
                 .to_ascii_lowercase()
         })
         .filter(|name| IDENTITY.contains(&name.as_str()))

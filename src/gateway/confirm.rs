@@ -44,7 +44,13 @@ const CAPACITY: usize = 10_000;
 
 /// Who was confirmed as the owner of which resource, and by which answer.
 pub(crate) struct Confirmations {
-    held: Mutex<LruCache<(Kind, u64), (Arc<str>, Served)>>,
+    held: Mutex<LruCache<(Kind, u64), Confirmed>>,
+}
+
+/// One confirmation: the owner Livy named, and the answer that named them.
+struct Confirmed {
+    owner: Arc<str>,
+    served: Served,
 }
 
 impl Default for Confirmations {
@@ -62,13 +68,13 @@ impl Confirmations {
     fn get(&self, kind: Kind, id: u64, user: &str) -> Option<Served> {
         let mut held = self.held.lock().expect("confirmations lock");
         held.get(&(kind, id))
-            .filter(|(owner, _)| **owner == *user)
-            .map(|(_, served)| served.clone())
+            .filter(|c| *c.owner == *user)
+            .map(|c| c.served.clone())
     }
 
     fn put(&self, kind: Kind, id: u64, owner: Arc<str>, served: Served) {
         let mut held = self.held.lock().expect("confirmations lock");
-        held.put((kind, id), (owner, served));
+        held.put((kind, id), Confirmed { owner, served });
     }
 
     /// Forgets `(kind, id)` (deleted, or found to be someone else's).

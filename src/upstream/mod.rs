@@ -197,15 +197,7 @@ impl Livy for Upstream {
                 return Ok(served(response, peer));
             };
             return self
-                .follow(
-                    peer,
-                    target,
-                    &method,
-                    &path_and_query,
-                    headers,
-                    &mut body,
-                    over,
-                )
+                .follow(peer, target, &method, &path_and_query, headers, &mut body)
                 .await
                 .map(|response| served(response, target));
         }
@@ -347,7 +339,7 @@ impl Upstream {
     }
 
     /// Follows a passive server's redirection to `target`, once (on any of its
-    /// connections, `over` saying whether the answer is noted): the same request
+    /// connections; the answer says which, as this path is rare): the same request
     /// again, when its body could be kept. A second redirection is not followed.
     async fn follow(
         &self,
@@ -357,7 +349,6 @@ impl Upstream {
         path_and_query: &PathAndQuery,
         headers: HeaderMap,
         body: &mut Replay,
-        over: Over,
     ) -> Result<Response<Body>, RequestError> {
         from.count(Outcome::Redirected);
         self.peers.learnt(from, Health::Standby);
@@ -367,7 +358,7 @@ impl Upstream {
         }
         tracing::info!(upstream = %from.authority, to = %target.authority, "following a passive Livy server's redirection");
         let response = match self
-            .send_to(target, method, path_and_query, headers, body, over)
+            .send_to(target, method, path_and_query, headers, body, Over::Noted)
             .await
         {
             Err(Failure::Unsent | Failure::NotOpenBefore) => {
