@@ -57,6 +57,24 @@ async fn gateway(livy: &str) -> TestGateway {
     .await
 }
 
+/// A gateway in front of `livy` whose ResourceManager is a recording stand-in
+/// answering with `responder` (what it is sent goes to `recorded`).
+async fn gateway_with_resourcemanager(
+    livy: String,
+    responder: Responder,
+    recorded: Arc<std::sync::Mutex<Vec<Recorded>>>,
+) -> TestGateway {
+    let rm = start_recorder(responder, recorded).await;
+    let yarn = YarnConfig {
+        resourcemanager: UpstreamUrl::parse(&format!("http://{rm}")).unwrap(),
+        nodemanagers: Vec::new(),
+    };
+    TestGateway::start(
+        Options::backend(Backend::Urls(vec![livy])).with(move |c| c.yarn = Some(yarn)),
+    )
+    .await
+}
+
 /// The path of a gateway link (`https://localhost:<port>/gateway/...`), checking
 /// it is absolute and on the gateway.
 fn gateway_path(gw: &TestGateway, link: &serde_json::Value) -> String {
@@ -486,15 +504,7 @@ async fn a_resourcemanager_that_is_down_is_a_json_502_for_both_protocols() {
 async fn the_resourcemanager_is_asked_as_the_caller_for_pages_it_can_rewrite() {
     let livy = cluster_sim().await;
     let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let rm = start_recorder(ok_responder(), recorded.clone()).await;
-    let yarn = YarnConfig {
-        resourcemanager: UpstreamUrl::parse(&format!("http://{rm}")).unwrap(),
-        nodemanagers: Vec::new(),
-    };
-    let gw = TestGateway::start(
-        Options::backend(Backend::Urls(vec![livy])).with(move |c| c.yarn = Some(yarn)),
-    )
-    .await;
+    let gw = gateway_with_resourcemanager(livy, ok_responder(), recorded.clone()).await;
     let auth = basic("admin", PASSWORD);
     let path = "/gateway/default/yarn/proxy/application_1_0001/jobs/?doAs=alice&id=3";
     let headers: [(&str, &[u8]); 2] = [
@@ -557,15 +567,7 @@ async fn application_pages_cannot_act_on_the_gateways_origin() {
                 .unwrap(),
         )
     });
-    let rm = start_recorder(responder, recorded.clone()).await;
-    let yarn = YarnConfig {
-        resourcemanager: UpstreamUrl::parse(&format!("http://{rm}")).unwrap(),
-        nodemanagers: Vec::new(),
-    };
-    let gw = TestGateway::start(
-        Options::backend(Backend::Urls(vec![livy])).with(move |c| c.yarn = Some(yarn)),
-    )
-    .await;
+    let gw = gateway_with_resourcemanager(livy, responder, recorded.clone()).await;
     let c = gw.client();
     let ui = "/gateway/default/yarn/proxy/application_1_0001";
     for proto in [Proto::H1, Proto::H2] {

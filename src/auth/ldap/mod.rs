@@ -146,15 +146,7 @@ impl LdapVerifier {
             attrs: self.entry_attributes(),
             limit: 1,
         };
-        let entries = match (self.config.bind_dn.is_empty(), bound) {
-            (true, Some(conn)) => match self.search_on(conn, &query).await? {
-                Searched::Entries(entries) => entries,
-                Searched::Broken(error) => {
-                    return Err(VerifyError(format!("directory search failed: {error}")))
-                }
-            },
-            _ => self.search(&query).await?,
-        };
+        let entries = self.search_as(&query, bound).await?;
         Ok(entries.into_iter().next())
     }
 
@@ -257,6 +249,24 @@ impl LdapVerifier {
         unreachable!("the loop returns on its second attempt")
     }
 
+    /// A search as the service account, or, without one, on `bound` (the user's
+    /// own connection, just bound) when given.
+    async fn search_as(
+        &self,
+        query: &Query<'_>,
+        bound: Option<&mut Conn<'_>>,
+    ) -> Result<Vec<SearchEntry>, VerifyError> {
+        match (self.config.bind_dn.is_empty(), bound) {
+            (true, Some(conn)) => match self.search_on(conn, query).await? {
+                Searched::Entries(entries) => Ok(entries),
+                Searched::Broken(error) => {
+                    Err(VerifyError(format!("directory search failed: {error}")))
+                }
+            },
+            _ => self.search(query).await,
+        }
+    }
+
     /// A search as the service account (retried once on a fresh connection if the
     /// kept one has gone).
     async fn search(&self, query: &Query<'_>) -> Result<Vec<SearchEntry>, VerifyError> {
@@ -356,15 +366,7 @@ impl LdapVerifier {
                 limit: 0,
             }
         };
-        let entries = match (self.config.bind_dn.is_empty(), bound) {
-            (true, Some(conn)) => match self.search_on(conn, &query).await? {
-                Searched::Entries(entries) => entries,
-                Searched::Broken(error) => {
-                    return Err(VerifyError(format!("directory search failed: {error}")))
-                }
-            },
-            _ => self.search(&query).await?,
-        };
+        let entries = self.search_as(&query, bound).await?;
         Ok(match self.config.use_member_of {
             true => entries
                 .iter()
