@@ -36,7 +36,7 @@ use crate::auth::Principal;
 use crate::body::Body;
 use crate::error::RequestError;
 use crate::livy::listing;
-use crate::state::{Change, Kind};
+use crate::state::{Change, Kind, Record};
 use crate::upstream::{LivyRequest, Served};
 
 /// Confirmations this instance holds at most (the least recently used go first).
@@ -120,31 +120,15 @@ impl Gateway {
         conn: &ConnInfo,
         ctx: &RequestContext,
     ) -> Result<(), RequestError> {
-        let hidden = || RequestError::Hidden(id.to_string());
         let path = format!("/{}/{id}", kind.collection());
         let (view, served) = match self.view(&path, principal, conn, ctx, true).await? {
             Viewed::Found(view, served) => (view, served),
-            Viewed::Missing => {
-                self.forget_owner(kind, id).await;
-                self.metrics.owner_check("stale");
-                return Err(hidden());
-            }
-            Viewed::Refused => return Err(hidden()),
+            Viewed::Missing => return Err(self.stale_record(kind, id, None).await),
+            Viewed::Refused => return Err(RequestError::Hidden(id.to_string())),
         };
-        if let Some(owner) = proxy_user(&view) {
-            if owner != &*principal.user {
-                tracing::warn!(
-                    kind = kind.as_str(),
-                    id,
-                    "Livy names another owner than the gateway's record (Livy restarted?): record corrected"
-                );
-                self.confirmations.forget(kind, id);
-                if let Some(learnt) = listing::learnt(&view, None) {
-                    self.record(Change::Put(kind, vec![learnt])).await;
-                }
-                self.metrics.owner_check("stale");
-                return Err(hidden());
-            }
+        if proxy_user(&view).is_some_and(|owner| owner != &*principal.user) {
+            let learnt = listing::learnt(&view, None).map(|(_, record)| record);
+            return Err(self.stale_record(kind, id, learnt).await);
         }
         self.metrics.owner_check("confirmed");
         if let Some(served) = served {
@@ -152,6 +136,30 @@ impl Gateway {
                 .put(kind, id, principal.user.clone(), served);
         }
         Ok(())
+    }
+
+    /// Livy names `learnt`'s owner for `(kind, id)`, not the record's: the record
+    /// is corrected (dropped, without `learnt`), the caller gets 404.
+    pub(super) async fn stale_record(
+        &self,
+        kind: Kind,
+        id: u64,
+        learnt: Option<Record>,
+    ) -> RequestError {
+        tracing::warn!(
+            kind = kind.as_str(),
+            id,
+            "Livy names another owner than the gateway's record (Livy restarted?): record corrected"
+        );
+        self.metrics.owner_check("stale");
+        match learnt {
+            Some(record) => {
+                self.confirmations.forget(kind, id);
+                self.record(Change::Put(kind, vec![(id, record)])).await;
+            }
+            None => self.forget_owner(kind, id).await,
+        }
+        RequestError::Hidden(id.to_string())
     }
 
     /// Drops the record and confirmation of a resource Livy no longer has.

@@ -98,19 +98,11 @@ impl Gateway {
             {
                 let bytes = buffer(body, limit).await?;
                 if let Some(owner) = named_owner(&bytes).filter(|o| *o != *principal.user) {
-                    tracing::warn!(
-                        kind = kind.as_str(),
-                        id,
-                        "Livy names another owner than the gateway's record (Livy restarted?): record corrected"
-                    );
-                    self.confirmations.forget(*kind, *id);
                     let name = serde_json::from_slice::<Value>(&bytes)
                         .ok()
                         .and_then(|v| v.get("name")?.as_str().map(str::to_owned));
-                    let record = Record { owner, name };
-                    self.record(Change::Put(*kind, vec![(*id, record)])).await;
-                    self.metrics.owner_check("stale");
-                    return Err(RequestError::Hidden(id.to_string()));
+                    let learnt = Record { owner, name };
+                    return Err(self.stale_record(*kind, *id, Some(learnt)).await);
                 }
                 body::full(bytes)
             }
