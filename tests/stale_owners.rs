@@ -148,3 +148,41 @@ async fn a_notebook_pays_one_owner_check_per_livy_process() {
     assert_eq!(owner_checks(&gw, "confirmed").await, expected);
     assert_eq!(owner_checks(&gw, "stale").await, 0.0);
 }
+
+/// With an HA pair (a passive server redirecting to the active one), the
+/// confirmation names the server that gave it: a notebook still pays one check,
+/// and a restart of the active server is caught.
+#[tokio::test]
+async fn behind_a_passive_server_the_confirmation_names_the_active_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut active = SimProcess::start(dir.path(), "active", &[]);
+    let redirect = ["--redirect-to".to_owned(), active.url()];
+    let passive = SimProcess::start(dir.path(), "passive", &redirect);
+    let urls = vec![passive.url(), active.url()];
+    let gw = TestGateway::start(
+        Options::backend(Backend::Urls(urls))
+            .with(|c| c.livy.health_check_interval = std::time::Duration::ZERO),
+    )
+    .await;
+    let c = gw.client();
+    let mut expected = 0.0;
+    for proto in [Proto::H1, Proto::H2] {
+        let body = r#"{"kind":"spark"}"#;
+        let r = c
+            .as_user_over(proto, "alice", Method::POST, SESSIONS, body)
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let statements = format!("{SESSIONS}/{}/statements", r.json()["id"]);
+        for cell in 0..3 {
+            let code = format!(r#"{{"code":"{cell}"}}"#);
+            let r = c
+                .as_user_over(proto, "alice", Method::POST, &statements, &code)
+                .await;
+            assert_eq!(r.status, 201, "{proto:?} cell {cell}: {:?}", r.body);
+        }
+        expected += 1.0;
+        assert_eq!(owner_checks(&gw, "confirmed").await, expected);
+        active.kill();
+        active.restart();
+    }
+}

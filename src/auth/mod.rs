@@ -474,12 +474,16 @@ fn is_plain_name(user: &str) -> bool {
     user.trim() == user && !user.chars().any(char::is_control)
 }
 
-/// What a login name's failures are counted under: the name without regard to
-/// case, so `ALICE`, `Alice` and `alice` (one directory user) share one lockout.
-/// A directory's canonical name is the same name in some case, so it shares it
+/// What a login name's failures are counted under: the name as a directory
+/// compares it (`caseIgnoreMatch`: without regard to case, runs of blanks as one),
+/// so `ALICE`, `Alice` and `alice` (one directory user) share one lockout. A
+/// directory's canonical name is the same name in some spelling, so it shares it
 /// too.
 fn lockout_key(user: &str) -> String {
-    user.to_lowercase()
+    user.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// 429 for a lockout that runs `wait` more, in whole seconds rounded up.
@@ -581,6 +585,7 @@ mod tests {
                 "{name:?}"
             );
         }
+        assert_eq!(lockout_key("Al  Ice"), lockout_key("al ice"));
         // Two failures (the pair's limit) in two spellings lock every spelling.
         for name in ["ALICE", "Alice"] {
             assert!(auth.login(&creds(name, "nope"), ip).await.is_err());
