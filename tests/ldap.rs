@@ -491,6 +491,24 @@ async fn every_spelling_of_a_name_is_one_identity_and_one_lockout() {
             assert_eq!(r.status, 401, "{blanked:?}");
         }
     }
+    // A second uid on alice's entry is still alice: one entry, one user.
+    slapd
+        .modify(
+            "dn: uid=alice,ou=people,dc=example,dc=org\nchangetype: modify\n\
+             add: uid\nuid: liddell\n",
+        )
+        .await;
+    let r = send(
+        Proto::H2,
+        "Liddell",
+        "alice-pw",
+        Method::POST,
+        BATCHES.into(),
+        r#"{"file":"b.jar"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.json()["proxyUser"], "alice");
     // Three guesses in three spellings lock every spelling, the right password too.
     for spelling in ["DAVE", "Dave", "dAvE"] {
         let r = login(&c, Proto::H1, spelling, "guess").await;

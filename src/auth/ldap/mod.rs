@@ -14,9 +14,8 @@
 //! the filter or DN template matches `{user}` against): directories compare
 //! `uid` and `sAMAccountName` without regard to case (and to outer spaces), so
 //! `ALICE` finds alice's entry, and must become `alice`, not a second identity
-//! for Livy, the ownership records and the limits. Of several values, the one
-//! that is the typed name in another case is taken, else the smallest, so an
-//! entry is always the same user.
+//! for Livy, the ownership records and the limits. Of several values the
+//! smallest is taken, whichever was typed, so an entry is always the same user.
 //!
 //! A wrong password and an unknown user are both a failed login; a directory that
 //! cannot be reached, times out or refuses the service account is a
@@ -160,10 +159,8 @@ impl LdapVerifier {
             .find(|(name, _)| name.eq_ignore_ascii_case(&self.name_attribute))
             .map(|(_, values)| values.as_slice())
             .unwrap_or_default();
-        let same = values
-            .iter()
-            .find(|v| v.trim().to_lowercase() == typed.to_lowercase());
-        match same.or_else(|| values.iter().min()) {
+        // One entry is one user: of several values, always the same one.
+        match values.iter().min() {
             Some(name) => name.trim().to_owned(),
             None => {
                 tracing::warn!(
