@@ -3,8 +3,9 @@
 //! an earlier resource. Against a `livy-sim` process killed and started again
 //! under the gateway, over real TLS on both protocols: Livy's own view decides
 //! over such a record (the record is corrected, the caller gets 404), a user's
-//! DELETE or statement is confirmed against that view before it goes, and that
-//! costs one extra `GET` per Livy process, not one per request.
+//! DELETE, statement or read of a log or state is confirmed against that view
+//! before it goes, and that costs one extra `GET` per Livy process, not one per
+//! request.
 
 mod common;
 

@@ -2,7 +2,6 @@
 //! use their own batches and sessions. A resource the caller may not see is
 //! answered exactly as a missing one, without reaching Livy.
 
-use http::Method;
 use serde_json::Value;
 
 use super::confirm::Viewed;
@@ -24,8 +23,9 @@ pub(super) enum Plan {
     /// A listing narrowed to the caller's own resources.
     List(Kind, listing::Page),
     /// Access to one resource the caller may use. `path` replaces the Livy path when
-    /// a name was resolved to an id; `confirm`: a user's state-changing request,
-    /// sent once Livy's own view agrees with the record ([`super::confirm`]).
+    /// a name was resolved to an id; `confirm`: a user's request on it (but for
+    /// the view itself, which names its owner), sent once Livy's own view agrees
+    /// with the record ([`super::confirm`]).
     Item {
         kind: Kind,
         id: u64,
@@ -39,7 +39,6 @@ impl Gateway {
     pub(super) async fn authorize(
         &self,
         principal: &Principal,
-        method: &Method,
         operation: &Operation,
         route: &Route,
         conn: &ConnInfo,
@@ -98,7 +97,9 @@ impl Gateway {
                     kind: *kind,
                     id,
                     path,
-                    confirm: !matches!(*method, Method::GET | Method::HEAD),
+                    // A view names its owner itself (checked as it comes back,
+                    // `respond`); everything else, read or change, is confirmed.
+                    confirm: !matches!(operation.action, "batch.get" | "session.get"),
                 })
             }
         }

@@ -1,6 +1,8 @@
-//! Phase 6 (forward), for a user's state-changing request on one batch or
-//! session (`DELETE`, a statement, a cancel, an upload): the owner the gateway's
-//! record names is confirmed against Livy's own view before the request goes.
+//! Phase 6 (forward), for a user's request on one batch or session other than
+//! its view (`DELETE`, a statement, a cancel, an upload, a log, a state): the
+//! owner the gateway's record names is confirmed against Livy's own view before
+//! the request goes. (The view names its owner itself, and is checked as it
+//! comes back: `respond`.)
 //!
 //! A Livy restarted without session recovery numbers its batches and sessions
 //! from 0 again, so a record can name the owner of an earlier batch with the same

@@ -471,7 +471,7 @@ impl Gateway {
 
         // authorize
         let plan = self
-            .authorize(&principal, &parts.method, &operation, &route, conn, ctx)
+            .authorize(&principal, &operation, &route, conn, ctx)
             .await?;
 
         // rewrite
