@@ -44,6 +44,23 @@ async fn create_at(sim: &SimProcess, collection: &str, user: &str) -> u64 {
         .unwrap()
 }
 
+/// A notebook of alice's over `proto`: a session, then `cells` statements.
+async fn notebook(c: &Client, proto: Proto, cells: usize) {
+    let body = r#"{"kind":"spark"}"#;
+    let r = c
+        .as_user_over(proto, "alice", Method::POST, SESSIONS, body)
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let statements = format!("{SESSIONS}/{}/statements", r.json()["id"]);
+    for cell in 0..cells {
+        let code = format!(r#"{{"code":"{cell} + 1"}}"#);
+        let r = c
+            .as_user_over(proto, "alice", Method::POST, &statements, &code)
+            .await;
+        assert_eq!(r.status, 201, "{proto:?} cell {cell}: {:?}", r.body);
+    }
+}
+
 /// Owner confirmations that ended in `outcome`.
 async fn owner_checks(gw: &TestGateway, outcome: &str) -> f64 {
     let series = format!("livy_gateway_owner_checks_total{{outcome=\"{outcome}\"}}");
@@ -122,20 +139,7 @@ async fn a_notebook_pays_one_owner_check_per_livy_process() {
         for _restart in 0..2 {
             livy.kill();
             livy.restart();
-            let body = r#"{"kind":"spark"}"#;
-            let r = c
-                .as_user_over(proto, "alice", Method::POST, SESSIONS, body)
-                .await;
-            assert_eq!(r.status, 201, "{:?}", r.body);
-            let id = r.json()["id"].as_u64().unwrap();
-            let statements = format!("{SESSIONS}/{id}/statements");
-            for cell in 0..5 {
-                let code = format!(r#"{{"code":"{cell} + 1"}}"#);
-                let r = c
-                    .as_user_over(proto, "alice", Method::POST, &statements, &code)
-                    .await;
-                assert_eq!(r.status, 201, "{proto:?} cell {cell}: {:?}", r.body);
-            }
+            notebook(&c, proto, 5).await;
             // One confirmation for five cells: the restart before them was caught
             // (the same id, the same owner, and still confirmed anew).
             expected += 1.0;
@@ -168,19 +172,7 @@ async fn behind_a_passive_server_the_confirmation_names_the_active_one() {
     let c = gw.client();
     let mut expected = 0.0;
     for proto in [Proto::H1, Proto::H2] {
-        let body = r#"{"kind":"spark"}"#;
-        let r = c
-            .as_user_over(proto, "alice", Method::POST, SESSIONS, body)
-            .await;
-        assert_eq!(r.status, 201, "{:?}", r.body);
-        let statements = format!("{SESSIONS}/{}/statements", r.json()["id"]);
-        for cell in 0..3 {
-            let code = format!(r#"{{"code":"{cell}"}}"#);
-            let r = c
-                .as_user_over(proto, "alice", Method::POST, &statements, &code)
-                .await;
-            assert_eq!(r.status, 201, "{proto:?} cell {cell}: {:?}", r.body);
-        }
+        notebook(&c, proto, 3).await;
         expected += 1.0;
         assert_eq!(owner_checks(&gw, "confirmed").await, expected);
         active.kill();
