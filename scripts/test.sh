@@ -5,8 +5,9 @@
 # send odd server names, OpenLDAP's slapd and ldap-utils for the directory tests,
 # Redis (redis-server, redis-cli) and HAProxy for the shared-state tests, MIT
 # Kerberos (a KDC, its admin tools, kinit) and python3-gssapi for the Kerberos
-# tests; the tests start their own servers; libkrb5-dev, clang and pkg-config to
-# build the `kerberos` feature), runs every Rust test with that feature, the
+# tests; Node.js with npm's oidc-provider and jose for the token tests
+# (tests/oidc/setup.sh); the tests start their own servers; libkrb5-dev, clang and
+# pkg-config to build the `kerberos` feature), runs every Rust test with that feature, the
 # tests of a build without it (and Apache httpd with mod_auth_gssapi, the
 # independent Kerberos acceptor), fuzzes the pre-authentication parsers for a
 # bounded time (scripts/fuzz.sh), then the end-to-end suite with real clients
@@ -31,6 +32,9 @@ dpkg -s libclang-dev >/dev/null 2>&1 || bash scripts/ensure-packages.sh no-such-
   || bash scripts/ensure-packages.sh no-such-command:python3-gssapi
 [ -e /usr/lib/apache2/modules/mod_auth_gssapi.so ] \
   || bash scripts/ensure-packages.sh no-such-command:libapache2-mod-auth-gssapi
+
+# The token tests' OpenID provider (Node.js, oidc-provider, jose).
+bash tests/oidc/setup.sh
 
 # A fresh build gains nothing from incremental state but a gigabyte of disk (CI
 # builds from a clean clone); CARGO_INCREMENTAL=1 keeps it for repeated local runs.

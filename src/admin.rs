@@ -70,6 +70,24 @@ pub async fn handle(request: Request<Incoming>, runtime: &Runtime) -> Response<B
                 reasons.push(format!("the state store is unavailable: {error}"));
             }
             checks.insert("state".into(), status(ready.state.is_ok()));
+            // The provider's keys: held keys keep working while it is away
+            // (`degraded`); with none held, no JWT can be checked.
+            if let Some(keys) = &ready.jwks {
+                let state = match (keys.held, &keys.error) {
+                    (0, error) => {
+                        let why = error
+                            .as_deref()
+                            .unwrap_or("the provider has no signing keys");
+                        reasons.push(format!(
+                            "the identity provider's keys are unavailable: {why}"
+                        ));
+                        "unavailable"
+                    }
+                    (_, Some(_)) => "degraded",
+                    (_, None) => "ok",
+                };
+                checks.insert("jwks".into(), json!(state));
+            }
             let mut answer = match reasons.is_empty() {
                 true => json!({ "status": "ready", "checks": checks }),
                 false => {
@@ -78,6 +96,9 @@ pub async fn handle(request: Request<Incoming>, runtime: &Runtime) -> Response<B
             };
             if !servers.is_empty() {
                 answer["livy_servers"] = servers.into();
+            }
+            if let Some(keys) = &ready.jwks {
+                answer["jwks"] = json!({ "keys": keys.held, "error": keys.error });
             }
             let status = match reasons.is_empty() {
                 true => StatusCode::OK,

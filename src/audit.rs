@@ -47,6 +47,9 @@ pub struct AuditEvent<'a> {
     /// What made the caller an administrator or let them in (a group, the admins
     /// list), when anything but the login did.
     pub grants: Option<&'a str>,
+    /// The token the request was proved with (a gateway token's id, a JWT's
+    /// `jti`): never the token itself.
+    pub token: Option<&'a str>,
 }
 
 impl AuditEvent<'_> {
@@ -83,6 +86,8 @@ impl AuditEvent<'_> {
         json_opt_str(out, self.reason.as_deref());
         json_key(out, "grants");
         json_opt_str(out, self.grants);
+        json_key(out, "token");
+        json_opt_str(out, self.token);
         out.push(b'}');
     }
 }
@@ -229,6 +234,7 @@ mod tests {
             outcome: "allowed",
             reason: None,
             grants: None,
+            token: None,
         }
     }
 
@@ -262,6 +268,7 @@ mod tests {
             event.resource = Some(text);
             event.reason = Some(format!("denied: {text}"));
             event.grants = Some(text);
+            event.token = Some(text);
             event.upstream_status = None;
             let mut line = Vec::new();
             event.write_json(&mut line);

@@ -64,6 +64,10 @@ pub enum AuthFailure {
     Malformed,
     /// Well-formed credentials that do not match.
     BadCredentials,
+    /// A bearer token that is not good: badly signed, expired, for another
+    /// issuer or audience, revoked, unknown. Answered with
+    /// `WWW-Authenticate: Bearer error="invalid_token"`.
+    InvalidToken,
 }
 
 impl AuthFailure {
@@ -73,6 +77,7 @@ impl AuthFailure {
             AuthFailure::UnknownSession => "unknown_session",
             AuthFailure::Malformed => "malformed",
             AuthFailure::BadCredentials => "bad_credentials",
+            AuthFailure::InvalidToken => "invalid_token",
         }
     }
 }
@@ -139,6 +144,13 @@ pub enum RequestError {
     /// The verifier could not check credentials (its directory is unreachable).
     #[error("logins cannot be checked right now; retry shortly")]
     AuthUnavailable,
+    /// A JWT names a signing key the gateway does not hold, and the identity
+    /// provider cannot be reached to fetch it.
+    #[error("the identity provider cannot be reached to check this token; retry shortly")]
+    IdpUnavailable,
+    /// A user asked for one token more than `tokens.max_per_user`.
+    #[error("you hold {0} tokens, the most allowed; revoke one first")]
+    TooManyTokens(usize),
     /// A state store (sessions, ownership, limits) failed: fail closed.
     #[error("the gateway's state store is unavailable; retry shortly")]
     StateUnavailable,
@@ -223,7 +235,9 @@ impl RequestError {
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             RequestError::LoginsBusy { .. }
             | RequestError::AuthUnavailable
+            | RequestError::IdpUnavailable
             | RequestError::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::TooManyTokens(_) => StatusCode::CONFLICT,
             RequestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             RequestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -247,6 +261,8 @@ impl RequestError {
             RequestError::LockedOut { .. } => "locked_out",
             RequestError::LoginsBusy { .. } => "logins_busy",
             RequestError::AuthUnavailable => "auth_unavailable",
+            RequestError::IdpUnavailable => "idp_unavailable",
+            RequestError::TooManyTokens(_) => "too_many_tokens",
             RequestError::StateUnavailable => "state_unavailable",
             RequestError::HeadersTooLarge => "headers_too_large",
             RequestError::UpstreamTooLarge => "upstream_response_too_large",
@@ -273,6 +289,7 @@ impl RequestError {
             | RequestError::UpstreamRedirect
             | RequestError::LoginsBusy { .. }
             | RequestError::AuthUnavailable
+            | RequestError::IdpUnavailable
             | RequestError::StateUnavailable
             | RequestError::Internal => false,
             RequestError::Unauthenticated(_)
@@ -291,6 +308,7 @@ impl RequestError {
             | RequestError::HeadersTooLarge
             | RequestError::MethodNotAllowed
             | RequestError::PlainHttp
+            | RequestError::TooManyTokens(_)
             | RequestError::BodyTimeout => true,
         }
     }
@@ -302,6 +320,7 @@ impl RequestError {
             RequestError::LockedOut { .. } => Counted::Auth("locked_out"),
             RequestError::LoginsBusy { .. } => Counted::Auth("busy"),
             RequestError::AuthUnavailable => Counted::Unavailable("auth"),
+            RequestError::IdpUnavailable => Counted::Unavailable("idp"),
             RequestError::StateUnavailable => Counted::Unavailable("state"),
             RequestError::RateLimited { limit, .. } => Counted::RateLimited(limit.as_str()),
             RequestError::UpstreamUnavailable => Counted::Upstream("unavailable"),
@@ -324,6 +343,7 @@ impl RequestError {
             | RequestError::MethodNotAllowed
             | RequestError::PlainHttp
             | RequestError::BodyTimeout
+            | RequestError::TooManyTokens(_)
             | RequestError::Internal => Counted::Nowhere,
         }
     }
@@ -347,9 +367,9 @@ impl RequestError {
             }
             | RequestError::LockedOut { retry_after_secs }
             | RequestError::LoginsBusy { retry_after_secs } => Some(*retry_after_secs),
-            RequestError::AuthUnavailable | RequestError::StateUnavailable => {
-                Some(UNAVAILABLE_RETRY_SECS)
-            }
+            RequestError::AuthUnavailable
+            | RequestError::IdpUnavailable
+            | RequestError::StateUnavailable => Some(UNAVAILABLE_RETRY_SECS),
             _ => None,
         }
     }
@@ -384,6 +404,16 @@ impl RequestError {
         let mut response = json_response(self.status(), &self.body());
         let headers = response.headers_mut();
         match self {
+            RequestError::Unauthenticated(AuthFailure::InvalidToken) => {
+                // RFC 6750 §3.1: the Bearer challenge says what was wrong; the
+                // other schemes are still offered.
+                headers.append(WWW_AUTHENTICATE, INVALID_TOKEN_CHALLENGE);
+                for challenge in challenges {
+                    if !challenge.as_bytes().starts_with(b"Bearer") {
+                        headers.append(WWW_AUTHENTICATE, challenge.clone());
+                    }
+                }
+            }
             RequestError::Unauthenticated(_) => {
                 for challenge in challenges {
                     headers.append(WWW_AUTHENTICATE, challenge.clone());
@@ -400,6 +430,10 @@ impl RequestError {
         response
     }
 }
+
+/// The challenge a refused bearer token is answered with.
+pub const INVALID_TOKEN_CHALLENGE: HeaderValue =
+    HeaderValue::from_static("Bearer error=\"invalid_token\"");
 
 /// `application/json` content type as Livy sends it.
 pub const JSON_CONTENT_TYPE: HeaderValue =
@@ -463,6 +497,12 @@ mod tests {
             (RequestError::UpstreamTimeout, 504),
             (RequestError::PlainHttp, 400),
             (RequestError::AuthUnavailable, 503),
+            (RequestError::IdpUnavailable, 503),
+            (RequestError::TooManyTokens(10), 409),
+            (
+                RequestError::Unauthenticated(AuthFailure::InvalidToken),
+                401,
+            ),
             (RequestError::StateUnavailable, 503),
             (RequestError::BodyTimeout, 408),
             (RequestError::Internal, 500),

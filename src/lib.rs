@@ -8,11 +8,11 @@
 //! | configuration | [`config`] (the only reader of the file), [`logging`] |
 //! | listening | [`server`] (accept loop, caps, reloads, shutdown), `connection` (TLS, HTTP/1.1 and HTTP/2, idle and slow clients), [`tls`], [`runtime`] (what a reload swaps) |
 //! | one request | `gateway`: the phases limit → authenticate → route → authorize → rewrite → forward → respond → observe, each in its own file |
-//! | who is asking | [`auth`] (the `Authorization` header, verifiers, cache, queue, roles; Kerberos tickets under `[auth.kerberos]`), [`session`] (the cookie) |
+//! | who is asking | [`auth`] (the `Authorization` header, verifiers, cache, queue, roles; Kerberos tickets under `[auth.kerberos]`; JWTs under `[auth.jwt]` and the gateway's own tokens under `[tokens]`), [`session`] (the cookie) |
 //! | Livy's rules | [`livy`] (operations, create bodies, query identity, listings), [`route`] (URL mapping) |
 //! | reaching Livy | `upstream` (the `Livy` trait, several servers with health checks and failover, connection pools, Livy's own authentication: SPNEGO under `[livy.kerberos]`), `kerberos` (GSSAPI as initiator and acceptor, cargo feature `kerberos`) |
 //! | YARN's web UIs | `yarn` (`[yarn]`: Spark UI and driver-log links through the gateway, owners of applications, page rewriting) |
-//! | what outlives a request | `state` (sessions, ownership, rate limits, lockouts; backends chosen by `[state]`: `local`, `redis`), [`transfer`] (`state export`/`import`) |
+//! | what outlives a request | `state` (sessions, ownership, rate limits, lockouts, personal access tokens; backends chosen by `[state]`: `local`, `redis`), [`transfer`] (`state export`/`import`), [`token_admin`] (`token create`/`list`/`revoke`) |
 //! | what it tells operators | `access` (the access log), `audit`, `linewriter` (their writer thread), `metrics`, [`admin`] (`/metrics`, `/healthz`, `/readyz`) |
 //! | errors | [`error`]: every status, JSON body, metric and audit reason in one place |
 //! | trying it | [`sim`] (the Livy simulator), [`demo`], [`certgen`] |
@@ -44,5 +44,6 @@ pub mod sim;
 pub(crate) mod state;
 pub use state::transfer;
 pub mod tls;
+pub mod token_admin;
 pub(crate) mod upstream;
 pub(crate) mod yarn;

@@ -12,8 +12,8 @@ use livy_gateway::error::StartupError;
 use livy_gateway::server;
 use livy_gateway::sim::model::LivyVersion;
 use livy_gateway::sim::SimConfig;
-use livy_gateway::transfer;
 use livy_gateway::{certgen, logging};
+use livy_gateway::{token_admin, transfer};
 
 /// mimalloc: the gateway allocates many small, short-lived buffers per request, which
 /// it handles better than the system allocator. Built without transparent huge pages
@@ -108,6 +108,12 @@ enum Command {
         #[command(subcommand)]
         action: StateAction,
     },
+    /// Issue, list and revoke personal access tokens on the configured state
+    /// backend (local: stop the gateway first; its store is locked).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Run the gateway in front of a built-in Livy simulator, with a demo user.
     Demo {
         /// Address of the gateway's TLS listener.
@@ -148,6 +154,37 @@ enum StateAction {
         backend: Option<String>,
         #[arg(long)]
         file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Issue a token to a user and print it (once: only its hash is kept).
+    Create {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        user: String,
+        /// What the token is for (shown in lists).
+        #[arg(long)]
+        name: String,
+        /// Days it lives (default: tokens.default_ttl_days).
+        #[arg(long)]
+        ttl_days: Option<u64>,
+    },
+    /// List tokens (never their secrets), one JSON object per line.
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this user's (default: everyone's).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token by its id.
+    Revoke {
+        #[arg(long, short)]
+        config: PathBuf,
+        id: String,
     },
 }
 
@@ -303,6 +340,32 @@ fn run(command: Command) -> Result<(), StartupError> {
                     Ok(())
                 }
             }
+        }
+        Command::Token { action } => {
+            let runtime = runtime()?;
+            let _guard = runtime.enter();
+            let out = match action {
+                TokenAction::Create {
+                    config,
+                    user,
+                    name,
+                    ttl_days,
+                } => {
+                    let config = Config::load(&config)?;
+                    runtime.block_on(token_admin::create(&config, &user, &name, ttl_days))?
+                }
+                TokenAction::List { config, user } => {
+                    let config = Config::load(&config)?;
+                    runtime.block_on(token_admin::list(&config, user.as_deref()))?
+                }
+                TokenAction::Revoke { config, id } => {
+                    let config = Config::load(&config)?;
+                    runtime.block_on(token_admin::revoke(&config, &id))?
+                }
+            };
+            print!("{}", out.trim_end_matches('\n'));
+            println!();
+            Ok(())
         }
         Command::Demo {
             listen,

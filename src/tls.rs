@@ -1,5 +1,7 @@
 //! TLS for the public listener: loading the certificate chain and key, and the rustls
-//! server configuration every connection uses.
+//! server configuration every connection uses; and the client side the gateway
+//! uses towards the services it calls ([`client_config`]: a CA file's
+//! certificates, or the system's roots).
 //!
 //! TLS 1.2 and 1.3 only (rustls offers nothing older), ALPN `h2` then `http/1.1`,
 //! stateless session tickets plus the in-memory session cache for resumption.
@@ -65,6 +67,46 @@ pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConf
     config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
     config.ticketer = provider::Ticketer::new().map_err(|e| StartupError::Tls(e.to_string()))?;
     Ok(Arc::new(config))
+}
+
+/// A TLS client configuration trusting the certificates in `ca_file` (`what` names
+/// it in errors: "Livy CA file"), or the system's roots when it is `None`; an
+/// error when that leaves nothing to trust.
+pub fn client_config(
+    ca_file: Option<&Path>,
+    what: &'static str,
+) -> Result<rustls::ClientConfig, StartupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = read(path, what)?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let added = cert
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| roots.add(c).map_err(|e| e.to_string()));
+                added.map_err(|message| pem_error(what, path, message))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for error in &found.errors {
+                tracing::warn!(%error, "a system CA certificate could not be read");
+            }
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    if roots.is_empty() {
+        return Err(StartupError::Tls(format!(
+            "no CA certificate to trust (set the {what})"
+        )));
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| StartupError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, StartupError> {

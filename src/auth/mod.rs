@@ -20,6 +20,10 @@
 //! and queue (failed tokens count against the client's address), the user's groups
 //! looked up in the directory when there is one.
 //!
+//! With `[auth.jwt]` or `[tokens]` it takes token logins too ([`tokens`]): the
+//! identity provider's JWTs ([`jwt`]) and the gateway's own tokens, behind the
+//! same lockouts (failed tokens count against the client's address).
+//!
 //! [`Roles`] turns an [`Identity`] into a [`Principal`]: a user is an administrator
 //! when named in `auth.admins` or a member of a group in `auth.admin_groups`.
 
@@ -27,11 +31,14 @@ pub mod basic;
 pub mod cache;
 pub mod header;
 pub mod htpasswd;
+pub mod jwks;
+pub mod jwt;
 pub mod ldap;
 pub mod negotiate;
 pub mod queue;
 #[cfg(feature = "kerberos")]
 mod spnego;
+pub mod tokens;
 pub mod verifier;
 
 use std::collections::{HashMap, HashSet};
@@ -61,6 +68,31 @@ pub enum Source {
     Directory,
     /// A Kerberos ticket, with no directory to name groups.
     Kerberos,
+    /// A JWT from the identity provider (`[auth.jwt]`): its claims name the
+    /// groups.
+    Provider,
+}
+
+/// What a token login rests on: a session it started lasts no longer than the
+/// token (and, for a gateway token, no longer than it is unrevoked).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenBasis {
+    pub kind: TokenKind,
+    /// The gateway token's id, or the JWT's `jti` if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Arc<str>>,
+    /// When the token expires (Unix seconds).
+    pub expires: u64,
+}
+
+/// Which kind of token a login presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// A JWT from the identity provider.
+    Jwt,
+    /// A personal access token the gateway issued (`lgw_…`).
+    Gateway,
 }
 
 /// A user, as a verifier vouched for them: their name and groups. Serialized
@@ -70,6 +102,10 @@ pub struct Identity {
     pub user: Arc<str>,
     pub groups: Arc<[String]>,
     pub source: Source,
+    /// Set when the identity was proved by a token rather than a password or a
+    /// ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenBasis>,
 }
 
 impl Identity {
@@ -79,6 +115,7 @@ impl Identity {
             user: Arc::from(user),
             groups: groups.into(),
             source: Source::File,
+            token: None,
         }
     }
 
@@ -101,6 +138,10 @@ pub struct Principal {
     /// What decided the roles, for the audit log: `admin: group livy-admins`,
     /// `allowed: group livy-users`; `None` when nothing but the login did.
     pub grants: Option<String>,
+    /// Where the user comes from.
+    pub source: Source,
+    /// The token the request (or the session it belongs to) was proved with.
+    pub token: Option<TokenBasis>,
 }
 
 /// Who may use the gateway and who is an administrator: `auth.allowed_groups`
@@ -159,6 +200,8 @@ impl Roles {
             groups: identity.groups,
             admin,
             grants: (!grants.is_empty()).then(|| grants.join("; ")),
+            source: identity.source,
+            token: identity.token,
         })
     }
 }
@@ -210,6 +253,8 @@ pub struct Authenticator {
     cache_max_entries: usize,
     /// `[auth.kerberos]`: who checks users' tickets, and which realms are users.
     tickets: Option<Tickets>,
+    /// `[auth.jwt]` and `[tokens]`: token logins.
+    tokens: Option<tokens::Tokens>,
 }
 
 /// The lockout key failed tokens from `ip` count under: a token that fails names
@@ -235,7 +280,14 @@ impl Authenticator {
             cache_ttl: config.cache_ttl,
             cache_max_entries: config.cache_max_entries,
             tickets: None,
+            tokens: None,
         }
+    }
+
+    /// Takes token logins too.
+    pub fn with_tokens(mut self, tokens: Option<tokens::Tokens>) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     /// Takes SPNEGO logins too, checked by `acceptor`.

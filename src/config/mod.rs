@@ -8,6 +8,7 @@
 //! `check-config` prints the effective settings through [`Config`]'s `Display`.
 
 mod sections;
+mod tokens;
 mod values;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StartupError;
 pub use sections::*;
+pub use tokens::{JwtConfig, TokensConfig, DEFAULT_JWT_ALGORITHMS};
 pub use values::{is_host_name, HostPattern, UpstreamUrl};
 
 /// The whole configuration file.
@@ -34,6 +36,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub login: LoginConfig,
     pub admin: AdminConfig,
+    /// `[tokens]`: personal access tokens the gateway issues.
+    pub tokens: TokensConfig,
     /// `[yarn]`: present, Spark UI and driver-log links lead through the gateway.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub yarn: Option<YarnConfig>,
@@ -103,6 +107,7 @@ impl Config {
             self.state.redis_password_file.as_mut(),
             self.livy.kerberos.as_mut().map(|k| &mut k.keytab),
             self.auth.kerberos.as_mut().map(|k| &mut k.keytab),
+            self.auth.jwt.as_mut().and_then(|j| j.ca_file.as_mut()),
         ]
         .into_iter()
         .flatten()
@@ -130,12 +135,17 @@ impl Config {
                 return Err(format!("key {key}: required"));
             }
         }
-        if self.auth.htpasswd.is_none() && self.auth.ldap.is_none() && self.auth.kerberos.is_none()
-        {
+        let a = &self.auth;
+        if a.htpasswd.is_none() && a.ldap.is_none() && a.kerberos.is_none() && a.jwt.is_none() {
             return Err(
-                "key auth.htpasswd: required (or an [auth.ldap] or [auth.kerberos] section)".into(),
+                "key auth.htpasswd: required (or an [auth.ldap], [auth.kerberos] or [auth.jwt] section)"
+                    .into(),
             );
         }
+        if let Some(jwt) = &self.auth.jwt {
+            tokens::validate_jwt(jwt)?;
+        }
+        tokens::validate_tokens(&self.tokens)?;
         if let Some(kerberos) = &self.auth.kerberos {
             validate_auth_kerberos(kerberos)?;
         }

@@ -146,6 +146,9 @@ pub struct AuthConfig {
     /// Negotiate`) as well as Basic (cargo feature `kerberos`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kerberos: Option<AuthKerberosConfig>,
+    /// `[auth.jwt]`: bearer JWTs from an identity provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<super::JwtConfig>,
 }
 
 /// `[auth.kerberos]`: the gateway's HTTP service key, with which it accepts users'
@@ -175,6 +178,7 @@ impl Default for AuthConfig {
             max_pending_verifications: 32,
             ldap: None,
             kerberos: None,
+            jwt: None,
         }
     }
 }

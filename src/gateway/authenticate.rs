@@ -1,9 +1,12 @@
-//! Phase 2, authenticate: who is asking. Verified Basic credentials or a Kerberos
-//! ticket (`Authorization: Negotiate`, with `[auth.kerberos]`) if present (they
-//! win), else the live session the cookie named (found by the limit phase). A
-//! login that is let through the rate limits, without a matching session, starts
-//! one; a Negotiate login's answer carries the token that proves the gateway to
-//! the client.
+//! Phase 2, authenticate: who is asking. Verified Basic credentials, a Kerberos
+//! ticket (`Authorization: Negotiate`, with `[auth.kerberos]`) or a token (a JWT
+//! or a gateway token, as `Bearer` or as a Basic password with the user name
+//! `token`) if present (they win), else the live session the cookie named (found
+//! by the limit phase). A login that is let through the rate limits, without a
+//! matching session, starts one — except a `Bearer` request, which stays
+//! stateless; a Negotiate login's answer carries the token that proves the
+//! gateway to the client. A session a token login started ends when its token
+//! expires or is revoked.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -11,8 +14,8 @@ use http::{HeaderMap, HeaderValue};
 
 use super::context::{ConnInfo, RequestContext};
 use super::Gateway;
-use crate::auth::header::{self, Presented};
-use crate::auth::{Identity, Principal, Verified};
+use crate::auth::header::{self, Accepts, Presented};
+use crate::auth::{Identity, Principal, TokenKind, Verified};
 use crate::error::{AuthFailure, RequestError};
 use crate::session;
 
@@ -31,7 +34,12 @@ impl Gateway {
         // again once the credential cache's time has passed.
         let session = match session {
             Some((id, identity)) => match self.auth.current(identity).await {
-                Some(identity) => Some(identity),
+                Some(identity) if self.auth.token_still_valid(&identity).await? => Some(identity),
+                Some(_) => {
+                    tracing::info!("session token expired or revoked: ending the session");
+                    self.state.sessions.remove(&id).await?;
+                    None
+                }
                 None => {
                     tracing::info!("session user no longer in the directory: ending the session");
                     self.state.sessions.remove(&id).await?;
@@ -42,8 +50,11 @@ impl Gateway {
         };
         ctx.session_cookie = session::carries_cookie(headers, cookie);
         ctx.auth_method = session.is_some().then_some("session");
-        let presented = header::parse(headers, self.auth.takes_tickets())
-            .map_err(RequestError::Unauthenticated)?;
+        let accepts = Accepts {
+            negotiate: self.auth.takes_tickets(),
+            tokens: self.auth.takes_tokens(),
+        };
+        let presented = header::parse(headers, accepts).map_err(RequestError::Unauthenticated)?;
         let login = match presented {
             Some(Presented::Basic(credentials)) => {
                 let (identity, how) = self.auth.login(&credentials, conn.peer.ip()).await?;
@@ -60,6 +71,19 @@ impl Gateway {
                     let value = format!("Negotiate {}", STANDARD.encode(token));
                     HeaderValue::try_from(value).expect("base64 is a header value")
                 });
+                Some(identity)
+            }
+            Some(Presented::Token { token, basic }) => {
+                let identity = self.auth.login_token(&token.0, conn.peer.ip()).await?;
+                ctx.auth_method = Some(match identity.token.as_ref().map(|t| t.kind) {
+                    Some(TokenKind::Jwt) => "jwt",
+                    _ => "token",
+                });
+                if !basic {
+                    // Bearer: stateless, whatever cookie came with it.
+                    ctx.user = Some(identity.user.clone());
+                    return self.roles.principal(identity);
+                }
                 Some(identity)
             }
             None => None,

@@ -70,6 +70,8 @@ pub(crate) struct RequestContext {
     pub user: Option<Arc<str>>,
     /// What granted the caller's roles, for the audit log.
     pub grants: Option<String>,
+    /// The token that proved the caller (its id), for the audit log.
+    pub token: Option<Arc<str>>,
     /// Who Livy is told the request runs as.
     pub effective_user: Option<String>,
     /// A fresh login without a matching session: one is started for it once the
@@ -77,8 +79,8 @@ pub(crate) struct RequestContext {
     pub login: Option<Identity>,
     /// The session started for this request: its id goes back in `Set-Cookie`.
     pub new_session: Option<String>,
-    /// How the caller was identified: `password`, `cached`, `negotiate` or
-    /// `session`.
+    /// How the caller was identified: `password`, `cached`, `negotiate`, `jwt`,
+    /// `token` or `session`.
     pub auth_method: Option<&'static str>,
     /// A Negotiate login's mutual-authentication token, for `WWW-Authenticate`.
     pub negotiate_reply: Option<HeaderValue>,

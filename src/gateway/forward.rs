@@ -15,6 +15,7 @@ use super::authorize::Plan;
 use super::context::{ConnInfo, RequestContext, RequestId};
 use super::headers::{self, Forwarded, X_REQUEST_ID};
 use super::Gateway;
+use crate::auth::jwt::KeysState;
 use crate::auth::Principal;
 use crate::body::{self, Body};
 use crate::config::IdentityMode;
@@ -163,12 +164,25 @@ impl Gateway {
                 Err(_) => Err("no answer in time".to_string()),
             }
         };
-        let (livy, logins, state) = tokio::join!(self.livy_ready(timeout), logins, state);
+        let jwks = async {
+            let validator = self.auth.tokens().and_then(|t| t.jwt())?;
+            Some(
+                tokio::time::timeout(timeout, validator.keys_state())
+                    .await
+                    .unwrap_or_else(|_| KeysState {
+                        held: 0,
+                        error: Some("no answer in time".into()),
+                    }),
+            )
+        };
+        let (livy, logins, state, jwks) =
+            tokio::join!(self.livy_ready(timeout), logins, state, jwks);
         Readiness {
             livy,
             servers: self.livy.servers(),
             logins,
             state,
+            jwks,
         }
     }
 
@@ -192,4 +206,6 @@ pub struct Readiness {
     pub logins: Result<(), String>,
     /// The state store answers, or why not.
     pub state: Result<(), String>,
+    /// The identity provider's keys (`[auth.jwt]`).
+    pub jwks: Option<KeysState>,
 }

@@ -3,7 +3,8 @@
 //! [`limit`] (with [`origin`]) → [`authenticate`] → route ([`crate::route`]) → [`authorize`] (the Livy
 //! policy) → [`rewrite`] → [`forward`] → [`respond`] → [`observe`]; requests for
 //! the YARN web UIs go from route to [`yarn`], which authorizes, forwards and
-//! responds for them.
+//! responds for them, and requests for the token API to [`tokens`], which the
+//! gateway answers itself.
 //!
 //! [`Gateway::handle`] is the only entry point and reads top to bottom. Each phase
 //! either passes the request on or ends it with a [`RequestError`], which becomes a
@@ -26,6 +27,7 @@ mod respond;
 mod rewrite;
 #[cfg(test)]
 mod tests;
+mod tokens;
 mod yarn;
 
 use std::sync::Arc;
@@ -51,6 +53,7 @@ use crate::upstream::{Livy, Upstream};
 use crate::yarn::Yarn;
 pub use context::ConnInfo;
 use context::RequestContext;
+pub(crate) use tokens::{rfc3339, view as token_view};
 
 /// A client's request body as the gateway reads it: cut when it stalls or overruns.
 type RequestBody<B> = body::Guarded<B>;
@@ -64,8 +67,9 @@ struct Settings {
     /// `/gateway/<topology>/livy`, sent as `X-Forwarded-Context`.
     context: HeaderValue,
     cookie_name: String,
-    /// What a 401 offers: `Negotiate` with `[auth.kerberos]`, and
-    /// `BASIC realm="<realm>"` when there are passwords to check.
+    /// What a 401 offers: `Negotiate` with `[auth.kerberos]`,
+    /// `BASIC realm="<realm>"` when there are passwords to check, and
+    /// `Bearer realm="<realm>"` when tokens are taken.
     challenges: Vec<HeaderValue>,
     /// `Strict-Transport-Security` value, if enabled.
     hsts: Option<HeaderValue>,
@@ -91,11 +95,15 @@ impl Settings {
             .map_err(|_| StartupError::Other("auth.realm is not a valid header value".into()))?;
         let auth = &config.auth;
         let passwords = auth.htpasswd.is_some() || auth.ldap.is_some();
+        let tokens = auth.jwt.is_some() || config.tokens.enabled;
+        let bearer = HeaderValue::from_str(&format!("Bearer realm=\"{}\"", config.auth.realm))
+            .map_err(|_| StartupError::Other("auth.realm is not a valid header value".into()))?;
         let challenges = [
             auth.kerberos
                 .is_some()
                 .then(|| HeaderValue::from_static("Negotiate")),
             passwords.then_some(basic),
+            tokens.then_some(bearer),
         ]
         .into_iter()
         .flatten()
@@ -242,12 +250,22 @@ impl Gateway {
     pub fn new(config: &Config, parts: Parts) -> Result<Self, StartupError> {
         let verifier = crate::auth::verifier(&config.auth, &parts.metrics)?;
         let tickets = crate::auth::negotiate::from_config(config.auth.kerberos.as_ref())?;
+        let jwt = match &config.auth.jwt {
+            Some(jwt) => Some(crate::auth::jwt::JwtValidator::new(jwt)?),
+            None => None,
+        };
+        let tokens = crate::auth::tokens::Tokens::new(
+            jwt,
+            parts.state.tokens.clone(),
+            config.state.local_cache,
+        );
         let yarn = Yarn::from_config(config, Default::default(), &parts.metrics)?;
         Ok(Self {
             yarn,
             settings: Settings::new(config)?,
             auth: Authenticator::new(verifier, parts.state.lockouts.clone(), &config.auth)
-                .with_tickets(tickets),
+                .with_tickets(tickets)
+                .with_tokens(tokens),
             roles: Roles::new(&config.auth),
             config: config.clone(),
             metrics: parts.metrics,
@@ -453,6 +471,7 @@ impl Gateway {
             .authenticate(&parts.headers, conn, admitted.session, ctx)
             .await?;
         ctx.grants = principal.grants.clone();
+        ctx.token = principal.token.as_ref().and_then(|t| t.id.clone());
         match admitted.user_limit {
             Some(verdict) => verdict?,
             None => self.state.limits.check_user(&principal.user).await?,
@@ -461,6 +480,10 @@ impl Gateway {
 
         // route
         let path = parts.uri.path();
+        if let Some(api) = tokens::route(path, &self.settings.prefix) {
+            // The token API: answered here.
+            return self.tokens_api(parts, unread, api, &principal, ctx).await;
+        }
         if let Some(yarn) = route::resolve_yarn(path, parts.uri.query(), &self.settings.prefix) {
             // The YARN web UIs: their own authorize → forward → respond.
             return Box::pin(self.yarn(parts, yarn?, &principal, conn, ctx)).await;

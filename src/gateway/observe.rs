@@ -80,6 +80,7 @@ impl Gateway {
             outcome,
             reason,
             grants: ctx.grants.as_deref(),
+            token: ctx.token.as_deref(),
         });
     }
 

@@ -100,7 +100,7 @@ impl Gateway {
     /// Reads a create body, refusing one over the configured size. The body is
     /// taken from `unread` once read; a body refused for its size is left there, to
     /// be drained after the answer.
-    async fn read_create_body<B>(
+    pub(super) async fn read_create_body<B>(
         &self,
         headers: &HeaderMap,
         unread: &mut Option<RequestBody<B>>,

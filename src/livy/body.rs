@@ -138,6 +138,8 @@ mod tests {
             groups: Arc::from(Vec::new()),
             admin,
             grants: None,
+            source: crate::auth::Source::File,
+            token: None,
         }
     }
 

@@ -1,8 +1,9 @@
 //! Where the gateway keeps what outlives one request: login sessions, who owns each
-//! Livy batch and session, request-rate buckets and failed-login counters.
+//! Livy batch and session, request-rate buckets, failed-login counters and
+//! personal access tokens.
 //!
 //! Each is a trait ([`SessionStore`], [`OwnershipStore`], [`RateLimiter`],
-//! [`Lockouts`]) whose operations are async and can fail, because a store shared by
+//! [`Lockouts`], [`TokenStore`]) whose operations are async and can fail, because a store shared by
 //! several gateway instances lives across a network. A [`State`] bundles one of
 //! each, chosen by `[state] backend` ([`State::open`]); `local` ([`local`]: memory,
 //! ownership records also on disk) is the default. A failing store fails closed:
@@ -15,6 +16,7 @@ pub mod local;
 pub mod ownership;
 pub mod redis;
 pub mod sessions;
+pub mod tokens;
 pub mod transfer;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use crate::metrics::Metrics;
 pub use limits::{Lockouts, Outcome, RateLimiter, Reservation};
 pub use ownership::{Change, Kind, OwnershipStore, Record};
 pub use sessions::{Admission, Admitted, Prefetched, SessionStore};
+pub use tokens::{TokenRecord, TokenStore};
 
 /// A store could not be reached or did not answer in time.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -38,6 +41,8 @@ pub struct State {
     pub ownership: Arc<dyn OwnershipStore>,
     pub limits: Arc<dyn RateLimiter>,
     pub lockouts: Arc<dyn Lockouts>,
+    /// Personal access tokens, with `[tokens] enabled`.
+    pub tokens: Option<Arc<dyn TokenStore>>,
     /// The shared Redis the stores use, if they use one (new limit and lockout
     /// stores on reload are made on it).
     pub redis: Option<Arc<redis::Redis>>,
@@ -88,6 +93,7 @@ impl State {
             ownership: self.ownership.clone(),
             limits,
             lockouts,
+            tokens: self.tokens.clone(),
             redis: self.redis.clone(),
         }
     }

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 
 use super::pool::{Pool, TlsTarget};
 use crate::config::LivyConfig;
@@ -313,51 +312,7 @@ impl Peers {
 /// The TLS client for `https://` Livy servers: `livy.ca_file`'s certificates, or the
 /// system's roots; HTTP/1.1 only.
 fn tls_connector(config: &LivyConfig) -> Result<tokio_rustls::TlsConnector, StartupError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match &config.ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|source| StartupError::Io {
-                what: "Livy CA file",
-                path: path.clone(),
-                source,
-            })?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| StartupError::Pem {
-                    what: "Livy CA file",
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-                roots.add(cert).map_err(|e| StartupError::Pem {
-                    what: "Livy CA file",
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for error in &found.errors {
-                tracing::warn!(%error, "a system CA certificate could not be read");
-            }
-            let (added, _) = roots.add_parsable_certificates(found.certs);
-            tracing::debug!(
-                added,
-                "system CA certificates trusted for https:// Livy servers"
-            );
-        }
-    }
-    if roots.is_empty() {
-        return Err(StartupError::Tls(
-            "no CA certificate to trust for https:// Livy servers (set livy.ca_file)".into(),
-        ));
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| StartupError::Tls(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut tls = crate::tls::client_config(config.ca_file.as_deref(), "Livy CA file")?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsConnector::from(Arc::new(tls)))
 }

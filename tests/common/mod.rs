@@ -4,6 +4,7 @@
 //! HTTP/1.1 or HTTP/2.
 #![allow(dead_code)]
 
+pub mod idp;
 pub mod kdc;
 pub mod redis;
 pub mod sim_process;
@@ -305,6 +306,27 @@ impl TestGateway {
         // The old gateway must be gone before its stores can be opened again.
         drop(runtime);
         Self::serve(dir, ca_pem, recorded, upstream).await
+    }
+
+    /// Stops this gateway and releases its stores, runs `offline` on its
+    /// directory (a command an operator runs on a stopped gateway), then starts
+    /// it again as [`TestGateway::restart`] does.
+    pub async fn while_stopped<R>(
+        mut self,
+        offline: impl FnOnce(&std::path::Path) -> R,
+    ) -> (Self, R) {
+        self.stop_serving().await;
+        let TestGateway {
+            dir,
+            ca_pem,
+            recorded,
+            upstream,
+            runtime,
+            ..
+        } = self;
+        drop(runtime);
+        let result = offline(dir.path());
+        (Self::serve(dir, ca_pem, recorded, upstream).await, result)
     }
 
     /// The audit log's lines, parsed.

@@ -29,8 +29,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ldap3::{dn_escape, ldap_escape, LdapConnSettings, Scope, SearchEntry, SearchOptions};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use tokio::time::Instant;
 
 use super::basic::Credentials;
@@ -578,37 +576,7 @@ fn settings(config: &LdapConfig) -> Result<LdapConnSettings, StartupError> {
     let uses_tls = config.start_tls || config.urls.iter().any(|u| u.starts_with("ldaps://"));
     let mut settings = LdapConnSettings::new().set_starttls(config.start_tls);
     if uses_tls {
-        let mut roots = rustls::RootCertStore::empty();
-        match &config.ca_file {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|source| StartupError::Io {
-                    what: "directory CA file",
-                    path: path.clone(),
-                    source,
-                })?;
-                for cert in CertificateDer::pem_slice_iter(&pem) {
-                    let added = cert
-                        .map_err(|e| e.to_string())
-                        .and_then(|c| roots.add(c).map_err(|e| e.to_string()));
-                    added.map_err(|message| StartupError::Pem {
-                        what: "directory CA file",
-                        path: path.clone(),
-                        message,
-                    })?;
-                }
-            }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(found.certs);
-            }
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StartupError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let tls = crate::tls::client_config(config.ca_file.as_deref(), "directory CA file")?;
         settings = settings.set_config(Arc::new(tls));
     }
     Ok(settings)

@@ -1,12 +1,13 @@
 //! The `local` state backend (`[state] backend = "local"`, the default): everything
-//! in this process's memory, ownership records also in `<server.data_dir>`, so they
-//! survive a restart. Right for one gateway instance; several instances behind a
+//! in this process's memory, ownership records and personal access tokens also in
+//! `<server.data_dir>`, so they survive a restart. Right for one gateway instance; several instances behind a
 //! balancer would each keep their own sessions, records and limits.
 
 pub mod lockouts;
 pub mod ownership;
 pub mod ratelimit;
 pub mod sessions;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -28,6 +29,12 @@ pub fn open(config: &Config) -> Result<State, StartupError> {
         )?),
         limits: rate_limiter(config),
         lockouts: lockouts(config),
+        tokens: match config.tokens.enabled {
+            true => Some(Arc::new(tokens::RedbTokenStore::open(
+                &config.server.data_dir,
+            )?)),
+            false => None,
+        },
         redis: None,
     })
 }

@@ -1,5 +1,5 @@
 //! The `redis` state backend (`[state] backend = "redis"`): sessions, ownership
-//! records, rate limits and lockouts in one Redis server shared by every gateway
+//! records, rate limits, lockouts and personal access tokens in one Redis server shared by every gateway
 //! instance, so a cookie issued by one works on all, each limit and lockout holds
 //! across them, and a batch made through one is its owner's through any.
 //!
@@ -23,6 +23,7 @@ mod near;
 pub mod ownership;
 mod scripts;
 pub mod sessions;
+pub mod tokens;
 
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -160,6 +161,25 @@ impl Redis {
         StoreError(format!("redis {op}: {why}"))
     }
 
+    /// Runs one plain command (or an atomic pipeline), waiting at most
+    /// `state.timeout_ms`; failures are counted as `state_errors_total{op}`.
+    async fn query<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        pipeline: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.manager.clone();
+        let reply = pipeline.query_async::<T>(&mut connection);
+        match tokio::time::timeout(self.timeout, reply).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.failed(op, error.to_string())),
+            Err(_) => Err(self.failed(
+                op,
+                format!("no answer within {} ms", self.timeout.as_millis()),
+            )),
+        }
+    }
+
     /// Whether Redis answers (`PING`) in time (readiness, `check-config --probe`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.manager.clone();
@@ -191,6 +211,10 @@ pub fn open(config: &Config, metrics: &Arc<Metrics>) -> Result<State, StartupErr
         )),
         limits: rate_limiter(&redis, config, metrics),
         lockouts: Arc::new(lockouts::RedisLockouts::new(redis.clone(), &config.login)),
+        tokens: match config.tokens.enabled {
+            true => Some(Arc::new(tokens::RedisTokens::new(redis.clone()))),
+            false => None,
+        },
         redis: Some(redis),
     })
 }

@@ -74,3 +74,4 @@ script!(LOCKOUTS, "lockouts.lua");
 script!(OWNERS_GET, "owners_get.lua");
 script!(OWNERS_BY_NAME, "owners_by_name.lua");
 script!(OWNERS_APPLY, "owners_apply.lua");
+script!(TOKEN_CREATE, "token_create.lua");
