@@ -293,6 +293,53 @@ class DirectoryGateway(Gateway):
         return {"Authorization": self.env.basic}
 
 
+class JwtGateway(Gateway):
+    """The gateway taking the identity provider's JWTs (`[auth.jwt]`, keys from a
+    real oidc-provider, tests/oidc), one as `Bearer` on every request of (b) and
+    (d): the bench user's, signed with the provider's key, fresh at each start
+    (they live ten minutes)."""
+
+    name = "livy-gateway-jwt"
+
+    def __init__(self, env: Env, port: int, upstream: int, idp):
+        super().__init__(env, port, upstream)
+        self.idp = idp
+        self.extra = idp.jwt_section()
+
+    def prepare(self):
+        super().prepare()
+        self.bearer = self.idp.signed_for(USER)
+
+    def auth_headers(self, scenario):
+        if scenario in ("b", "d"):
+            return {"Authorization": f"Bearer {self.bearer}"}
+        return super().auth_headers(scenario)
+
+
+class TokenGateway(Gateway):
+    """The gateway with its own tokens (`[tokens]`), one as `Bearer` on every
+    request of (b) and (d): the bench user's, made through the API at each start."""
+
+    name = "livy-gateway-token"
+    extra = "[tokens]\nenabled = true"
+
+    def prepare(self):
+        super().prepare()
+        conn = http.client.HTTPSConnection("localhost", self.port, context=self.env.ssl, timeout=10)
+        conn.request("POST", "/gateway/default/tokens", body='{"name":"bench"}',
+                     headers={"Authorization": self.env.basic, "Content-Type": "application/json"})
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        conn.close()
+        assert response.status == 201, response.status
+        self.bearer = body["token"]
+
+    def auth_headers(self, scenario):
+        if scenario in ("b", "d"):
+            return {"Authorization": f"Bearer {self.bearer}"}
+        return super().auth_headers(scenario)
+
+
 class Nginx(Proxy):
     name = "nginx"
 
@@ -606,6 +653,37 @@ def redis_state(gateway: Proxy, shared: Proxy, uncached: Proxy, args, upstream_p
         requests = sum(n for _, n in redis_us)
         out[f"redis{suffix}_cpu_us_per_req"] = sum(us * n for us, n in redis_us) / max(1, requests)
     return out
+
+
+def token_auth(gateway: Proxy, jwt: Proxy, token: Proxy, args, upstream_port):
+    """(b) and (d) with the session cookie, with a JWT and with a gateway token on
+    every request, in turns (`throughput_turns`): each token's ratio to the cookie."""
+    with running([gateway, jwt, token]):
+        found = throughput_turns([gateway, jwt, token], args, upstream_port, ceiling=False)
+    cookie = found[gateway.name]
+    out = {"requests": 0, "non2xx": 0}
+    for proxy, suffix in ((jwt, "jwt"), (token, "token")):
+        mine = found[proxy.name]
+        for key in ("b", "d"):
+            out[f"{key}_{suffix}"] = mine[key]["rps"]
+            out[f"{key}_{suffix}_ratio"] = mine[key]["rps"] / cookie[key]["rps"]
+            out[f"{key}_{suffix}_cpu_us_per_req"] = mine[key].get("cpu_us_per_req")
+            out[f"{key}_{suffix}_turns"] = {"cookie": cookie[key]["each"], suffix: mine[key]["each"]}
+            out["requests"] += mine[key]["requests"]
+            out["non2xx"] += mine[key].get("non2xx", 0) + max(0, mine[key].get("failed", 0))
+    return out
+
+
+def start_idp(env: Env):
+    """The token tests' OpenID provider (tests/clients/idp.py: oidc-provider on
+    Node, tests/oidc), pinned beside the upstream."""
+    run(["bash", str(ROOT / "tests" / "oidc" / "setup.sh")])
+    sys.path.insert(0, str(ROOT / "tests" / "clients"))
+    from idp import Idp
+
+    idp = Idp(env.work / "idp", str(env.gateway_bin))
+    run(["taskset", "-a", "-cp", LOAD_CPU, str(idp.proc.pid)])
+    return idp
 
 
 def start_redis(env: Env):
@@ -936,6 +1014,12 @@ FIGURES = [
     ("redis_state", "d_uncached", "(d) state in Redis, near cache off, req/s", False),
     ("redis_state", "d_uncached_ratio", "(d) state in Redis, near cache off / local, in turns", False),
     ("redis_state", "redis_uncached_cpu_us_per_req", "Redis CPU per request, near cache off, µs", False),
+    ("tokens", "b_jwt", "(b) a JWT as Bearer on every request, req/s", False),
+    ("tokens", "b_jwt_ratio", "(b) JWT / session cookie, in turns", False),
+    ("tokens", "b_token", "(b) a gateway token as Bearer on every request, req/s", False),
+    ("tokens", "b_token_ratio", "(b) gateway token / session cookie, in turns", False),
+    ("tokens", "d_jwt_ratio", "(d) JWT / session cookie, in turns", False),
+    ("tokens", "d_token_ratio", "(d) gateway token / session cookie, in turns", False),
 ]
 
 
@@ -1137,6 +1221,11 @@ def targets(table, names, ceiling):
         off = g("(b) state in Redis, near cache off / local, in turns")
         check(f"(b) with state in Redis ≥ 0.75× the local backend's req/s (in turns; near cache on, as by default, "
               f"rate limits off as in every scenario here; near cache off: {fmt(off)}×): {ratio:.2f}×", ratio >= 0.75)
+    for kind, label in (("jwt", "JWT"), ("token", "gateway token")):
+        ratio = g(f"(b) {label} / session cookie, in turns")
+        if ratio is not None:
+            check(f"(b) a {label} as Bearer on every request ≥ 0.9× the session cookie's req/s (in turns): "
+                  f"{ratio:.2f}×", ratio >= 0.9)
     a = "(a) Basic on every request, req/s"
     if g(a) and n(a):
         check(f"(a) ≥ 20× nginx: {g(a) / n(a):.1f}×", g(a) >= 20 * n(a))
@@ -1219,6 +1308,9 @@ def main():
     redis = start_redis(env) if gateway else None
     shared = RedisGateway(env, base_port + 12, upstream_port, redis, cache=True) if gateway else None
     uncached = RedisGateway(env, base_port + 13, upstream_port, redis, cache=False) if gateway else None
+    idp = start_idp(env) if gateway else None
+    jwt = JwtGateway(env, base_port + 14, upstream_port, idp) if gateway else None
+    token = TokenGateway(env, base_port + 15, upstream_port) if gateway else None
     rates = {"b": 1000, "d": 1000}
     runs, direct_runs = [], []
     try:
@@ -1245,6 +1337,9 @@ def main():
                 print(f"repetition {rep + 1}/{args.reps}: state local and in Redis", file=sys.stderr, flush=True)
                 result[Gateway.name]["redis_state"] = redis_state(proxies[Gateway.name], shared, uncached, args,
                                                                   upstream_port)
+                print(f"repetition {rep + 1}/{args.reps}: session cookie, JWT and gateway token", file=sys.stderr,
+                      flush=True)
+                result[Gateway.name]["tokens"] = token_auth(proxies[Gateway.name], jwt, token, args, upstream_port)
             runs.append(result)
     finally:
         upstream.terminate()
@@ -1252,6 +1347,8 @@ def main():
             slapd.stop()
         if redis:
             redis.stop()
+        if idp:
+            idp.stop()
     saved = {"date": datetime.date.today().isoformat(), "machine": machine(), "names": names, "runs": runs,
              "direct": direct_runs, "rates": rates, "duration": args.duration, "quick": args.quick}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -18,16 +18,7 @@ const BATCHES: &str = "/gateway/default/livy/v1/batches";
 /// `[auth.ldap]` for `slapd`: search-then-bind with the service account, groups by
 /// filter.
 fn directory(slapd: &Slapd) -> LdapConfig {
-    LdapConfig {
-        urls: vec![slapd.url()],
-        bind_dn: "cn=gateway,dc=example,dc=org".into(),
-        bind_password_file: Some(slapd.password_file()),
-        user_search_base: "ou=people,dc=example,dc=org".into(),
-        group_search_base: "ou=groups,dc=example,dc=org".into(),
-        group_filter: "(&(objectClass=groupOfNames)(member={dn}))".into(),
-        timeout: Duration::from_secs(2),
-        ..LdapConfig::default()
-    }
+    slapd.directory()
 }
 
 /// A gateway whose only users are the directory's.

@@ -14,7 +14,7 @@ use common::redis::RedisServer;
 use common::slapd::Slapd;
 use common::*;
 use http::Method;
-use livy_gateway::config::{Config, JwtConfig, LdapConfig, StateBackend};
+use livy_gateway::config::{Config, JwtConfig, StateBackend};
 use serde_json::json;
 use sha2::Digest;
 
@@ -679,16 +679,7 @@ fn hex(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn a_user_taken_out_of_the_directory_loses_every_tokens_access() {
     let slapd = Slapd::start().await;
-    let ldap = LdapConfig {
-        urls: vec![slapd.url()],
-        bind_dn: "cn=gateway,dc=example,dc=org".into(),
-        bind_password_file: Some(slapd.password_file()),
-        user_search_base: "ou=people,dc=example,dc=org".into(),
-        group_search_base: "ou=groups,dc=example,dc=org".into(),
-        group_filter: "(&(objectClass=groupOfNames)(member={dn}))".into(),
-        timeout: Duration::from_secs(2),
-        ..LdapConfig::default()
-    };
+    let ldap = slapd.directory();
     let gw = TestGateway::start(Options::default().with(tokens(10)).with(move |c| {
         c.auth.htpasswd = None;
         c.auth.ldap = Some(ldap);

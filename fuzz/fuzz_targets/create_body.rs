@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use livy_gateway::auth::Principal;
+use livy_gateway::auth::{Principal, Source};
 use livy_gateway::livy::body;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,6 +18,8 @@ fuzz_target!(|data: &[u8]| {
         groups: Arc::from(Vec::new()),
         admin: false,
         grants: None,
+        source: Source::File,
+        token: None,
     };
     if let Ok(effective) = body::assert_proxy_user(&mut object, &caller) {
         assert_eq!(effective, "alice");

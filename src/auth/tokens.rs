@@ -62,10 +62,12 @@ pub fn mint() -> (String, String) {
 /// The hash a token is stored and looked up by: SHA-256, in hex. (A secret of
 /// 256 random bits needs no salt or stretching.)
 pub fn hash(token: &str) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(token.as_bytes());
     let mut hex = String::with_capacity(64);
     for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
     }
     hex
 }
@@ -149,9 +151,11 @@ pub async fn issue(
     }
 }
 
-/// A gateway token remembered by this instance.
+/// A gateway token remembered by this instance, with its user as they were
+/// then.
 struct Recent {
     record: TokenRecord,
+    holder: Identity,
     /// When it was looked up.
     at: Instant,
     /// When its last use was last written (Unix seconds).
@@ -200,8 +204,9 @@ impl Tokens {
         self.store.as_ref()
     }
 
-    /// The record for `hash` if this instance looked it up lately.
-    fn remembered(&self, hash: &str) -> Option<(TokenRecord, bool)> {
+    /// The record for `hash` and its user if this instance looked them up
+    /// lately, and whether its use is to be noted.
+    fn remembered(&self, hash: &str) -> Option<(TokenRecord, Identity, bool)> {
         let mut recent = self.recent.lock().expect("recent tokens lock");
         let entry = recent.get_mut(hash)?;
         if entry.at.elapsed() >= self.cache_for || entry.record.expired(now_secs()) {
@@ -213,12 +218,13 @@ impl Tokens {
         if note {
             entry.noted = now;
         }
-        Some((entry.record.clone(), note))
+        Some((entry.record.clone(), entry.holder.clone(), note))
     }
 
-    fn remember(&self, record: &TokenRecord) {
+    fn remember(&self, record: &TokenRecord, holder: &Identity) {
         let recent = Recent {
             record: record.clone(),
+            holder: holder.clone(),
             at: Instant::now(),
             noted: now_secs(),
         };
@@ -308,34 +314,34 @@ impl Authenticator {
             return self.refuse_token(ip, "not a gateway token").await;
         }
         let hash = hash(token);
-        let record = match tokens.remembered(&hash) {
-            Some((record, note)) => {
+        let (record, mut identity) = match tokens.remembered(&hash) {
+            Some((record, holder, note)) => {
                 if note {
                     tokens.note_use(record.clone());
                 }
-                record
+                (record, holder)
             }
             None => {
                 if let Some(wait) = self.lockouts.locked(&token_key(ip), ip).await? {
                     return Err(super::locked_out(wait));
                 }
-                match store.find(&hash).await? {
-                    Some(record) => {
-                        tokens.remember(&record);
-                        tokens.note_use(record.clone());
-                        record
-                    }
-                    None => return self.refuse_token(ip, "unknown, revoked or expired").await,
-                }
+                let Some(record) = store.find(&hash).await? else {
+                    return self.refuse_token(ip, "unknown, revoked or expired").await;
+                };
+                // Its user as they are now: looked up with the record, so at
+                // most once per `state.local_cache_ms`.
+                let Some(holder) = self.holder(&record).await else {
+                    tracing::info!(
+                        token = %record.id,
+                        user = %record.user,
+                        "a token's user is no longer known: refused"
+                    );
+                    return Err(invalid());
+                };
+                tokens.remember(&record, &holder);
+                tokens.note_use(record.clone());
+                (record, holder)
             }
-        };
-        let Some(mut identity) = self.holder(&record).await else {
-            tracing::info!(
-                token = %record.id,
-                user = %record.user,
-                "a token's user is no longer known: refused"
-            );
-            return Err(invalid());
         };
         identity.token = Some(TokenBasis {
             kind: TokenKind::Gateway,
@@ -412,7 +418,10 @@ mod tests {
         assert_eq!(a.len(), TOKEN_LEN);
         assert_ne!(a, b);
         assert_eq!(hash_a, hash(&a));
-        assert_eq!(hash_a.len(), 64);
+        assert_eq!(
+            hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert!(!hash_a.contains(&a[PREFIX.len()..]));
         let id = new_id();
         assert!(is_token_id(&id));

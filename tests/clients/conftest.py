@@ -163,6 +163,44 @@ def gateway(workdir):
     _stop(gw)
 
 
+@dataclass
+class TokenStack:
+    """A gateway taking tokens: its own ([tokens]) and the provider's JWTs."""
+
+    gateway: Gateway
+    idp: object
+
+    def issue(self, user: str, name: str) -> str:
+        """A gateway token for `user`, created with their password."""
+        import requests
+
+        answer = requests.post(
+            f"https://localhost:{self.gateway.port}/gateway/default/tokens",
+            json={"name": name, "ttl_days": 1},
+            auth=(user, PASSWORD),
+            verify=self.gateway.ca,
+            timeout=10,
+        )
+        assert answer.status_code == 201, answer.text
+        return answer.json()["token"]
+
+
+@pytest.fixture(scope="session")
+def token_gateway(workdir):
+    """The gateway in front of a Livy 0.7 simulator, taking gateway tokens and
+    the JWTs of a real OpenID provider."""
+    from idp import Idp
+
+    idp = Idp(workdir / "idp", GATEWAY)
+    sim_port, sim = start_sim(["--livy-version", "0.7", "--speed", "50"])
+    extra = idp.jwt_section() + "[tokens]\nenabled = true\n"
+    gw = start_gateway(workdir, "tokens", sim_port, extra=extra)
+    gw.procs.append(sim)
+    yield TokenStack(gw, idp)
+    _stop(gw)
+    idp.stop()
+
+
 @pytest.fixture(scope="session")
 def seed_gateway(workdir):
     """The gateway in front of a Livy 0.5 simulator, as in the seed document."""

@@ -41,6 +41,27 @@ def test_batch_post_poll_logs_delete(gateway):
     assert h.delete_batch(batch_id) == {"msg": "deleted"}
 
 
+def test_a_gateway_token_as_the_connection_password(token_gateway):
+    """The connection's login is `token`, its password a gateway token: no
+    person's password in Airflow's connection store."""
+    gw = token_gateway.gateway
+    secret = token_gateway.issue("ava", "airflow-prod")
+    os.environ["REQUESTS_CA_BUNDLE"] = gw.ca
+    os.environ["AIRFLOW_CONN_LIVY_TOKEN"] = json.dumps(
+        {"conn_type": "livy", "host": gw.url, "login": "token", "password": secret}
+    )
+    h = LivyHook(livy_conn_id="livy_token")
+    batch_id = h.post_batch(file="local:/x.jar", class_name="org.apache.spark.examples.SparkPi")
+    for _ in range(200):
+        if h.get_batch_state(batch_id) in LivyHook.TERMINAL_STATES:
+            break
+        time.sleep(0.05)
+    assert h.get_batch_state(batch_id) == BatchState.SUCCESS
+    assert h.delete_batch(batch_id) == {"msg": "deleted"}
+    entries = gw.access("ava", until=lambda e: len(e) >= 3)
+    assert entries and all(e.get("auth") == "token" for e in entries), entries
+
+
 def test_airflow_never_reuses_the_cookie(gateway):
     entries = gateway.access("ava")
     assert entries and not any(e["session_cookie"] for e in entries)

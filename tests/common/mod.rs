@@ -293,19 +293,8 @@ impl TestGateway {
 
     /// Stops this gateway and starts a new one from the same directory (config,
     /// users, certificates and data), on a new port, with the same upstream.
-    pub async fn restart(mut self) -> Self {
-        self.stop_serving().await;
-        let TestGateway {
-            dir,
-            ca_pem,
-            recorded,
-            upstream,
-            runtime,
-            ..
-        } = self;
-        // The old gateway must be gone before its stores can be opened again.
-        drop(runtime);
-        Self::serve(dir, ca_pem, recorded, upstream).await
+    pub async fn restart(self) -> Self {
+        self.while_stopped(|_| ()).await.0
     }
 
     /// Stops this gateway and releases its stores, runs `offline` on its

@@ -48,6 +48,21 @@ impl Slapd {
         slapd
     }
 
+    /// `[auth.ldap]` for this server: search-then-bind with the service account,
+    /// groups by filter.
+    pub fn directory(&self) -> livy_gateway::config::LdapConfig {
+        livy_gateway::config::LdapConfig {
+            urls: vec![self.url()],
+            bind_dn: "cn=gateway,dc=example,dc=org".into(),
+            bind_password_file: Some(self.password_file()),
+            user_search_base: "ou=people,dc=example,dc=org".into(),
+            group_search_base: "ou=groups,dc=example,dc=org".into(),
+            group_filter: "(&(objectClass=groupOfNames)(member={dn}))".into(),
+            timeout: Duration::from_secs(2),
+            ..Default::default()
+        }
+    }
+
     /// `ldap://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.ldap_port)

@@ -14,6 +14,8 @@
 //   user <name>            an access token after <name> logs in (any password)
 //   rotate                 a new signing key (new kid), the old one still published
 //   retire                 only the newest key published
+//   sign <user>            a good token for <user>, signed with the current key
+//                          (as the provider signs its access tokens)
 //   forge <kind> <user>    a hostile token: expired, wrong-aud, wrong-iss, none,
 //                          hs256-public, unknown-kid, tampered, no-user, es256
 //                          (a good token signed with the provider's EC key)
@@ -228,6 +230,7 @@ async function forge(kind, user) {
       return `${header}.${b64({ ...claims, preferred_username: 'carol', groups: USERS.carol })}.${signature}`;
     }
     case 'es256': return sign(claims, ecKey);
+    case 'good': return sign(claims);
     default: throw new Error(`unknown kind ${kind}`);
   }
 }
@@ -248,6 +251,7 @@ const commands = {
     return rsaKeys[0].kid;
   },
   forge: ([kind, user]) => forge(kind, user),
+  sign: ([user]) => forge('good', user),
 };
 
 console.log(`= issuer ${issuer}`);

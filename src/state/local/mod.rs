@@ -9,7 +9,10 @@ pub mod ratelimit;
 pub mod sessions;
 pub mod tokens;
 
+use std::path::Path;
 use std::sync::Arc;
+
+use redb::{Database, TableDefinition};
 
 use crate::config::Config;
 use crate::error::StartupError;
@@ -47,4 +50,29 @@ pub fn rate_limiter(config: &Config) -> Arc<dyn RateLimiter> {
 /// In-process lockouts for `config`.
 pub fn lockouts(config: &Config) -> Arc<dyn Lockouts> {
     Arc::new(lockouts::LoginThrottle::new(&config.login))
+}
+
+/// Opens (or creates) the redb file `<data_dir>/<file>` with `table` in it,
+/// creating the directory as needed; `what` names the store in errors ("token
+/// store"). The file is locked while the database is open.
+pub(crate) fn open_database(
+    data_dir: &Path,
+    file: &str,
+    table: TableDefinition<&str, &str>,
+    what: &str,
+) -> Result<Database, StartupError> {
+    let path = data_dir.join(file);
+    let fail = |e: &dyn std::fmt::Display| {
+        StartupError::Other(format!("cannot open {what} {}: {e}", path.display()))
+    };
+    std::fs::create_dir_all(data_dir).map_err(|source| StartupError::Io {
+        what: "data directory",
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    let db = Database::create(&path).map_err(|e| fail(&e))?;
+    let txn = db.begin_write().map_err(|e| fail(&e))?;
+    txn.open_table(table).map_err(|e| fail(&e))?;
+    txn.commit().map_err(|e| fail(&e))?;
+    Ok(db)
 }

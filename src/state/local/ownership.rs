@@ -143,15 +143,7 @@ impl RedbOwnershipStore {
                 path.display()
             ))
         };
-        std::fs::create_dir_all(data_dir).map_err(|source| StartupError::Io {
-            what: "data directory",
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
-        let db = Database::create(&path).map_err(|e| fail(&e))?;
-        let txn = db.begin_write().map_err(|e| fail(&e))?;
-        txn.open_table(TABLE).map_err(|e| fail(&e))?;
-        txn.commit().map_err(|e| fail(&e))?;
+        let db = super::open_database(data_dir, FILE_NAME, TABLE, "ownership store")?;
 
         let mut records = Records::default();
         let loaded_at = now_secs();
