@@ -151,11 +151,11 @@ pub async fn issue(
     }
 }
 
-/// A gateway token remembered by this instance, with its user as they were
-/// then.
+/// A gateway token remembered by this instance, with the identity it proves
+/// (its user as they were then, and the token's basis).
 struct Recent {
     record: TokenRecord,
-    holder: Identity,
+    identity: Identity,
     /// When it was looked up.
     at: Instant,
     /// When its last use was last written (Unix seconds).
@@ -204,27 +204,27 @@ impl Tokens {
         self.store.as_ref()
     }
 
-    /// The record for `hash` and its user if this instance looked them up
-    /// lately, and whether its use is to be noted.
-    fn remembered(&self, hash: &str) -> Option<(TokenRecord, Identity, bool)> {
+    /// The identity the token hashing to `hash` proves, if this instance looked
+    /// it up lately; with its record when its use is to be noted.
+    fn remembered(&self, hash: &str) -> Option<(Identity, Option<TokenRecord>)> {
         let mut recent = self.recent.lock().expect("recent tokens lock");
         let entry = recent.get_mut(hash)?;
-        if entry.at.elapsed() >= self.cache_for || entry.record.expired(now_secs()) {
+        let now = now_secs();
+        if entry.at.elapsed() >= self.cache_for || entry.record.expired(now) {
             recent.pop(hash);
             return None;
         }
-        let now = now_secs();
         let note = now.saturating_sub(entry.noted) >= USE_NOTE_INTERVAL;
         if note {
             entry.noted = now;
         }
-        Some((entry.record.clone(), entry.holder.clone(), note))
+        Some((entry.identity.clone(), note.then(|| entry.record.clone())))
     }
 
-    fn remember(&self, record: &TokenRecord, holder: &Identity) {
+    fn remember(&self, record: &TokenRecord, identity: &Identity) {
         let recent = Recent {
             record: record.clone(),
-            holder: holder.clone(),
+            identity: identity.clone(),
             at: Instant::now(),
             noted: now_secs(),
         };
@@ -314,40 +314,35 @@ impl Authenticator {
             return self.refuse_token(ip, "not a gateway token").await;
         }
         let hash = hash(token);
-        let (record, mut identity) = match tokens.remembered(&hash) {
-            Some((record, holder, note)) => {
-                if note {
-                    tokens.note_use(record.clone());
-                }
-                (record, holder)
+        if let Some((identity, to_note)) = tokens.remembered(&hash) {
+            if let Some(record) = to_note {
+                tokens.note_use(record);
             }
-            None => {
-                if let Some(wait) = self.lockouts.locked(&token_key(ip), ip).await? {
-                    return Err(super::locked_out(wait));
-                }
-                let Some(record) = store.find(&hash).await? else {
-                    return self.refuse_token(ip, "unknown, revoked or expired").await;
-                };
-                // Its user as they are now: looked up with the record, so at
-                // most once per `state.local_cache_ms`.
-                let Some(holder) = self.holder(&record).await else {
-                    tracing::info!(
-                        token = %record.id,
-                        user = %record.user,
-                        "a token's user is no longer known: refused"
-                    );
-                    return Err(invalid());
-                };
-                tokens.remember(&record, &holder);
-                tokens.note_use(record.clone());
-                (record, holder)
-            }
+            return Ok(identity);
+        }
+        if let Some(wait) = self.lockouts.locked(&token_key(ip), ip).await? {
+            return Err(super::locked_out(wait));
+        }
+        let Some(record) = store.find(&hash).await? else {
+            return self.refuse_token(ip, "unknown, revoked or expired").await;
+        };
+        // Its user as they are now: looked up with the record, so at most once per
+        // `state.local_cache_ms`.
+        let Some(mut identity) = self.holder(&record).await else {
+            tracing::info!(
+                token = %record.id,
+                user = %record.user,
+                "a token's user is no longer known: refused"
+            );
+            return Err(invalid());
         };
         identity.token = Some(TokenBasis {
             kind: TokenKind::Gateway,
             id: Some(Arc::from(record.id.as_str())),
             expires: record.expires,
         });
+        tokens.remember(&record, &identity);
+        tokens.note_use(record);
         Ok(identity)
     }
 

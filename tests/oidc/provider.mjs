@@ -12,6 +12,9 @@
 // may print notices of its own between them):
 //   client <id> <secret>   an access token by client credentials
 //   user <name>            an access token after <name> logs in (any password)
+//   register <id> <secret> <redirect_uri> <post_logout_uri>
+//                          a confidential web client for browser sign-in (the
+//                          gateway's, once its port is known)
 //   rotate                 a new signing key (new kid), the old one still published
 //   retire                 only the newest key published
 //   sign <user>            a good token for <user>, signed with the current key
@@ -48,9 +51,13 @@ async function signingKey(alg) {
   return { ...jwk, kid: `${alg.toLowerCase()}-${generation}`, alg, use: 'sig' };
 }
 
+// Web clients registered at run time (`register`).
+const webClients = [];
+
 function configuration(keys) {
   return {
     clients: [
+      ...webClients,
       {
         client_id: 'airflow',
         client_secret: 'airflow-secret',
@@ -88,6 +95,7 @@ function configuration(keys) {
     },
     features: {
       devInteractions: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -240,6 +248,19 @@ const commands = {
     grant_type: 'client_credentials', client_id: id, client_secret: secret, scope: 'livy',
   }),
   user: ([name]) => userToken(name),
+  register: async ([id, secret, redirect, postLogout]) => {
+    webClients.push({
+      client_id: id,
+      client_secret: secret,
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: [redirect],
+      post_logout_redirect_uris: [postLogout],
+      token_endpoint_auth_method: 'client_secret_post',
+    });
+    install();
+    return id;
+  },
   rotate: async () => {
     rsaKeys = [await signingKey('RS256'), ...rsaKeys];
     install();
