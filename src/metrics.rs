@@ -132,6 +132,9 @@ pub struct Metrics {
     /// process and resource), by outcome: `confirmed`, `stale` (Livy names another
     /// owner, or has no such resource).
     pub owner_checks: Family<OutcomeLabels, Counter>,
+    /// Browser sign-ins (`[auth.oidc]`), by outcome: `started`, `signed_in`,
+    /// `denied`, `refused`, `forbidden`, `unknown_state`, `provider_error`.
+    pub signins: Family<OutcomeLabels, Counter>,
     /// 1 while a Livy server answers (its last check or request), else 0.
     pub upstream_up: Family<UpstreamLabels, Gauge>,
     /// 1 for the Livy server requests go to.
@@ -215,6 +218,7 @@ impl Metrics {
             state_cache_resets: Counter::default(),
             ownership_unsaved: Counter::default(),
             owner_checks: Family::default(),
+            signins: Family::default(),
             upstream_up: Family::default(),
             upstream_active: Family::default(),
             upstream_attempts: Family::default(),
@@ -319,6 +323,11 @@ impl Metrics {
             "owner_checks",
             "Owners confirmed with Livy before a state-changing request, by outcome (confirmed, stale)",
             m.owner_checks.clone(),
+        );
+        registry.register(
+            "signins",
+            "Browser sign-ins at the identity provider, by outcome",
+            m.signins.clone(),
         );
         registry.register(
             "upstream_up",
@@ -443,6 +452,10 @@ impl Metrics {
     }
 
     /// Counts an owner confirmed with Livy (`confirmed`), or found stale (`stale`).
+    pub fn sign_in(&self, outcome: &'static str) {
+        self.signins.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
     pub fn owner_check(&self, outcome: &'static str) {
         self.owner_checks
             .get_or_create(&OutcomeLabels { outcome })

@@ -39,16 +39,7 @@ pub struct KeySource {
 
 impl KeySource {
     pub fn new(config: &JwtConfig) -> Result<Self, StartupError> {
-        let tls = crate::tls::client_config(
-            config.ca_file.as_deref(),
-            "identity provider CA file (auth.jwt.ca_file)",
-        )?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| StartupError::Other(format!("auth.jwt: {e}")))?;
+        let client = provider_client(config.ca_file.as_deref(), "auth.jwt", FETCH_TIMEOUT)?;
         Ok(Self {
             client,
             issuer: config.issuer.trim_end_matches('/').to_owned(),
@@ -116,6 +107,24 @@ impl KeySource {
         }
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
     }
+}
+
+/// An HTTP client for the identity provider: `ca_file`'s trust (the system's
+/// roots when `None`), answers within `timeout`, no redirects followed. `section`
+/// names the config section in errors.
+pub fn provider_client(
+    ca_file: Option<&std::path::Path>,
+    section: &str,
+    timeout: Duration,
+) -> Result<reqwest::Client, StartupError> {
+    let tls = crate::tls::client_config(ca_file, "identity provider CA file")
+        .map_err(|e| StartupError::Other(format!("{section}.ca_file: {e}")))?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StartupError::Other(format!("{section}: {e}")))
 }
 
 /// What went wrong, without the URL reqwest adds (the caller names it once):

@@ -8,6 +8,7 @@
 //! hold within the leeway. The user is the `user_claim`; the groups are the
 //! `groups_claim` (a dotted name reaches into nested claims:
 //! `realm_access.roles`), and decide access exactly as a directory's groups do.
+//! An ID token (it carries a `nonce`) is never taken as a bearer token.
 //!
 //! Keys ([`jwks`]) are fetched at the first use and every `jwks_refresh_secs`; a
 //! token naming a key not held triggers one refresh, at most once per 10 s. While
@@ -212,6 +213,31 @@ impl JwtValidator {
                 return Ok(identity.clone());
             }
         }
+        let claims = self.claims_of(token).await?;
+        if claims.contains_key("nonce") {
+            // An ID token (a browser sign-in's) proves a sign-in to its client,
+            // not access to the gateway, even where the client id is an audience.
+            return Err(JwtError::Invalid(
+                "an ID token is not an access token".into(),
+            ));
+        }
+        let identity = self.identity(&claims)?;
+        self.verified
+            .lock()
+            .expect("verified lock")
+            .put(digest, identity.clone());
+        Ok(identity)
+    }
+
+    /// The claims of `token`, once its header, key, signature, issuer, audience
+    /// and times have passed (no memory of earlier checks: for ID tokens, each
+    /// seen once).
+    pub async fn claims_of(
+        self: &Arc<Self>,
+        token: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, JwtError> {
+        self.ensure_refreshing();
+        let leeway = self.config.leeway.as_secs();
         let invalid = |why: String| JwtError::Invalid(why);
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| invalid(format!("not a JWT: {e}")))?;
@@ -267,12 +293,22 @@ impl JwtValidator {
         )
         .map_err(|e| invalid(e.to_string()))?
         .claims;
-        let identity = self.identity(&claims)?;
-        self.verified
-            .lock()
-            .expect("verified lock")
-            .put(digest, identity.clone());
-        Ok(identity)
+        Ok(claims)
+    }
+
+    /// Whether `claims` name a user (the `user_claim`).
+    pub fn names_user(&self, claims: &serde_json::Map<String, serde_json::Value>) -> bool {
+        claim(claims, &self.config.user_claim)
+            .and_then(|u| u.as_str())
+            .is_some_and(|u| !u.is_empty())
+    }
+
+    /// The identity `claims` name.
+    pub fn identity_of(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Identity, JwtError> {
+        self.identity(claims)
     }
 
     /// The key `kid` names that can verify `alg`.

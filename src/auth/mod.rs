@@ -36,6 +36,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod ldap;
 pub mod negotiate;
+pub mod oidc;
 pub mod queue;
 mod roles;
 #[cfg(feature = "kerberos")]
@@ -109,6 +110,10 @@ pub struct Identity {
     /// ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenBasis>,
+    /// A browser sign-in's ID token (`[auth.oidc]`), kept with the session on
+    /// the gateway's side only, to log out at the provider with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<Arc<str>>,
 }
 
 impl Identity {
@@ -119,6 +124,7 @@ impl Identity {
             groups: groups.into(),
             source: Source::File,
             token: None,
+            id_token: None,
         }
     }
 

@@ -141,6 +141,7 @@ pub async fn issue(
         last_used: None,
         identity: Identity {
             token: None,
+            id_token: None,
             ..identity.clone()
         },
     };

@@ -7,6 +7,7 @@
 //! Unknown keys are an error, so a typo never silently falls back to a default.
 //! `check-config` prints the effective settings through [`Config`]'s `Display`.
 
+mod oidc;
 mod sections;
 mod tokens;
 mod values;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StartupError;
+pub use oidc::OidcConfig;
 pub use sections::*;
 pub use tokens::{JwtConfig, TokensConfig, DEFAULT_JWT_ALGORITHMS};
 pub use values::{is_host_name, HostPattern, UpstreamUrl};
@@ -114,6 +116,12 @@ impl Config {
         {
             resolve(path);
         }
+        if let Some(oidc) = self.auth.oidc.as_mut() {
+            resolve(&mut oidc.client_secret_file);
+            if let Some(ca) = oidc.ca_file.as_mut() {
+                resolve(ca);
+            }
+        }
         if self.audit.path.is_none() {
             self.audit.path = Some(self.server.data_dir.join("audit.log"));
         }
@@ -136,11 +144,22 @@ impl Config {
             }
         }
         let a = &self.auth;
-        if a.htpasswd.is_none() && a.ldap.is_none() && a.kerberos.is_none() && a.jwt.is_none() {
+        let sources = [
+            a.htpasswd.is_some(),
+            a.ldap.is_some(),
+            a.kerberos.is_some(),
+            a.jwt.is_some(),
+            a.oidc.is_some(),
+        ];
+        if !sources.contains(&true) {
             return Err(
-                "key auth.htpasswd: required (or an [auth.ldap], [auth.kerberos] or [auth.jwt] section)"
+                "key auth.htpasswd: required (or an [auth.ldap], [auth.kerberos], \
+                 [auth.jwt] or [auth.oidc] section)"
                     .into(),
             );
+        }
+        if let Some(oidc) = &self.auth.oidc {
+            oidc::validate_oidc(oidc)?;
         }
         if let Some(jwt) = &self.auth.jwt {
             tokens::validate_jwt(jwt)?;

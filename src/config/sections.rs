@@ -149,6 +149,9 @@ pub struct AuthConfig {
     /// `[auth.jwt]`: bearer JWTs from an identity provider.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt: Option<super::JwtConfig>,
+    /// `[auth.oidc]`: browser sign-in at the identity provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<super::OidcConfig>,
 }
 
 /// `[auth.kerberos]`: the gateway's HTTP service key, with which it accepts users'
@@ -179,6 +182,7 @@ impl Default for AuthConfig {
             ldap: None,
             kerberos: None,
             jwt: None,
+            oidc: None,
         }
     }
 }

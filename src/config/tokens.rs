@@ -152,7 +152,7 @@ pub(super) fn validate_tokens(tokens: &TokensConfig) -> Result<(), String> {
 }
 
 /// `https://host…` or `http://host…` (a provider on a test loopback).
-fn is_web_url(url: &str) -> bool {
+pub(super) fn is_web_url(url: &str) -> bool {
     match url.parse::<http::Uri>() {
         Ok(uri) => matches!(uri.scheme_str(), Some("https" | "http")) && uri.authority().is_some(),
         Err(_) => false,

@@ -25,6 +25,7 @@ mod observe;
 mod origin;
 mod respond;
 mod rewrite;
+mod signin;
 #[cfg(test)]
 mod tests;
 mod tokens;
@@ -43,7 +44,7 @@ use crate::audit::AuditLog;
 use crate::auth::{Authenticator, Roles};
 use crate::body::{self, Body, BoxError};
 use crate::config::{Config, IdentityMode};
-use crate::error::{RequestError, StartupError};
+use crate::error::{AuthFailure, RequestError, StartupError};
 use crate::livy;
 use crate::logging;
 use crate::metrics::Metrics;
@@ -71,6 +72,9 @@ struct Settings {
     /// `BASIC realm="<realm>"` when there are passwords to check, and
     /// `Bearer realm="<realm>"` when tokens are taken.
     challenges: Vec<HeaderValue>,
+    /// What a 401 offers a browser (`Sec-Fetch-Mode` sent): without Basic when
+    /// `[auth.oidc]` signs browsers in.
+    browser_challenges: Vec<HeaderValue>,
     /// `Strict-Transport-Security` value, if enabled.
     hsts: Option<HeaderValue>,
     /// `server.public_host`: the `X-Forwarded-Host` every request carries, when set.
@@ -98,16 +102,25 @@ impl Settings {
         let tokens = auth.jwt.is_some() || config.tokens.enabled;
         let bearer = HeaderValue::from_str(&format!("Bearer realm=\"{}\"", config.auth.realm))
             .map_err(|_| StartupError::Other("auth.realm is not a valid header value".into()))?;
-        let challenges = [
+        let challenges: Vec<HeaderValue> = [
             auth.kerberos
                 .is_some()
                 .then(|| HeaderValue::from_static("Negotiate")),
-            passwords.then_some(basic),
+            passwords.then_some(basic.clone()),
             tokens.then_some(bearer),
         ]
         .into_iter()
         .flatten()
         .collect();
+        // With browser sign-in, a browser is never offered Basic (its popup).
+        let browser_challenges = match auth.oidc.is_some() {
+            true => challenges
+                .iter()
+                .filter(|c| **c != basic)
+                .cloned()
+                .collect(),
+            false => challenges.clone(),
+        };
         let max_age = config.server.hsts_max_age.as_secs();
         let (s, l) = (&config.server, &config.livy);
         Ok(Self {
@@ -116,6 +129,7 @@ impl Settings {
             prefix,
             cookie_name: config.session.cookie_name.clone(),
             challenges,
+            browser_challenges,
             hsts: (max_age > 0)
                 .then(|| HeaderValue::from_str(&format!("max-age={max_age}")).expect("digits")),
             public_host: s
@@ -231,6 +245,8 @@ pub struct Gateway {
     yarn: Option<Yarn>,
     /// Owners confirmed with Livy, and the answers that did (outlive reloads).
     confirmations: Arc<confirm::Confirmations>,
+    /// `[auth.oidc]`: browser sign-in at the identity provider.
+    oidc: Option<Arc<crate::auth::oidc::Oidc>>,
 }
 
 impl Gateway {
@@ -273,6 +289,10 @@ impl Gateway {
             livy: parts.livy,
             logs: parts.logs,
             confirmations: Default::default(),
+            oidc: match &config.auth.oidc {
+                Some(oidc) => Some(Arc::new(crate::auth::oidc::Oidc::new(oidc)?)),
+                None => None,
+            },
         })
     }
 
@@ -394,6 +414,7 @@ impl Gateway {
         // An HTTP/1.1 client waiting for `100 Continue` sends no body after an early
         // answer: there is nothing to read, and reading would take its next request.
         let expects_continue = request.headers().contains_key(EXPECT);
+        let from_browser = request.headers().contains_key("sec-fetch-mode");
         let (parts, body) = request.into_parts();
         let mut unread = (!body.is_end_stream()).then(|| {
             let guarded = body::Guarded::new(body, self.settings.body_idle_timeout);
@@ -410,7 +431,11 @@ impl Gateway {
                 if let RequestError::Unauthenticated(reason) = error {
                     ctx.auth_failure = Some(reason);
                 }
-                let mut response = error.to_response(&self.settings.challenges);
+                let challenges = match from_browser {
+                    true => &self.settings.browser_challenges,
+                    false => &self.settings.challenges,
+                };
+                let mut response = error.to_response(challenges);
                 ctx.error = Some(error);
                 if let Some(rest) = unread.take().filter(|_| !expects_continue) {
                     // Answered before the body was read: read it after the answer,
@@ -465,11 +490,40 @@ impl Gateway {
         let record = routed.as_ref().ok().and_then(|(_, op)| op.record());
         let admitted = self.admit(&parts.headers, conn, record).await?;
         ctx.prefetched = admitted.record;
+        let prefix = &self.settings.prefix;
+        let sign_in_page = signin::page(parts.uri.path(), prefix).filter(|_| self.oidc.is_some());
+        if let Some(page) = sign_in_page.filter(|p| *p != signin::SignInPage::SignedIn) {
+            // Browser sign-in's own pages: the sign-in is what they do.
+            return self
+                .sign_in_page(page, &parts.uri, &parts.headers, conn, ctx)
+                .await;
+        }
 
         // authenticate
-        let principal = self
+        let principal = match self
             .authenticate(&parts.headers, conn, admitted.session, ctx)
-            .await?;
+            .await
+        {
+            // A browser's navigation without credentials signs in instead.
+            Err(RequestError::Unauthenticated(
+                AuthFailure::Missing | AuthFailure::UnknownSession,
+            )) if self.oidc.is_some()
+                && signin::is_navigation(
+                    &parts.method,
+                    &parts.headers,
+                    parts.uri.path(),
+                    prefix,
+                ) =>
+            {
+                let asked = parts.uri.path_and_query().map_or("", |p| p.as_str());
+                let target = match signin::is_return_target(asked, prefix) {
+                    true => asked.to_owned(),
+                    false => format!("{prefix}/oidc/signed-in"),
+                };
+                return self.begin_sign_in(&target, conn).await;
+            }
+            other => other?,
+        };
         ctx.grants = principal.grants.clone();
         ctx.token = principal.token.as_ref().and_then(|t| t.id.clone());
         match admitted.user_limit {
@@ -477,6 +531,9 @@ impl Gateway {
             None => self.state.limits.check_user(&principal.user).await?,
         }
         self.start_session(ctx).await?;
+        if sign_in_page == Some(signin::SignInPage::SignedIn) {
+            return Ok(signin::signed_in(&principal, prefix));
+        }
 
         // route
         let path = parts.uri.path();

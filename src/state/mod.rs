@@ -16,6 +16,7 @@ pub mod local;
 pub mod ownership;
 pub mod redis;
 pub mod sessions;
+pub mod signins;
 pub mod tokens;
 pub mod transfer;
 
@@ -41,6 +42,8 @@ pub struct State {
     pub ownership: Arc<dyn OwnershipStore>,
     pub limits: Arc<dyn RateLimiter>,
     pub lockouts: Arc<dyn Lockouts>,
+    /// Browser sign-ins under way (`[auth.oidc]`).
+    pub signins: Arc<dyn signins::SignInStore>,
     /// Personal access tokens, with `[tokens] enabled`.
     pub tokens: Option<Arc<dyn TokenStore>>,
     /// The shared Redis the stores use, if they use one (new limit and lockout
@@ -93,6 +96,7 @@ impl State {
             ownership: self.ownership.clone(),
             limits,
             lockouts,
+            signins: self.signins.clone(),
             tokens: self.tokens.clone(),
             redis: self.redis.clone(),
         }

@@ -45,9 +45,10 @@ def yarn_gateway(workdir):
         stop(p)
 
 
-def spark_ui_link(gw, user):
-    """A new batch of `user`'s, once running: its Spark UI link (a gateway URL)."""
-    auth = (user, PASSWORD)
+def spark_ui_link(gw, user, auth=None):
+    """A new batch of `user`'s (with their password, or `auth`), once running: its
+    Spark UI link (a gateway URL)."""
+    auth = auth or (user, PASSWORD)
     created = requests.post(f"{gw.url}/batches", json={"file": "local:/x.jar"}, auth=auth, verify=gw.ca)
     assert created.status_code == 201, created.text
     for _ in range(200):
@@ -57,6 +58,17 @@ def spark_ui_link(gw, user):
             return link
         time.sleep(0.05)
     raise AssertionError(f"no Spark UI link in {view}")
+
+
+class Bearer(requests.auth.AuthBase):
+    """`Authorization: Bearer <token>` on every request."""
+
+    def __init__(self, token):
+        self.token = token
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
 
 
 @pytest.fixture(scope="module")

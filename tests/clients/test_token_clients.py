@@ -9,7 +9,6 @@ import os
 import subprocess
 
 import pytest
-import requests
 from livy import LivyBatch, SessionState
 from requests.auth import HTTPBasicAuth
 
@@ -19,6 +18,7 @@ from sparkmagic.livyclientlib.endpoint import Endpoint
 from sparkmagic.livyclientlib.livyreliablehttpclient import LivyReliableHttpClient
 from sparkmagic.livyclientlib.livysession import LivySession
 
+from test_browser import Bearer
 from test_sparkmagic import Display
 
 
@@ -51,17 +51,6 @@ def test_curl_with_a_provider_jwt_and_with_a_gateway_token(token_gateway, http2)
     assert head.split()[1] == "401"
     assert 'bearer error="invalid_token"' in head.lower()
     assert body["error"] == "unauthorized"
-
-
-class Bearer(requests.auth.AuthBase):
-    """A bearer header on every request (what pylivy's `auth` takes)."""
-
-    def __init__(self, token):
-        self.token = token
-
-    def __call__(self, request):
-        request.headers["Authorization"] = f"Bearer {self.token}"
-        return request
 
 
 def test_pylivy_with_a_bearer_header(token_gateway):

@@ -128,6 +128,19 @@ impl Idp {
         self.ask(&format!("user {user}")).await
     }
 
+    /// Registers a web client for browser sign-in (the gateway's).
+    pub async fn register(&mut self, id: &str, secret: &str, redirect: &str, post_logout: &str) {
+        self.ask(&format!("register {id} {secret} {redirect} {post_logout}"))
+            .await;
+    }
+
+    /// `user` logs in through the authorization request `url` (any password);
+    /// the redirect back to `redirect`, unfollowed.
+    pub async fn authorize(&mut self, url: &str, user: &str, redirect: &str) -> String {
+        self.ask(&format!("authorize {url} {user} {redirect}"))
+            .await
+    }
+
     /// A hostile token of `kind` for `user` (see provider.mjs).
     pub async fn forge(&mut self, kind: &str, user: &str) -> String {
         self.ask(&format!("forge {kind} {user}")).await

@@ -12,6 +12,9 @@
 // may print notices of its own between them):
 //   client <id> <secret>   an access token by client credentials
 //   user <name>            an access token after <name> logs in (any password)
+//   authorize <url> <user> <redirect_uri>
+//                          <user> logs in through the authorization request
+//                          <url>; the redirect back to the client, unfollowed
 //   register <id> <secret> <redirect_uri> <post_logout_uri>
 //                          a confidential web client for browser sign-in (the
 //                          gateway's, once its port is known)
@@ -99,7 +102,10 @@ function configuration(keys) {
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        defaultResource: () => RESOURCE,
+        // Web clients (browser sign-in) get opaque access tokens, good at the
+        // userinfo endpoint; the others JWTs for the gateway's resource.
+        defaultResource: (_ctx, client) => (
+          webClients.some((c) => c.client_id === client.clientId) ? undefined : RESOURCE),
         useGrantedResource: () => true,
         getResourceServerInfo: () => ({
           scope: 'livy',
@@ -152,8 +158,10 @@ async function post(path, form) {
   return body.access_token;
 }
 
-// The authorization code flow, as a browser would go through it.
-async function userToken(user) {
+// The authorization code flow, as a browser would go through it: from the
+// authorization request `start` (a URL) to the redirect back to the client,
+// whose URL is returned unfollowed.
+async function authorize(start, user, redirect) {
   const jar = new Map();
   const go = async (url, init = {}) => {
     const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -174,20 +182,11 @@ async function userToken(user) {
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams(fields),
   });
-  let response = await go(`/auth?${new URLSearchParams({
-    client_id: 'notebook', response_type: 'code', scope: 'openid profile', redirect_uri: REDIRECT,
-  })}`);
+  let response = await go(start);
   for (let step = 0; step < 10; step += 1) {
     const location = response.headers.get('location');
     if (!location) throw new Error(`no redirect at step ${step}: ${response.status}`);
-    if (location.startsWith(REDIRECT)) {
-      const code = new URL(location).searchParams.get('code');
-      if (!code) throw new Error(location);
-      return post('/token', {
-        grant_type: 'authorization_code', code, redirect_uri: REDIRECT,
-        client_id: 'notebook', client_secret: 'notebook-secret',
-      });
-    }
+    if (location.startsWith(redirect)) return location;
     if (new URL(location, issuer).pathname.startsWith('/interaction/')) {
       const page = await (await go(location)).text();
       const prompt = page.includes('name="login"') ? 'login' : 'consent';
@@ -197,6 +196,19 @@ async function userToken(user) {
     }
   }
   throw new Error('the login did not finish');
+}
+
+async function userToken(user) {
+  const start = `/auth?${new URLSearchParams({
+    client_id: 'notebook', response_type: 'code', scope: 'openid profile', redirect_uri: REDIRECT,
+  })}`;
+  const back = await authorize(start, user, REDIRECT);
+  const code = new URL(back).searchParams.get('code');
+  if (!code) throw new Error(back);
+  return post('/token', {
+    grant_type: 'authorization_code', code, redirect_uri: REDIRECT,
+    client_id: 'notebook', client_secret: 'notebook-secret',
+  });
 }
 
 const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -248,6 +260,7 @@ const commands = {
     grant_type: 'client_credentials', client_id: id, client_secret: secret, scope: 'livy',
   }),
   user: ([name]) => userToken(name),
+  authorize: ([url, user, redirect]) => authorize(url, user, redirect),
   register: async ([id, secret, redirect, postLogout]) => {
     webClients.push({
       client_id: id,

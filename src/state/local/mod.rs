@@ -7,6 +7,7 @@ pub mod lockouts;
 pub mod ownership;
 pub mod ratelimit;
 pub mod sessions;
+pub mod signins;
 pub mod tokens;
 
 use std::path::Path;
@@ -32,6 +33,7 @@ pub fn open(config: &Config) -> Result<State, StartupError> {
         )?),
         limits: rate_limiter(config),
         lockouts: lockouts(config),
+        signins: Arc::new(signins::MemorySignIns::default()),
         tokens: match config.tokens.enabled {
             true => Some(Arc::new(tokens::RedbTokenStore::open(
                 &config.server.data_dir,

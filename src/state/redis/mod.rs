@@ -23,6 +23,7 @@ mod near;
 pub mod ownership;
 mod scripts;
 pub mod sessions;
+pub mod signins;
 pub mod tokens;
 
 use std::sync::{Arc, Once};
@@ -211,6 +212,7 @@ pub fn open(config: &Config, metrics: &Arc<Metrics>) -> Result<State, StartupErr
         )),
         limits: rate_limiter(&redis, config, metrics),
         lockouts: Arc::new(lockouts::RedisLockouts::new(redis.clone(), &config.login)),
+        signins: Arc::new(signins::RedisSignIns::new(redis.clone())),
         tokens: match config.tokens.enabled {
             true => Some(Arc::new(tokens::RedisTokens::new(redis.clone()))),
             false => None,
