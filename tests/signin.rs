@@ -111,8 +111,19 @@ async fn a_navigation_signs_in_and_returns_to_the_page_it_asked_for() {
         assert_eq!(r.status, 200);
         assert!(String::from_utf8_lossy(&r.body).contains("as alice"));
     }
-    let audit = gw.audit_lines();
-    assert!(audit.iter().any(|l| l["user"] == "alice"));
+    let audit = gw
+        .audit_until(|lines| {
+            lines
+                .iter()
+                .any(|l| l["user"] == "alice" && l["auth"] == "oidc")
+        })
+        .await;
+    assert!(
+        audit
+            .iter()
+            .any(|l| l["user"] == "alice" && l["auth"] == "oidc"),
+        "the callback's audit line says auth=oidc"
+    );
     let m = scrape(&gw).await;
     assert_eq!(
         metric(&m, r#"livy_gateway_signins_total{outcome="signed_in"}"#),
@@ -335,6 +346,48 @@ async fn the_callback_may_reach_another_instance_through_redis() {
         // Used on b, the state is gone for a too.
         assert_eq!(navigate(&ca, proto, &back, None).await.status, 400);
     }
+    // A sign-in whose nonce is not the ID token's is refused: the one kept in
+    // Redis is changed between the redirect and the callback.
+    let r = navigate(&ca, Proto::H2, PAGE, None).await;
+    let authorize = r.header("location").unwrap().to_owned();
+    let key = format!("livy-gateway:signin:{}", url_param(&authorize, "state"));
+    let kept = redis.cli(&["GET", &key]).await.unwrap();
+    let mut pending: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    pending["nonce"] = "another-sign-ins-nonce".into();
+    redis
+        .cli(&["SET", &key, &pending.to_string(), "PX", "60000"])
+        .await;
+    let back = on_gateway(
+        &idp.authorize(&authorize, "alice", "https://localhost:")
+            .await,
+    );
+    let r = navigate(&cb, Proto::H2, &back, None).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.session_cookie().is_none());
+    // The provider down at the callback: a page saying so, no session, no loop.
+    let r = navigate(&ca, Proto::H1, PAGE, None).await;
+    let authorize = r.header("location").unwrap().to_owned();
+    let back = on_gateway(
+        &idp.authorize(&authorize, "alice", "https://localhost:")
+            .await,
+    );
+    idp.stop().await;
+    let r = navigate(&cb, Proto::H1, &back, None).await;
+    assert_eq!(r.status, 502, "{:?}", r.body);
+    assert!(r.session_cookie().is_none());
+    assert!(String::from_utf8_lossy(&r.body).contains("/gateway/default/oidc/start"));
+    let m = scrape(&b).await;
+    assert_eq!(
+        metric(&m, r#"livy_gateway_signins_total{outcome="refused"}"#),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"livy_gateway_signins_total{outcome="provider_error"}"#
+        ),
+        1.0
+    );
     drop(secret);
     a.shutdown().await;
     b.shutdown().await;

@@ -150,10 +150,9 @@ async fn provider_tokens_work_as_bearer_and_as_basic_passwords_with_their_groups
     assert_eq!(r.status, 404, "tokens are not enabled here");
     let m = scrape(&gw).await;
     assert!(metric(&m, r#"livy_gateway_auth_total{outcome="jwt"}"#) >= 6.0);
-    let audit = audit_until(&gw, |lines| {
-        lines.iter().any(|l| l["user"] == "svc-airflow")
-    })
-    .await;
+    let audit = gw
+        .audit_until(|lines| lines.iter().any(|l| l["user"] == "svc-airflow"))
+        .await;
     let line = audit.iter().find(|l| l["user"] == "svc-airflow").unwrap();
     assert!(line["token"].as_str().is_some_and(|jti| !jti.is_empty()));
     gw.shutdown().await;
@@ -483,12 +482,13 @@ async fn gateway_tokens_are_issued_used_listed_and_revoked() {
         404
     );
     // Audit: created, used (by id), revoked; never the secret.
-    let audit = audit_until(&gw, |lines| {
-        lines
-            .iter()
-            .any(|l| l["action"] == "token.revoke" && l["status"] == 200)
-    })
-    .await;
+    let audit = gw
+        .audit_until(|lines| {
+            lines
+                .iter()
+                .any(|l| l["action"] == "token.revoke" && l["status"] == 200)
+        })
+        .await;
     let actions: Vec<&str> = audit.iter().filter_map(|l| l["action"].as_str()).collect();
     for action in ["token.create", "token.list", "token.revoke"] {
         assert!(actions.contains(&action), "{action}: {actions:?}");
@@ -653,23 +653,6 @@ async fn a_revocation_on_one_instance_holds_on_the_other_through_redis() {
     }
     a.shutdown().await;
     b.shutdown().await;
-}
-
-/// The audit log's lines once `done` holds of them (written by a thread of
-/// its own), or as they are after a bounded wait.
-async fn audit_until(
-    gw: &TestGateway,
-    done: impl Fn(&[serde_json::Value]) -> bool,
-) -> Vec<serde_json::Value> {
-    let mut lines = gw.audit_lines();
-    for _ in 0..500 {
-        if done(&lines) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        lines = gw.audit_lines();
-    }
-    lines
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -81,6 +81,7 @@ impl Gateway {
             reason,
             grants: ctx.grants.as_deref(),
             token: ctx.token.as_deref(),
+            auth: ctx.auth_method,
         });
     }
 

@@ -328,6 +328,23 @@ impl TestGateway {
             .collect()
     }
 
+    /// The audit log's lines once `done` holds of them (a thread of its own
+    /// writes them), or as they are after a bounded wait.
+    pub async fn audit_until(
+        &self,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let mut lines = self.audit_lines();
+        for _ in 0..500 {
+            if done(&lines) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            lines = self.audit_lines();
+        }
+        lines
+    }
+
     pub fn ca_path(&self) -> PathBuf {
         self.dir.path().join("certs/ca.crt")
     }
