@@ -454,6 +454,30 @@ async fn gateway_tokens_are_issued_used_listed_and_revoked() {
     ] {
         assert_eq!(create(&c, Proto::H2, "bob", bad).await.status, 400, "{bad}");
     }
+    // Another site's page cannot make or revoke one with the browser's login.
+    let auth = basic("alice", PASSWORD);
+    let one = format!("{TOKENS}/{id}");
+    for (method, path) in [(Method::POST, TOKENS), (Method::DELETE, one.as_str())] {
+        let r = c
+            .send(
+                Proto::H2,
+                method,
+                path,
+                &[
+                    ("authorization", auth.as_bytes()),
+                    ("origin", b"https://evil.example"),
+                    ("sec-fetch-site", b"cross-site"),
+                    ("content-type", b"text/plain"),
+                ],
+                r#"{"name": "forged"}"#,
+            )
+            .await;
+        let refused = (
+            r.status.as_u16(),
+            r.json()["error"].as_str().map(str::to_owned),
+        );
+        assert_eq!(refused, (403, Some("cross_origin".to_string())));
+    }
     // Only its owner (or an administrator) revokes it; then it is refused, and
     // the session it started ends.
     let path = format!("{TOKENS}/{id}");
