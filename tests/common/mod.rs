@@ -314,6 +314,21 @@ impl TestGateway {
             ..
         } = self;
         drop(runtime);
+        // Tasks the gateway left on this runtime (a token's last use being
+        // written) may hold its stores a moment longer: wait, bounded, until
+        // every store file can be opened, as a command run now will open it.
+        let data = dir.path().join("data");
+        for _ in 0..500 {
+            let files = std::fs::read_dir(&data).into_iter().flatten().flatten();
+            let held = files
+                .map(|f| f.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "redb"))
+                .any(|p| redb::Database::open(&p).is_err());
+            if !held {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let result = offline(dir.path());
         (Self::serve(dir, ca_pem, recorded, upstream).await, result)
     }
