@@ -150,6 +150,139 @@ fn yarn_route(path: &str, rest: &str, query: Option<&str>) -> Result<YarnRoute, 
     })
 }
 
+/// A request for the Spark History Server (`[yarn] historyserver`): what it is
+/// for, and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRoute {
+    pub target: HistoryTarget,
+    /// Path on the history server, still percent-encoded.
+    pub path: String,
+    /// Query string as received, without `?`.
+    pub query: Option<String>,
+}
+
+/// What a [`HistoryRoute`] asks for, which decides who may have it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryTarget {
+    /// The application list's page (its entries come from [`Self::Applications`]).
+    Home,
+    /// Scripts, styles and images.
+    Static,
+    /// `/api/v1/applications`: the list, narrowed to the caller's.
+    Applications,
+    /// An application's pages or REST resources, for its owner.
+    Application(String),
+}
+
+/// Maps `/gateway/<topology>/sparkhistory[/...]` to a history server route: `None`
+/// for any other path, 404 for one the gateway does not serve. The path and query
+/// get the same checks as Livy's; an application must be named by its exact YARN
+/// id (no other case, nothing percent-encoded), or the answer is 404 without
+/// anything sent.
+///
+/// - `/sparkhistory/` → `/` (the list), `/sparkhistory/static/...` → `/static/...`
+/// - `/sparkhistory/api/v1/applications` → the list's REST answer
+/// - `/sparkhistory/history/<application>[/...]`,
+///   `/sparkhistory/api/v1/applications/<application>[/...]` → the application's
+pub fn resolve_history(
+    path: &str,
+    query: Option<&str>,
+    prefix: &str,
+) -> Option<Result<HistoryRoute, RequestError>> {
+    let rest = path.strip_prefix(prefix)?.strip_prefix("/sparkhistory")?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    Some(history_route(path, rest, query))
+}
+
+fn history_route(
+    path: &str,
+    rest: &str,
+    query: Option<&str>,
+) -> Result<HistoryRoute, RequestError> {
+    check_path(path)?;
+    if let Some(query) = query {
+        query::check(query)?;
+    }
+    let path = match rest {
+        "" => "/",
+        rest => rest,
+    };
+    let owned = path
+        .strip_prefix("/api/v1/applications/")
+        .or_else(|| path.strip_prefix("/history/"))
+        .filter(|r| !r.is_empty());
+    let target = if path == "/" {
+        HistoryTarget::Home
+    } else if path.starts_with("/static/") {
+        HistoryTarget::Static
+    } else if matches!(path, "/api/v1/applications" | "/api/v1/applications/") {
+        HistoryTarget::Applications
+    } else if let Some(owned) = owned {
+        let application = owned.split('/').next().unwrap_or_default();
+        if !crate::yarn::apps::is_application_id(application) {
+            return Err(RequestError::NotFound);
+        }
+        HistoryTarget::Application(application.to_owned())
+    } else {
+        return Err(RequestError::NotFound);
+    };
+    Ok(HistoryRoute {
+        target,
+        path: path.to_owned(),
+        query: query.map(str::to_owned),
+    })
+}
+
+/// A page of Livy's own web UI, by the Livy path a [`Route`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiPage {
+    /// `/ui`: the sessions and batches (its scripts load the narrowed listings).
+    List,
+    /// `/ui/session/<id>`.
+    Session(u64),
+    /// `/ui/session/<id>/log`.
+    SessionLog(u64),
+    /// `/ui/batch/<id>/log`.
+    BatchLog(u64),
+    /// `/static/...`: the UI's scripts, styles and images.
+    Static,
+}
+
+impl UiPage {
+    /// The batch or session the page shows, if one.
+    pub fn resource(self) -> Option<(crate::state::Kind, u64)> {
+        use crate::state::Kind;
+        match self {
+            UiPage::Session(id) | UiPage::SessionLog(id) => Some((Kind::Session, id)),
+            UiPage::BatchLog(id) => Some((Kind::Batch, id)),
+            UiPage::List | UiPage::Static => None,
+        }
+    }
+}
+
+/// Which page of Livy's UI `livy_path` is: `None` for a path outside the UI
+/// (`/ui`, `/static/`), 404 for one of its paths the gateway does not serve.
+pub fn livy_ui(livy_path: &str) -> Option<Result<UiPage, RequestError>> {
+    if livy_path.starts_with("/static/") {
+        return Some(Ok(UiPage::Static));
+    }
+    let rest = livy_path.strip_prefix("/ui")?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let id = |segment: &str| crate::livy::numeric_id(segment).ok_or(RequestError::NotFound);
+    Some(match segments[..] {
+        [] => Ok(UiPage::List),
+        ["session", n] => id(n).map(UiPage::Session),
+        ["session", n, "log"] => id(n).map(UiPage::SessionLog),
+        ["batch", n, "log"] => id(n).map(UiPage::BatchLog),
+        _ => Err(RequestError::NotFound),
+    })
+}
+
 /// Refuses paths whose meaning could differ between the gateway and Livy. One pass
 /// over the bytes; each segment is checked when its closing `/` (or the end) is seen.
 fn check_path(path: &str) -> Result<(), RequestError> {
@@ -376,5 +509,93 @@ mod tests {
             resolve_yarn(dotted, None, p).unwrap(),
             Err(RequestError::BadPath(_))
         ));
+    }
+    #[test]
+    fn history_routes_name_their_application() {
+        let h = |path: &str| resolve_history(path, None, P);
+        let target = |path: &str| h(path).unwrap().unwrap().target;
+        assert!(h("/gateway/default/livy/v1/batches").is_none());
+        assert!(h("/gateway/default/sparkhistoryx").is_none());
+        assert_eq!(target("/gateway/default/sparkhistory"), HistoryTarget::Home);
+        assert_eq!(
+            target("/gateway/default/sparkhistory/"),
+            HistoryTarget::Home
+        );
+        assert_eq!(
+            target("/gateway/default/sparkhistory/static/historypage.js"),
+            HistoryTarget::Static
+        );
+        assert_eq!(
+            target("/gateway/default/sparkhistory/api/v1/applications"),
+            HistoryTarget::Applications
+        );
+        let app = HistoryTarget::Application("application_1_2".into());
+        assert_eq!(
+            target("/gateway/default/sparkhistory/history/application_1_2/1/jobs/"),
+            app
+        );
+        assert_eq!(
+            target(
+                "/gateway/default/sparkhistory/api/v1/applications/application_1_2/1/allexecutors"
+            ),
+            app
+        );
+        let route = h("/gateway/default/sparkhistory/history/application_1_2/1/jobs/")
+            .unwrap()
+            .unwrap();
+        assert_eq!(route.path, "/history/application_1_2/1/jobs/");
+        for path in [
+            "/gateway/default/sparkhistory/history/APPLICATION_1_2/",
+            "/gateway/default/sparkhistory/history/Application_1_2",
+            "/gateway/default/sparkhistory/history/%61pplication_1_2/",
+            "/gateway/default/sparkhistory/history/application%5F1_2/",
+            "/gateway/default/sparkhistory/history/",
+            "/gateway/default/sparkhistory/api/v1/version",
+            "/gateway/default/sparkhistory/environment/",
+        ] {
+            assert!(
+                matches!(h(path), Some(Err(RequestError::NotFound))),
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            h("/gateway/default/sparkhistory/history/application_1_2/../application_1_3/"),
+            Some(Err(RequestError::BadPath(_)))
+        ));
+    }
+
+    #[test]
+    fn livy_ui_pages_name_their_resource() {
+        assert!(livy_ui("/batches").is_none());
+        assert!(livy_ui("/uix").is_none());
+        assert_eq!(livy_ui("/ui").unwrap().unwrap(), UiPage::List);
+        assert_eq!(livy_ui("/ui/").unwrap().unwrap(), UiPage::List);
+        assert_eq!(
+            livy_ui("/ui/session/3").unwrap().unwrap(),
+            UiPage::Session(3)
+        );
+        assert_eq!(
+            livy_ui("/ui/session/3/log").unwrap().unwrap(),
+            UiPage::SessionLog(3)
+        );
+        assert_eq!(
+            livy_ui("/ui/batch/4/log").unwrap().unwrap(),
+            UiPage::BatchLog(4)
+        );
+        assert_eq!(
+            livy_ui("/static/js/livy-ui.js").unwrap().unwrap(),
+            UiPage::Static
+        );
+        for path in [
+            "/ui/session/x",
+            "/ui/batch/4",
+            "/ui/other",
+            "/ui/session/3/log/x",
+        ] {
+            assert!(
+                matches!(livy_ui(path), Some(Err(RequestError::NotFound))),
+                "{path}"
+            );
+        }
     }
 }

@@ -50,6 +50,7 @@ async fn gateway(livy: &str) -> TestGateway {
     let yarn = YarnConfig {
         resourcemanager: UpstreamUrl::parse(livy).unwrap(),
         nodemanagers: vec![HostPattern::parse(&nodemanager).unwrap()],
+        historyserver: None,
     };
     TestGateway::start(
         Options::backend(Backend::Urls(vec![livy.to_owned()])).with(move |c| c.yarn = Some(yarn)),
@@ -68,6 +69,7 @@ async fn gateway_with_resourcemanager(
     let yarn = YarnConfig {
         resourcemanager: UpstreamUrl::parse(&format!("http://{rm}")).unwrap(),
         nodemanagers: Vec::new(),
+        historyserver: None,
     };
     TestGateway::start(
         Options::backend(Backend::Urls(vec![livy])).with(move |c| c.yarn = Some(yarn)),
@@ -397,6 +399,7 @@ async fn an_https_only_cluster_is_reached_over_tls_for_pages_and_logs() {
     let yarn = YarnConfig {
         resourcemanager: UpstreamUrl::parse(&cluster).unwrap(),
         nodemanagers: vec![HostPattern::parse(&nm).unwrap()],
+        historyserver: None,
     };
     let gw = TestGateway::start(Options::backend(Backend::Urls(vec![cluster.clone()])).with(
         move |c| {
@@ -477,6 +480,7 @@ async fn a_resourcemanager_that_is_down_is_a_json_502_for_both_protocols() {
     let yarn = YarnConfig {
         resourcemanager: UpstreamUrl::parse(&down).unwrap(),
         nodemanagers: Vec::new(),
+        historyserver: None,
     };
     let gw = TestGateway::start(
         Options::backend(Backend::Urls(vec![livy.clone()])).with(move |c| c.yarn = Some(yarn)),

@@ -61,6 +61,18 @@ struct Cli {
     /// warns anyone but an application's owner (the `doAs` user) first.
     #[arg(long, requires = "serve_yarn")]
     secure_yarn: bool,
+    /// Also serve a stand-in Spark History Server on this address (plain HTTP),
+    /// holding every batch's and session's application; with --serve-yarn, the
+    /// ResourceManager's proxy sends finished applications' pages there.
+    #[arg(long, value_name = "ADDR")]
+    history_listen: Option<SocketAddr>,
+    /// An application the history server holds that Livy does not list
+    /// (`<application id>:<user>`; repeatable).
+    #[arg(long, value_name = "APP:USER", requires = "history_listen")]
+    history_app: Vec<String>,
+    /// Behave like livy.ui.basePath: the path Livy's UI pages start their links with.
+    #[arg(long, value_name = "PATH", default_value = "")]
+    ui_base_path: String,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +89,22 @@ fn main() -> ExitCode {
         eprintln!("error: --speed must be a positive number");
         return ExitCode::FAILURE;
     }
+    let mut history_apps = Vec::new();
+    for app in &cli.history_app {
+        match app.split_once(':') {
+            Some((id, user)) if id.starts_with("application_") && !user.is_empty() => history_apps
+                .push(sim::HistoryApp {
+                    id: id.to_owned(),
+                    name: format!("{id} (history only)"),
+                    user: user.to_owned(),
+                    completed: true,
+                }),
+            _ => {
+                eprintln!("error: --history-app {app:?}: use <application id>:<user>");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let config = SimConfig {
         version,
         speed: cli.speed,
@@ -89,8 +117,11 @@ fn main() -> ExitCode {
             resourcemanager: cli.resourcemanager,
             nodemanager: cli.nodemanager,
             secure: cli.secure_yarn,
+            historyserver: cli.history_listen.map(|addr| format!("http://{addr}")),
         },
         serve_yarn: cli.serve_yarn,
+        ui_base_path: cli.ui_base_path,
+        history_apps,
     };
     if let Some(path) = &config.journal {
         if let Err(e) = sim::journal::Journal::open(path) {
@@ -125,6 +156,21 @@ fn main() -> ExitCode {
         };
         tracing::info!(listen = %cli.listen, version = version.release(), "livy-sim listening");
         let sim = Arc::new(Simulator::new(config));
+        if let Some(addr) = cli.history_listen {
+            let listener = match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: cannot listen on {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            tracing::info!(listen = %addr, "livy-sim history server listening");
+            tokio::spawn(sim::run_history(
+                listener,
+                sim.clone(),
+                std::future::pending(),
+            ));
+        }
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };

@@ -415,6 +415,9 @@ impl fmt::Display for Config {
                     false => nodes.join(", "),
                 }
             )?;
+            if let Some(history) = &y.historyserver {
+                writeln!(f, "  history:       {history} (Spark History Server)")?;
+            }
         }
         if let Some(k) = &l.kerberos {
             let principal = match k.principal.is_empty() {

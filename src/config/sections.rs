@@ -402,6 +402,11 @@ pub struct YarnConfig {
     /// `*.<domain>:port`); none: driver-log links are not rewritten.
     #[serde(default)]
     pub nodemanagers: Vec<HostPattern>,
+    /// The Spark History Server's web address, e.g. `http://shs.internal:18080`
+    /// (`https://` trusted with `[livy] ca_file`): finished applications' pages
+    /// under `/sparkhistory/`, each user seeing only their own.
+    #[serde(default)]
+    pub historyserver: Option<UpstreamUrl>,
 }
 
 impl YarnConfig {

@@ -20,9 +20,13 @@ mod confirm;
 mod context;
 mod forward;
 pub mod headers;
+mod history;
 mod limit;
+mod livy_ui;
 mod observe;
 mod origin;
+mod pages;
+mod relay;
 mod respond;
 mod rewrite;
 mod signin;
@@ -415,6 +419,9 @@ impl Gateway {
         // answer: there is nothing to read, and reading would take its next request.
         let expects_continue = request.headers().contains_key(EXPECT);
         let from_browser = request.headers().contains_key("sec-fetch-mode");
+        // Only browsers send `Sec-Fetch-Mode`: other clients never pay for the check.
+        let navigation = from_browser
+            && pages::is_navigation(&method, request.headers(), &path, &self.settings.prefix);
         let (parts, body) = request.into_parts();
         let mut unread = (!body.is_end_stream()).then(|| {
             let guarded = body::Guarded::new(body, self.settings.body_idle_timeout);
@@ -436,6 +443,11 @@ impl Gateway {
                     false => &self.settings.challenges,
                 };
                 let mut response = error.to_response(challenges);
+                if let Some((service, home)) = ctx.page_service.filter(|_| navigation) {
+                    // A person's navigation to a web UI's page gets a page.
+                    let home = format!("{}{home}", self.settings.prefix);
+                    response = pages::error_page(&error, service, &home, response);
+                }
                 ctx.error = Some(error);
                 if let Some(rest) = unread.take().filter(|_| !expects_continue) {
                     // Answered before the body was read: read it after the answer,
@@ -508,7 +520,7 @@ impl Gateway {
             Err(RequestError::Unauthenticated(
                 AuthFailure::Missing | AuthFailure::UnknownSession,
             )) if self.oidc.is_some()
-                && signin::is_navigation(
+                && pages::is_navigation(
                     &parts.method,
                     &parts.headers,
                     parts.uri.path(),
@@ -545,7 +557,15 @@ impl Gateway {
             // The YARN web UIs: their own authorize → forward → respond.
             return Box::pin(self.yarn(parts, yarn?, &principal, conn, ctx)).await;
         }
+        if let Some(history) = route::resolve_history(path, parts.uri.query(), prefix) {
+            // The Spark History Server: likewise.
+            return Box::pin(self.history(parts, history?, &principal, conn, ctx)).await;
+        }
         let (route, operation) = routed?;
+        if let Some(page) = route::livy_ui(&route.path) {
+            // Livy's own web UI: likewise.
+            return Box::pin(self.livy_ui(parts, route, page?, &principal, conn, ctx)).await;
+        }
         livy::check_content_type(&parts.headers, &parts.method, &route.path)?;
         ctx.action = Some(operation.action);
 

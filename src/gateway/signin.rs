@@ -14,10 +14,11 @@
 //! Whatever goes wrong ends on a small page saying what happened, with a link to
 //! start again: never a loop, never a redirect to anywhere but this gateway.
 
-use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
-use http::{HeaderMap, Method, Response, StatusCode, Uri};
+use http::header::{HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE};
+use http::{HeaderMap, Response, StatusCode, Uri};
 
 use super::context::{ConnInfo, RequestContext};
+use super::pages::html_page;
 use super::Gateway;
 use crate::auth::oidc::SignInError;
 use crate::auth::Principal;
@@ -54,54 +55,6 @@ pub(super) fn page(path: &str, prefix: &str) -> Option<SignInPage> {
     }
 }
 
-/// Whether a request is a browser's navigation to a page: a GET whose `Accept`
-/// prefers HTML, not made by a page's script (`X-Requested-With`,
-/// `Sec-Fetch-Mode` other than `navigate`), and not for Livy's API.
-pub(super) fn is_navigation(
-    method: &Method,
-    headers: &HeaderMap,
-    path: &str,
-    prefix: &str,
-) -> bool {
-    if *method != Method::GET || headers.contains_key("x-requested-with") {
-        return false;
-    }
-    if let Some(mode) = headers.get("sec-fetch-mode") {
-        if mode.as_bytes() != b"navigate" {
-            return false;
-        }
-    }
-    let api = path
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix("/livy/"))
-        .is_some_and(|rest| !rest.starts_with("ui"));
-    !api && prefers_html(headers)
-}
-
-/// Whether `Accept` ranks `text/html` above `application/json` (a browser's
-/// navigation does; `*/*` alone does not).
-fn prefers_html(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let weight = |wanted: &str| {
-        accept
-            .split(',')
-            .filter_map(|item| {
-                let mut parts = item.split(';');
-                let kind = parts.next()?.trim();
-                let q = parts
-                    .filter_map(|p| p.trim().strip_prefix("q="))
-                    .find_map(|q| q.trim().parse::<f32>().ok())
-                    .unwrap_or(1.0);
-                (kind.eq_ignore_ascii_case(wanted)).then_some(q)
-            })
-            .fold(0.0f32, f32::max)
-    };
-    let html = weight("text/html");
-    html > 0.0 && html >= weight("application/json")
-}
-
 /// Whether `target` is a path on this gateway a sign-in may return to: under
 /// the topology, no scheme or authority, no backslash, no control character,
 /// nothing encoded that could turn it into one (`%2f%2f`, `%5c`).
@@ -120,55 +73,6 @@ pub(super) fn is_return_target(target: &str, prefix: &str) -> bool {
             .unwrap_or("")
             .contains("/../")
         && !target.contains("/./")
-}
-
-/// HTML text with `&`, `<`, `>`, `"` and `'` escaped.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A small page of the gateway's own: a title, a sentence, a link; with
-/// `refresh`, the browser follows the link at once.
-fn html_page(
-    status: StatusCode,
-    title: &str,
-    text: &str,
-    link: &str,
-    refresh: bool,
-) -> Response<Body> {
-    let (title, text, link) = (escape(title), escape(text), escape(link));
-    let refresh = match refresh {
-        true => format!(r#"<meta http-equiv="refresh" content="0;url={link}">"#),
-        false => String::new(),
-    };
-    let page = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\">{refresh}<title>{title}</title></head>\
-         <body><h1>{title}</h1><p>{text}</p><p><a href=\"{link}\">{link}</a></p></body></html>"
-    );
-    let mut response = Response::new(body::full(page));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html;charset=utf-8"),
-    );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; form-action 'none'; frame-ancestors 'none'"),
-    );
-    response
 }
 
 /// `/oidc/signed-in` for a signed-in caller: who they are, and the way out.
@@ -492,67 +396,5 @@ mod tests {
         ] {
             assert!(!is_return_target(bad, PREFIX), "{bad}");
         }
-    }
-
-    #[test]
-    fn only_a_browsers_navigation_to_a_page_is_sent_to_sign_in() {
-        let headers = |pairs: &[(&'static str, &'static str)]| {
-            let mut h = HeaderMap::new();
-            for (name, value) in pairs {
-                h.insert(*name, HeaderValue::from_static(value));
-            }
-            h
-        };
-        let browser = headers(&[
-            (
-                "accept",
-                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-            ),
-            ("sec-fetch-mode", "navigate"),
-        ]);
-        let page = "/gateway/default/yarn/proxy/application_1_0001/";
-        assert!(is_navigation(&Method::GET, &browser, page, PREFIX));
-        assert!(is_navigation(
-            &Method::GET,
-            &browser,
-            "/gateway/default/livy/ui",
-            PREFIX
-        ));
-        assert!(!is_navigation(&Method::POST, &browser, page, PREFIX));
-        assert!(!is_navigation(
-            &Method::GET,
-            &browser,
-            "/gateway/default/livy/v1/batches",
-            PREFIX
-        ));
-        let script = headers(&[("accept", "text/html"), ("sec-fetch-mode", "cors")]);
-        assert!(!is_navigation(&Method::GET, &script, page, PREFIX));
-        let xhr = headers(&[
-            ("accept", "text/html"),
-            ("x-requested-with", "XMLHttpRequest"),
-        ]);
-        assert!(!is_navigation(&Method::GET, &xhr, page, PREFIX));
-        for api in [
-            "*/*",
-            "application/json",
-            "application/json, text/html;q=0.5",
-        ] {
-            let h = headers(&[("accept", Box::leak(api.to_string().into_boxed_str()))]);
-            assert!(!is_navigation(&Method::GET, &h, page, PREFIX), "{api}");
-        }
-        assert!(!is_navigation(
-            &Method::GET,
-            &HeaderMap::new(),
-            page,
-            PREFIX
-        ));
-    }
-
-    #[test]
-    fn pages_escape_what_they_show() {
-        assert_eq!(
-            escape(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
     }
 }

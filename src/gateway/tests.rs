@@ -384,12 +384,13 @@ async fn names_resolve_to_ids_for_their_owner_only() {
 #[tokio::test]
 async fn other_livy_paths_are_for_administrators() {
     let s = setup(|_| {});
-    let r = s.call("alice", Method::GET, "/ui", "").await;
+    // Livy's metrics servlet (its UI has its own rules: `livy_ui.rs`).
+    let r = s.call("alice", Method::GET, "/metrics", "").await;
     assert_eq!(r.status, 404);
     assert!(s.livy.seen().is_empty());
-    let r = s.call("admin", Method::GET, "/ui", "").await;
+    let r = s.call("admin", Method::GET, "/metrics", "").await;
     assert_eq!(r.status, 200);
-    assert_eq!(s.livy.seen()[0].target, "/ui?doAs=admin");
+    assert_eq!(s.livy.seen()[0].target, "/metrics?doAs=admin");
     let r = s.call("alice", Method::GET, "/version", "").await;
     assert_eq!(r.status, 200, "open to everyone");
 }

@@ -16,16 +16,12 @@
 //! UI. Pages are streamed with their links rewritten; other content (logs as
 //! text, CSS, JavaScript, images) streams unchanged.
 
-use http::header::{
-    HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_SECURITY_POLICY,
-    CONTENT_TYPE, LOCATION, SET_COOKIE,
-};
+use http::header::{HeaderValue, CONTENT_LENGTH};
 use http::{Method, Response, StatusCode};
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::context::{ConnInfo, RequestContext};
-use super::headers;
+use super::relay::{page_response, PageRequest};
 use super::respond::buffer;
 use super::Gateway;
 use crate::auth::Principal;
@@ -34,17 +30,12 @@ use crate::error::RequestError;
 use crate::livy::listing;
 use crate::route::{YarnRoute, YarnTarget};
 use crate::state::Kind;
-use crate::upstream::Livy;
+use crate::yarn::approval;
 use crate::yarn::links::Source;
 use crate::yarn::Yarn;
-use crate::yarn::{approval, html};
 
-/// The policy for pages shown to someone other than the application's owner: an
-/// opaque origin (no `allow-same-origin`), so nothing on the page can use the
-/// viewer's gateway login; no forms and no pop-ups (`form-action 'none'` as well),
-/// so it cannot submit one to the gateway, where a browser would add the viewer's
-/// cached Basic login.
-const SANDBOX: HeaderValue = HeaderValue::from_static("sandbox allow-scripts; form-action 'none'");
+/// The service a navigation's error page names, and the page it links to.
+const YARN_UI: (&str, &str) = ("The cluster's YARN web UI", "/livy/ui");
 
 impl Gateway {
     /// Serves one YARN UI request for `principal`.
@@ -62,6 +53,7 @@ impl Gateway {
             YarnTarget::NodeManager { .. } => "yarn.logs",
         });
         ctx.resource = Some(route.application.clone());
+        ctx.page_service = Some(YARN_UI);
         if !matches!(parts.method, Method::GET | Method::HEAD) {
             return Err(RequestError::MethodNotAllowed);
         }
@@ -80,78 +72,28 @@ impl Gateway {
             return Err(owner.err().unwrap_or(RequestError::NotFound));
         }
 
-        // forward: the caller's identity asserted as to Livy, their own removed;
-        // pages asked for uncompressed, as their links are rewritten on the way.
-        let mut headers = parts.headers;
-        headers.remove(ACCEPT_ENCODING);
-        let query = self.asserted_query(route.query.as_deref(), &principal.user, &[], &[]);
-        ctx.effective_user = Some(principal.user.to_string());
-        let request = self.livy_request(
-            parts.method,
-            &route.path,
-            query.query.as_deref(),
-            headers,
-            body::empty(),
-            Some(conn),
-            &ctx.request_id,
-        )?;
-        let started = Instant::now();
-        let response = upstream.send(request).await;
-        ctx.upstream_time = Some(started.elapsed());
-        let response = response?;
-        ctx.upstream_status = Some(response.status().as_u16());
-
-        // respond: links in the head and in pages point at the gateway; of the
-        // upstream's cookies only YARN's record of its warning to a non-owner.
-        let (mut head, body) = response.into_parts();
+        // forward, then respond: of the upstream's cookies only YARN's record of
+        // its warning to a non-owner.
+        let page = PageRequest {
+            method: parts.method,
+            path: &route.path,
+            query: route.query.as_deref(),
+            headers: parts.headers,
+            context: None,
+            withheld: &[],
+        };
+        let response = self
+            .send_page(upstream.as_ref(), page, &principal.user, conn, ctx)
+            .await?;
         let approvals = match source {
             Source::ResourceManager => approval::passed_on(
-                &head.headers,
+                response.headers(),
                 &route.application,
                 &yarn.links.proxy_path(&route.application),
             ),
-            Source::NodeManager(_) => Vec::new(),
+            Source::NodeManager(_) | Source::HistoryServer => Vec::new(),
         };
-        headers::keep_page_headers(&mut head.headers);
-        for cookie in approvals {
-            head.headers.append(SET_COOKIE, cookie);
-        }
-        if let Some(location) = head.headers.get(LOCATION) {
-            let rewritten = location
-                .to_str()
-                .ok()
-                .and_then(|l| match headers::is_relative_path(l) {
-                    true => Some(l.to_owned()),
-                    false => yarn.links.href(l, &source),
-                })
-                .and_then(|l| HeaderValue::from_str(&l).ok())
-                .ok_or(RequestError::UpstreamRedirect)?;
-            head.headers.insert(LOCATION, rewritten);
-        }
-        // A page still compressed (a server that ignored the request) passes as is.
-        let is_html = head
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
-            && head
-                .headers
-                .get(CONTENT_ENCODING)
-                .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"));
-        let body = match is_html {
-            true => {
-                head.headers.remove(CONTENT_LENGTH);
-                html::rewrite(body, yarn.links.clone(), source)
-            }
-            false => body,
-        };
-        if !own {
-            // An administrator looking at someone else's application: what its
-            // application master serves runs in a sandbox, never as the gateway's
-            // origin, where its scripts could act with the administrator's login.
-            head.headers.insert(CONTENT_SECURITY_POLICY, SANDBOX);
-        }
-        Ok(Response::from_parts(head, body))
+        page_response(response, &yarn.links, source, own, approvals)
     }
 
     /// Whose `application` is: remembered from a view the gateway relayed, or else

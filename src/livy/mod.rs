@@ -5,11 +5,13 @@
 //! [`body`] parses and rewrites create bodies; [`query`] strips identity parameters
 //! and appends the asserted `doAs`; [`listing`] filters collection listings down to
 //! the caller's own resources; [`check_content_type`] refuses bodies Livy's
-//! framework would read parameters from.
+//! framework would read parameters from; [`ui`] makes Livy's web UI pages work
+//! under the gateway, safely.
 
 pub mod body;
 pub mod listing;
 pub mod query;
+pub mod ui;
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method};

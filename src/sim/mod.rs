@@ -8,32 +8,32 @@
 //! derived from elapsed time ([`model`]); `--speed` makes them faster. A passive
 //! server of an HA pair (`--redirect-to`), a journal of creations (`--journal`,
 //! [`journal`]) and stand-in YARN pages (`--serve-yarn`) are there for the
-//! gateway's failover and `[yarn]` tests.
+//! gateway's failover and `[yarn]` tests; a stand-in Spark History Server on a
+//! second port (`--history-listen`, [`history`]) and Livy's web UI ([`ui`],
+//! `--ui-base-path`) for its history and UI routes.
 
+pub mod history;
 pub mod interpreters;
 pub mod journal;
 pub mod logs;
 pub mod model;
 mod requests;
+mod serve;
+mod ui;
 mod yarn;
 
+pub use history::App as HistoryApp;
+pub use serve::{run, run_history, run_tls};
+
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{json, Map, Value};
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::body::{self, Body};
@@ -67,6 +67,11 @@ pub struct SimConfig {
     pub cluster: Cluster,
     /// Serve stand-in YARN pages ([`yarn`]) besides Livy's API.
     pub serve_yarn: bool,
+    /// Like `livy.ui.basePath`: what Livy's UI pages ([`ui`]) start their links with.
+    pub ui_base_path: String,
+    /// Applications the history server holds besides those of the batches and
+    /// sessions here (ones Livy no longer lists).
+    pub history_apps: Vec<HistoryApp>,
 }
 
 impl Default for SimConfig {
@@ -81,6 +86,8 @@ impl Default for SimConfig {
             journal: None,
             cluster: Cluster::default(),
             serve_yarn: false,
+            ui_base_path: String::new(),
+            history_apps: Vec::new(),
         }
     }
 }
@@ -101,6 +108,8 @@ pub struct Simulator {
     epoch: (Instant, u64),
     state: Mutex<State>,
     journal: Option<journal::Journal>,
+    /// Paths (with queries) the history server was asked for, in order.
+    history_requests: Mutex<Vec<String>>,
 }
 
 const CSRF_PAGE: &str = "<html><head><title>Error 400 Missing Required Header for CSRF protection.</title></head>\
@@ -124,6 +133,7 @@ impl Simulator {
             epoch: (Instant::now(), wall),
             state: Mutex::new(State::default()),
             journal,
+            history_requests: Mutex::new(Vec::new()),
         }
     }
 
@@ -138,14 +148,23 @@ impl Simulator {
         }
         if self.config.serve_yarn {
             let owner = |app: &str| self.application_user(app);
+            let finished = |app: &str| {
+                self.applications()
+                    .iter()
+                    .any(|a| a.id == app && a.completed)
+            };
             if let Some(page) = yarn::page(
                 request.uri(),
                 request.headers(),
                 &self.config.cluster,
                 owner,
+                finished,
             ) {
                 return page;
             }
+        }
+        if let Some(page) = ui::page(request.uri().path(), &self.config.ui_base_path) {
+            return page;
         }
         let query = parse_query(request.uri().query());
         let method = effective_method(&request, &query);
@@ -629,6 +648,66 @@ impl Simulator {
     }
 
     /// Whom YARN runs `app` as: the proxy user Livy asked for, else Livy's own.
+    /// Answers one request to the stand-in history server ([`history`]).
+    pub fn handle_history<B>(&self, request: &Request<B>) -> Response<Body> {
+        let uri = request.uri();
+        let asked = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+        self.history_requests
+            .lock()
+            .expect("history lock")
+            .push(asked.to_owned());
+        history::answer(
+            uri,
+            request.headers(),
+            &self.applications(),
+            &self.config.cluster,
+        )
+    }
+
+    /// What the history server was asked for so far (paths with queries).
+    pub fn history_requests(&self) -> Vec<String> {
+        self.history_requests.lock().expect("history lock").clone()
+    }
+
+    /// The applications the history server holds: every batch's and session's
+    /// that has started, then [`SimConfig::history_apps`].
+    fn applications(&self) -> Vec<HistoryApp> {
+        let state = self.state.lock().expect("sim lock");
+        let now = Instant::now();
+        let user = |proxy: &Option<String>, owner: &Option<String>| {
+            proxy
+                .clone()
+                .or_else(|| owner.clone())
+                .unwrap_or_else(|| "livy".into())
+        };
+        let batches = state.batches.values().filter_map(|b| {
+            let phase = b.state(now, &self.timings);
+            (phase != "starting").then(|| HistoryApp {
+                id: b.app_id(),
+                name: b.name.clone().unwrap_or_else(|| format!("batch {}", b.id)),
+                user: user(&b.proxy_user, &b.owner),
+                completed: matches!(phase, "success" | "dead"),
+            })
+        });
+        let started = state
+            .sessions
+            .values()
+            .filter(|s| s.state(now, &self.timings) != "starting");
+        let sessions = started.map(|s| HistoryApp {
+            id: s.app_id(),
+            name: s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("session {}", s.id)),
+            user: user(&s.proxy_user, &s.owner),
+            completed: false,
+        });
+        batches
+            .chain(sessions)
+            .chain(self.config.history_apps.iter().cloned())
+            .collect()
+    }
+
     fn application_user(&self, app: &str) -> Option<String> {
         let state = self.state.lock().expect("sim lock");
         let batches = state.batches.values().filter(|b| b.app_id() == app);
@@ -717,72 +796,4 @@ fn redirect(active: &str, uri: &http::Uri) -> Response<Body> {
             .insert(http::header::LOCATION, location);
     }
     response
-}
-
-/// Serves the simulator on `listener` (plain HTTP/1.1 and h2c) until `shutdown`.
-pub async fn run(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Future<Output = ()>) {
-    serve(listener, sim, None, shutdown).await
-}
-
-/// Serves the simulator over TLS (HTTP/1.1 and HTTP/2) until `shutdown`: a Livy,
-/// ResourceManager and NodeManager on https, as in a cluster whose
-/// `yarn.http.policy` is `HTTPS_ONLY`.
-pub async fn run_tls(
-    listener: TcpListener,
-    sim: Arc<Simulator>,
-    tls: tokio_rustls::TlsAcceptor,
-    shutdown: impl Future<Output = ()>,
-) {
-    serve(listener, sim, Some(tls), shutdown).await
-}
-
-/// A connection's stream, plain or TLS (one type for both: the simulator's cost
-/// of a dynamic call is nothing to its users).
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
-
-async fn serve(
-    listener: TcpListener,
-    sim: Arc<Simulator>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shutdown: impl Future<Output = ()>,
-) {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    tracing::warn!(%error, "livy-sim: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let sim = sim.clone();
-        let service = service_fn(move |request: Request<Incoming>| {
-            let sim = sim.clone();
-            async move { Ok::<_, Infallible>(sim.handle(request).await) }
-        });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let io: Box<dyn Io> = match tls {
-                None => Box::new(stream),
-                Some(tls) => match tls.accept(stream).await {
-                    Ok(stream) => Box::new(stream),
-                    Err(_) => return,
-                },
-            };
-            let connection = builder.serve_connection(TokioIo::new(io), service);
-            let _ = watcher.watch(connection.into_owned()).await;
-        });
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }

@@ -154,6 +154,9 @@ pub struct Cluster {
     /// A secured (Kerberized) cluster: the ResourceManager's proxy warns anyone
     /// but an application's owner before showing its pages ([`super::yarn`]).
     pub secure: bool,
+    /// The Spark History Server's web address (`spark.yarn.historyServer.address`):
+    /// where the ResourceManager's proxy sends a finished application's pages.
+    pub historyserver: Option<String>,
 }
 
 impl Cluster {
@@ -173,6 +176,7 @@ impl Default for Cluster {
             resourcemanager: "http://livy-sim-rm:8088".into(),
             nodemanager: "livy-sim-nm1:8042".into(),
             secure: false,
+            historyserver: None,
         }
     }
 }

@@ -9,7 +9,9 @@
 //! what YARN's `WebAppProxyServlet` does for anyone but an application's owner
 //! (here the `doAs` user): a warning page first, remembered in a
 //! `checked_<application>` cookie ([`check`]); and every answer carries the
-//! `hadoop.auth` cookie of its SPNEGO login, as a real one does.
+//! `hadoop.auth` cookie of its SPNEGO login, as a real one does. A finished
+//! application's pages, with a history server in the cluster, are a redirection
+//! to it.
 
 use cookie::Cookie;
 use http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
@@ -33,10 +35,16 @@ pub fn page(
     headers: &HeaderMap,
     cluster: &Cluster,
     owner: impl Fn(&str) -> Option<String>,
+    finished: impl Fn(&str) -> bool,
 ) -> Option<Response<Body>> {
     let path = uri.path();
     if let Some(rest) = path.strip_prefix("/proxy/") {
         let (app, sub) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if let Some(history) = cluster.historyserver.as_ref().filter(|_| finished(app)) {
+            // A finished application's pages are the history server's: YARN's
+            // proxy sends the browser to the tracking URL Spark left behind.
+            return Some(redirect(&format!("{history}/history/{app}/1{sub}")));
+        }
         if !cluster.secure {
             return Some(proxied(app, sub, cluster));
         }
@@ -60,6 +68,15 @@ pub fn page(
         [container, _, file] => Some(html(StatusCode::OK, log_file(container, file))),
         _ => None,
     }
+}
+
+/// A `302` to `location`.
+fn redirect(location: &str) -> Response<Body> {
+    let mut response = html(StatusCode::FOUND, String::new());
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    response
 }
 
 /// What the ResourceManager's proxy relays of `app`'s Spark UI at `sub`.

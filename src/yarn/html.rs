@@ -174,6 +174,7 @@ mod tests {
         let config = YarnConfig {
             resourcemanager: UpstreamUrl::parse("http://rm:8088").unwrap(),
             nodemanagers: vec![HostPattern::parse("*.cluster:8042").unwrap()],
+            historyserver: None,
         };
         Arc::new(Links::new(&config, "/gateway/default"))
     }

@@ -15,7 +15,7 @@
 
 use serde_json::Value;
 
-use crate::config::{is_host_name, HostPattern, YarnConfig};
+use crate::config::{is_host_name, HostPattern, UpstreamUrl, YarnConfig};
 
 /// The server a page came from, which decides what its root-relative links mean.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub enum Source {
     ResourceManager,
     /// A NodeManager, by `host:port`.
     NodeManager(String),
+    /// The Spark History Server.
+    HistoryServer,
 }
 
 /// The rules for one configuration.
@@ -34,6 +36,10 @@ pub struct Links {
     /// `http://` or `https://`: how NodeManagers are reached (the ResourceManager's).
     nm_scheme: &'static str,
     nodemanagers: Vec<HostPattern>,
+    /// `/gateway/<topology>/sparkhistory`.
+    history_prefix: String,
+    /// `scheme://host:port` of the Spark History Server, if `[yarn]` names one.
+    history_origin: Option<String>,
 }
 
 impl Links {
@@ -43,7 +49,16 @@ impl Links {
             rm_origin: config.resourcemanager.origin(),
             nm_scheme: config.nodemanager_scheme(),
             nodemanagers: config.nodemanagers.clone(),
+            history_prefix: format!("{gateway_path}/sparkhistory"),
+            history_origin: config.historyserver.as_ref().map(UpstreamUrl::origin),
         }
+    }
+
+    /// `/gateway/<topology>/sparkhistory`: where the history server's root is
+    /// served, and the `X-Forwarded-Context` it is told, so Spark writes that
+    /// prefix into its links, scripts and REST calls.
+    pub fn history_prefix(&self) -> &str {
+        &self.history_prefix
     }
 
     /// The gateway path of the ResourceManager's proxy of `application`
@@ -62,12 +77,18 @@ impl Links {
         is_host_name(host) && self.nodemanagers.iter().any(|p| p.matches(host, port))
     }
 
-    /// The gateway path for an absolute URL of the ResourceManager's proxy or of
-    /// an allowed NodeManager's pages; `None` for anything else.
+    /// The gateway path for an absolute URL of the ResourceManager's proxy, of an
+    /// allowed NodeManager's pages or of the history server; `None` for anything
+    /// else.
     pub fn path_for(&self, url: &str) -> Option<String> {
         if let Some(rest) = strip_origin(url, &self.rm_origin).filter(|r| r.starts_with("/proxy/"))
         {
             return Some(format!("{}{rest}", self.prefix));
+        }
+        if let Some(origin) = &self.history_origin {
+            if let Some(rest) = strip_origin(url, origin) {
+                return Some(format!("{}{}", self.history_prefix, or_root(rest)));
+            }
         }
         let rest = strip_ignoring_case(url, self.nm_scheme)?;
         let (authority, path) = rest.split_at(rest.find('/')?);
@@ -93,6 +114,9 @@ impl Links {
             }
             Source::NodeManager(authority) if href.starts_with("/node/") => {
                 Some(format!("{}/nm/{authority}{href}", self.prefix))
+            }
+            Source::HistoryServer if is_history_path(href) => {
+                Some(format!("{}{href}", self.history_prefix))
             }
             _ => None,
         }
@@ -132,6 +156,25 @@ impl Links {
     }
 }
 
+/// Whether a root-relative link from the history server is one of its own pages
+/// written without the gateway's prefix (a server whose Spark ignores
+/// `X-Forwarded-Context`, or a link Spark builds without the UI root).
+fn is_history_path(href: &str) -> bool {
+    ["/history/", "/api/v1/", "/static/"]
+        .iter()
+        .any(|p| href.starts_with(p))
+        || href == "/"
+        || href.starts_with("/?")
+}
+
+/// A path that may be empty (an origin alone) as a path: `/`.
+fn or_root(rest: &str) -> &str {
+    match rest {
+        "" => "/",
+        rest => rest,
+    }
+}
+
 /// `url` after `prefix`, which it starts with in any case (schemes and host names
 /// are case-insensitive).
 fn strip_ignoring_case<'a>(url: &'a str, prefix: &str) -> Option<&'a str> {
@@ -149,13 +192,13 @@ fn strip_origin<'a>(url: &'a str, origin: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::UpstreamUrl;
     use serde_json::json;
 
     fn links() -> Links {
         let config = YarnConfig {
             resourcemanager: UpstreamUrl::parse("http://rm.internal:8088").unwrap(),
             nodemanagers: vec![HostPattern::parse("*.cluster.internal:8042").unwrap()],
+            historyserver: None,
         };
         Links::new(&config, "/gateway/default")
     }
@@ -187,6 +230,7 @@ mod tests {
         let config = YarnConfig {
             resourcemanager: UpstreamUrl::parse("https://rm.internal:8090").unwrap(),
             nodemanagers: vec![HostPattern::parse("*.cluster.internal:8044").unwrap()],
+            historyserver: None,
         };
         let l = Links::new(&config, "/gateway/default");
         assert_eq!(
@@ -257,5 +301,43 @@ mod tests {
         );
         assert_eq!(l.href("http://rm.internal:80880/proxy/x", &rm), None);
         assert_eq!(l.href("http://127.0.0.1:8042/node/x", &rm), None);
+    }
+
+    #[test]
+    fn history_server_links_lead_to_its_route() {
+        let config = YarnConfig {
+            resourcemanager: UpstreamUrl::parse("http://rm.internal:8088").unwrap(),
+            nodemanagers: Vec::new(),
+            historyserver: Some(UpstreamUrl::parse("http://shs.internal:18080").unwrap()),
+        };
+        let l = Links::new(&config, "/gateway/default");
+        let shs = Source::HistoryServer;
+        // YARN's redirection of a finished application, and Spark's absolute links.
+        assert_eq!(
+            l.path_for("http://SHS.internal:18080/history/application_1_1/1")
+                .as_deref(),
+            Some("/gateway/default/sparkhistory/history/application_1_1/1")
+        );
+        assert_eq!(
+            l.path_for("http://shs.internal:18080").as_deref(),
+            Some("/gateway/default/sparkhistory/")
+        );
+        assert_eq!(l.path_for("http://shs.internal:180800/history/x"), None);
+        assert_eq!(
+            l.href("/history/application_1_1/1/jobs/", &shs).as_deref(),
+            Some("/gateway/default/sparkhistory/history/application_1_1/1/jobs/")
+        );
+        // Already the gateway's (Spark honoured `X-Forwarded-Context`): unchanged.
+        assert_eq!(
+            l.href("/gateway/default/sparkhistory/static/webui.js", &shs),
+            None
+        );
+        assert_eq!(l.href("/history/x", &Source::ResourceManager), None);
+        assert_eq!(l.history_prefix(), "/gateway/default/sparkhistory");
+        // Without a history server, its links are left alone.
+        assert_eq!(
+            links().path_for("http://shs.internal:18080/history/application_1_1/1"),
+            None
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The cluster's YARN web UIs through the gateway (`[yarn]`): the Spark UI behind
-//! the ResourceManager's proxy and driver logs on NodeManagers, so the links in
-//! Livy's answers work for users outside the cluster.
+//! the ResourceManager's proxy, driver logs on NodeManagers and finished
+//! applications on the Spark History Server, so the links in Livy's answers work
+//! for users outside the cluster.
 //!
 //! In a secured cluster the ResourceManager warns anyone but an application's
 //! owner before its pages; the cookie that remembers the warning is carried
@@ -45,6 +46,8 @@ pub struct Yarn {
     /// Owners of applications; outlives a configuration.
     pub apps: Arc<Apps>,
     resourcemanager: Arc<Upstream>,
+    /// The Spark History Server, if `[yarn] historyserver` names one.
+    historyserver: Option<Arc<Upstream>>,
     /// Settings for each NodeManager's upstream (`[livy]`'s timeouts and pool).
     template: LivyConfig,
     auth: Option<Arc<dyn UpstreamAuth>>,
@@ -76,10 +79,22 @@ impl Yarn {
             auth.clone(),
             metrics,
         )?);
+        let historyserver = match &yarn.historyserver {
+            Some(url) => Some(Arc::new(Upstream::new(
+                &LivyConfig {
+                    upstreams: vec![url.clone()],
+                    ..template.clone()
+                },
+                auth.clone(),
+                metrics,
+            )?)),
+            None => None,
+        };
         Ok(Some(Self {
             links: Arc::new(Links::new(yarn, &config.gateway_path())),
             apps,
             resourcemanager,
+            historyserver,
             template,
             auth,
             nodemanagers: Mutex::new(LruCache::new(
@@ -90,6 +105,11 @@ impl Yarn {
 
     pub fn resourcemanager(&self) -> Arc<Upstream> {
         self.resourcemanager.clone()
+    }
+
+    /// The Spark History Server, if `[yarn]` names one.
+    pub fn historyserver(&self) -> Option<Arc<Upstream>> {
+        self.historyserver.clone()
     }
 
     /// The NodeManager at `host:port`, if `[yarn] nodemanagers` allows it; 403
@@ -125,16 +145,24 @@ impl Yarn {
         Ok(upstream)
     }
 
-    /// The ResourceManager's state, as the Livy servers' (its metric series).
+    /// The ResourceManager's and the history server's state, as the Livy
+    /// servers' (their metric series).
     pub fn servers(&self) -> Vec<crate::upstream::ServerState> {
         use crate::upstream::Livy;
-        self.resourcemanager.servers()
+        let mut servers = self.resourcemanager.servers();
+        if let Some(history) = &self.historyserver {
+            servers.extend(history.servers());
+        }
+        servers
     }
 
     /// Closes idle connections past their time.
     pub fn housekeeping(&self) {
         use crate::upstream::Livy;
         self.resourcemanager.housekeeping();
+        if let Some(history) = &self.historyserver {
+            history.housekeeping();
+        }
         for (_, upstream) in self.nodemanagers.lock().expect("nodemanagers lock").iter() {
             upstream.housekeeping();
         }
