@@ -255,6 +255,26 @@ class QuietGateway(Gateway):
     extra = '[log]\nlevel = "warn"'
 
 
+class PolicyGateway(Gateway):
+    """The gateway holding every creation to a cluster policy of ten rules
+    (quotas counted, the cap on creations in flight, settings refused and dropped,
+    URL schemes, resource caps, queues): what the policy costs (e) is the
+    difference."""
+
+    name = "livy-gateway-policy"
+    extra = """[policy]
+max_batches_per_user = 1000000000
+max_creating = 10000
+deny_conf = ["spark.driver.extraClassPath", "spark.executor.extraClassPath", "spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"]
+drop_conf = ["spark.eventLog.*"]
+allowed_url_schemes = ["local", "hdfs", "s3a"]
+max_executors = 50
+max_executor_memory = "16g"
+max_driver_memory = "8g"
+max_executor_cores = 8
+queues = ["default", "adhoc"]"""
+
+
 class RedisGateway(Gateway):
     """The same gateway with its state in Redis (`[state] backend = "redis"`, a
     real redis-server on the load core). With its near cache (the default), a busy
@@ -655,6 +675,30 @@ def redis_state(gateway: Proxy, shared: Proxy, uncached: Proxy, args, upstream_p
     return out
 
 
+def policy_cost(gateway: Proxy, policy: Proxy, args, env: Env):
+    """(e) POST /batches without a policy and with one of ten rules, in turns as
+    `throughput_turns` takes them: the share of req/s the policy costs."""
+    post = env.work / "post.lua"
+    turns = max(1, args.duration // TURN_S)
+    length = min(TURN_S, args.duration)
+    takes = [(p.name, lambda p=p: measure_cpu(p, lambda: wrk(p.url("/batches"),
+                                                             {**p.auth_headers("e"),
+                                                              "Content-Type": "application/json"},
+                                                             length, script=post)))
+             for p in (gateway, policy)]
+    seen = {name: [] for name, _ in takes}
+    with running([gateway, policy]):
+        for turn in range(turns):
+            for name, measure in (takes if turn % 2 == 0 else takes[::-1]):
+                seen[name].append(measure())
+    plain, ruled = combined(seen[gateway.name]), combined(seen[policy.name])
+    return {"e": ruled["rps"], "e_plain": plain["rps"], "e_cost": 1 - ruled["rps"] / plain["rps"],
+            "e_cpu_us_per_req": ruled.get("cpu_us_per_req"),
+            "e_turns": {"plain": plain["each"], "policy": ruled["each"]},
+            "requests": ruled["requests"] + plain["requests"],
+            "non2xx": ruled.get("non2xx", 0) + plain.get("non2xx", 0)}
+
+
 def token_auth(gateway: Proxy, jwt: Proxy, token: Proxy, args, upstream_port):
     """(b) and (d) with the session cookie, with a JWT and with a gateway token on
     every request, in turns (`throughput_turns`): each token's ratio to the cookie."""
@@ -1014,6 +1058,8 @@ FIGURES = [
     ("redis_state", "d_uncached", "(d) state in Redis, near cache off, req/s", False),
     ("redis_state", "d_uncached_ratio", "(d) state in Redis, near cache off / local, in turns", False),
     ("redis_state", "redis_uncached_cpu_us_per_req", "Redis CPU per request, near cache off, µs", False),
+    ("policy", "e", "(e) with a policy of ten rules, req/s", False),
+    ("policy", "e_cost", "(e) the policy's cost, share of req/s (in turns)", False),
     ("tokens", "b_jwt", "(b) a JWT as Bearer on every request, req/s", False),
     ("tokens", "b_jwt_ratio", "(b) JWT / session cookie, in turns", False),
     ("tokens", "b_token", "(b) a gateway token as Bearer on every request, req/s", False),
@@ -1221,6 +1267,10 @@ def targets(table, names, ceiling):
         off = g("(b) state in Redis, near cache off / local, in turns")
         check(f"(b) with state in Redis ≥ 0.75× the local backend's req/s (in turns; near cache on, as by default, "
               f"rate limits off as in every scenario here; near cache off: {fmt(off)}×): {ratio:.2f}×", ratio >= 0.75)
+    cost = g("(e) the policy's cost, share of req/s (in turns)")
+    if cost is not None:
+        check(f"(e) a policy of ten rules costs ≤ 10% of POST /batches req/s (in turns): {cost * 100:.1f}%",
+              cost <= 0.10)
     for kind, label in (("jwt", "JWT"), ("token", "gateway token")):
         ratio = g(f"(b) {label} / session cookie, in turns")
         if ratio is not None:
@@ -1311,6 +1361,7 @@ def main():
     idp = start_idp(env) if gateway else None
     jwt = JwtGateway(env, base_port + 14, upstream_port, idp) if gateway else None
     token = TokenGateway(env, base_port + 15, upstream_port) if gateway else None
+    ruled = PolicyGateway(env, base_port + 16, upstream_port) if gateway else None
     rates = {"b": 1000, "d": 1000}
     runs, direct_runs = [], []
     try:
@@ -1340,6 +1391,9 @@ def main():
                 print(f"repetition {rep + 1}/{args.reps}: session cookie, JWT and gateway token", file=sys.stderr,
                       flush=True)
                 result[Gateway.name]["tokens"] = token_auth(proxies[Gateway.name], jwt, token, args, upstream_port)
+                print(f"repetition {rep + 1}/{args.reps}: creations with and without a policy", file=sys.stderr,
+                      flush=True)
+                result[Gateway.name]["policy"] = policy_cost(proxies[Gateway.name], ruled, args, env)
             runs.append(result)
     finally:
         upstream.terminate()

@@ -148,6 +148,25 @@ pub enum RequestError {
     /// provider cannot be reached to fetch it.
     #[error("the identity provider cannot be reached to check this token; retry shortly")]
     IdpUnavailable,
+    /// A creation past one of `[policy]`'s quotas: the user has `count` live
+    /// (or being created), `limit` allowed.
+    #[error("you have {count} live {what}; the limit ({quota}) is {limit}")]
+    QuotaExceeded {
+        quota: &'static str,
+        what: &'static str,
+        count: u64,
+        limit: u32,
+    },
+    /// A create body that breaks a `[policy]` rule.
+    #[error("the cluster's policy does not allow {key}{} ({rule})", value.as_ref().map(|v| format!(" = {v}")).unwrap_or_default())]
+    PolicyDenied {
+        rule: &'static str,
+        key: String,
+        value: Option<String>,
+    },
+    /// `policy.max_creating` creations are in flight to Livy already.
+    #[error("too many sessions and batches are being created right now; retry shortly")]
+    CreationsBusy,
     /// A user asked for one token more than `tokens.max_per_user`.
     #[error("you hold {0} tokens, the most allowed; revoke one first")]
     TooManyTokens(usize),
@@ -198,6 +217,8 @@ pub enum Counted {
     Upstream(&'static str),
     /// `unavailable_total{dependency}`.
     Unavailable(&'static str),
+    /// `policy_refusals_total{kind}`: the rule or quota.
+    Policy(&'static str),
     /// Nowhere else.
     Nowhere,
 }
@@ -238,6 +259,9 @@ impl RequestError {
             | RequestError::IdpUnavailable
             | RequestError::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::TooManyTokens(_) => StatusCode::CONFLICT,
+            RequestError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            RequestError::PolicyDenied { .. } => StatusCode::FORBIDDEN,
+            RequestError::CreationsBusy => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             RequestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -263,6 +287,9 @@ impl RequestError {
             RequestError::AuthUnavailable => "auth_unavailable",
             RequestError::IdpUnavailable => "idp_unavailable",
             RequestError::TooManyTokens(_) => "too_many_tokens",
+            RequestError::QuotaExceeded { .. } => "quota_exceeded",
+            RequestError::PolicyDenied { .. } => "policy_denied",
+            RequestError::CreationsBusy => "creations_busy",
             RequestError::StateUnavailable => "state_unavailable",
             RequestError::HeadersTooLarge => "headers_too_large",
             RequestError::UpstreamTooLarge => "upstream_response_too_large",
@@ -291,6 +318,7 @@ impl RequestError {
             | RequestError::AuthUnavailable
             | RequestError::IdpUnavailable
             | RequestError::StateUnavailable
+            | RequestError::CreationsBusy
             | RequestError::Internal => false,
             RequestError::Unauthenticated(_)
             | RequestError::BadPath(_)
@@ -309,6 +337,8 @@ impl RequestError {
             | RequestError::MethodNotAllowed
             | RequestError::PlainHttp
             | RequestError::TooManyTokens(_)
+            | RequestError::QuotaExceeded { .. }
+            | RequestError::PolicyDenied { .. }
             | RequestError::BodyTimeout => true,
         }
     }
@@ -329,6 +359,9 @@ impl RequestError {
             RequestError::UpstreamAuth => Counted::Upstream("auth"),
             RequestError::UpstreamTooLarge => Counted::Upstream("too_large"),
             RequestError::UpstreamRedirect => Counted::Upstream("redirect"),
+            RequestError::QuotaExceeded { quota, .. } => Counted::Policy(quota),
+            RequestError::PolicyDenied { rule, .. } => Counted::Policy(rule),
+            RequestError::CreationsBusy => Counted::Policy("max_creating"),
             RequestError::BadPath(_)
             | RequestError::BadHeader(_)
             | RequestError::NotFound
@@ -369,7 +402,8 @@ impl RequestError {
             | RequestError::LoginsBusy { retry_after_secs } => Some(*retry_after_secs),
             RequestError::AuthUnavailable
             | RequestError::IdpUnavailable
-            | RequestError::StateUnavailable => Some(UNAVAILABLE_RETRY_SECS),
+            | RequestError::StateUnavailable
+            | RequestError::CreationsBusy => Some(UNAVAILABLE_RETRY_SECS),
             _ => None,
         }
     }
@@ -379,6 +413,25 @@ impl RequestError {
         match self {
             // Exactly Livy's body for a missing id.
             RequestError::Hidden(_) => serde_json::json!({ "msg": self.to_string() }),
+            RequestError::QuotaExceeded {
+                quota,
+                count,
+                limit,
+                ..
+            } => serde_json::json!({
+                "error": self.code(),
+                "msg": self.to_string(),
+                "quota": quota,
+                "count": count,
+                "limit": limit,
+            }),
+            RequestError::PolicyDenied { rule, key, value } => serde_json::json!({
+                "error": self.code(),
+                "msg": self.to_string(),
+                "rule": rule,
+                "key": key,
+                "value": value,
+            }),
             _ => serde_json::json!({ "error": self.code(), "msg": self.to_string() }),
         }
     }

@@ -71,6 +71,14 @@ pub struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceStateLabels {
+    /// `batch` or `session`.
+    pub kind: &'static str,
+    /// Livy's state name.
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamLabels {
     /// A configured Livy server's `host:port` (from the configuration, never from
     /// a request).
@@ -141,6 +149,12 @@ pub struct Metrics {
     pub upstream_active: Family<UpstreamLabels, Gauge>,
     /// Attempts at each Livy server, by outcome.
     pub upstream_attempts: Family<UpstreamOutcomeLabels, Counter>,
+    /// Creations `[policy]` refused, by rule or quota.
+    pub policy_refusals: Family<KindLabels, Counter>,
+    /// Livy's batches and sessions by state, as last listed.
+    pub livy_resources: Family<ResourceStateLabels, Gauge>,
+    /// Idle sessions the gateway ended.
+    pub reaped_sessions: Counter,
     /// Handles into `requests`, by (route, method, status).
     request_series: Series<(&'static str, &'static str, u16), Counter>,
     /// Handles into `request_duration`, by route.
@@ -222,6 +236,9 @@ impl Metrics {
             upstream_up: Family::default(),
             upstream_active: Family::default(),
             upstream_attempts: Family::default(),
+            policy_refusals: Family::default(),
+            livy_resources: Family::default(),
+            reaped_sessions: Counter::default(),
             request_series: Series::new(),
             duration_series: Series::new(),
             upstream_series: Series::new(),
@@ -244,6 +261,21 @@ impl Metrics {
             m.upstream_duration.clone(),
         );
         registry.register("auth", "Authentication outcomes", m.auth.clone());
+        registry.register(
+            "policy_refusals",
+            "Creations refused by the policy, by rule or quota",
+            m.policy_refusals.clone(),
+        );
+        registry.register(
+            "livy_resources",
+            "Livy batches and sessions by state, as the gateway last listed them",
+            m.livy_resources.clone(),
+        );
+        registry.register(
+            "reaped_sessions",
+            "Idle sessions the gateway deleted",
+            m.reaped_sessions.clone(),
+        );
         registry.register(
             "rate_limited",
             "Requests refused by a rate limit",

@@ -232,6 +232,19 @@ pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Fu
             }
         })
     };
+    // The policy's upkeep (quota counts, idle sessions): at start, then each
+    // interval; a round that runs long delays the next rather than overlapping.
+    let upkeep = {
+        let runtime = runtime.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::gateway::upkeep::UPKEEP_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                runtime.gateway().upkeep().await;
+            }
+        })
+    };
 
     tokio::pin!(shutdown);
     loop {
@@ -275,6 +288,7 @@ pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Fu
     }
     drop(listener);
     housekeeping.abort();
+    upkeep.abort();
     let open = max_connections - slots.available_permits();
     tracing::info!(connections = open, "shutting down: draining connections");
     let _ = closing.send(true);

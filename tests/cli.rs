@@ -121,6 +121,59 @@ fn check_config_accepts_a_good_config_and_reports_it() {
 }
 
 #[test]
+fn check_config_prints_the_effective_policy_per_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "127.0.0.1:0", "");
+    let policy = r#"
+[policy]
+max_sessions_per_user = 3
+max_creating = 20
+max_executor_memory = "16g"
+queues = ["adhoc"]
+[policy.groups.data-eng]
+max_sessions_per_user = 10
+queues = ["data-eng", "adhoc"]
+"#;
+    let text_ = std::fs::read_to_string(&path).unwrap() + policy;
+    std::fs::write(&path, text_).unwrap();
+    let out = gateway(&["check-config", "--config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("creations in flight at once: 20"),
+        "{report}"
+    );
+    let everyone = report.lines().find(|l| l.contains("everyone:")).unwrap();
+    assert!(
+        everyone.contains("sessions 3 and batches none per user"),
+        "{everyone}"
+    );
+    assert!(everyone.contains("executor memory 16g") && everyone.contains("queues: adhoc"));
+    let group = report
+        .lines()
+        .find(|l| l.contains("group data-eng:"))
+        .unwrap();
+    assert!(
+        group.contains("sessions 10 and") && group.contains("queues: data-eng, adhoc"),
+        "{group}"
+    );
+    assert!(
+        group.contains("executor memory 16g"),
+        "keys a group leaves out are [policy]'s"
+    );
+    // A group may not set the cluster's cap.
+    let bad = std::fs::read_to_string(&path).unwrap() + "max_creating = 3\n";
+    std::fs::write(&path, bad).unwrap();
+    let out = gateway(&["check-config", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("max_creating"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn check_config_names_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "127.0.0.1:0", "");

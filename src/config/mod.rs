@@ -7,18 +7,20 @@
 //! Unknown keys are an error, so a typo never silently falls back to a default.
 //! `check-config` prints the effective settings through [`Config`]'s `Display`.
 
+mod display;
 mod oidc;
+mod policy;
 mod sections;
 mod tokens;
 mod values;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::StartupError;
 pub use oidc::OidcConfig;
+pub use policy::{EffectivePolicy, GroupPolicy, PolicyConfig, SparkSize};
 pub use sections::*;
 pub use tokens::{JwtConfig, TokensConfig, DEFAULT_JWT_ALGORITHMS};
 pub use values::{is_host_name, HostPattern, UpstreamUrl};
@@ -40,6 +42,9 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[tokens]`: personal access tokens the gateway issues.
     pub tokens: TokensConfig,
+    /// `[policy]`: quotas, the cap on creations in flight, idle sessions' end and
+    /// the rules create bodies keep.
+    pub policy: PolicyConfig,
     /// `[yarn]`: present, Spark UI and driver-log links lead through the gateway.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub yarn: Option<YarnConfig>,
@@ -143,6 +148,7 @@ impl Config {
                 return Err(format!("key {key}: required"));
             }
         }
+        self.policy.validate()?;
         let a = &self.auth;
         let sources = [
             a.htpasswd.is_some(),
@@ -381,182 +387,6 @@ fn validate_auth_kerberos(k: &AuthKerberosConfig) -> Result<(), String> {
 /// RFC 6265 cookie-name characters (an RFC 7230 token).
 fn is_cookie_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// The effective settings, as `check-config` prints them.
-impl fmt::Display for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (s, l, r) = (&self.server, &self.livy, &self.rate_limit);
-        let list = |items: &[String]| match items.join(", ") {
-            none if none.is_empty() => "(none)".to_string(),
-            some => some,
-        };
-        let rate = |rps: f64, burst: u32| match rps > 0.0 && burst > 0 {
-            true => format!("{rps}/s, burst {burst}"),
-            false => "off".to_string(),
-        };
-        writeln!(f, "  listen:        {}", s.listen)?;
-        writeln!(f, "  topology:      {}/livy/v1/", self.gateway_path())?;
-        let upstreams: Vec<String> = l.upstreams.iter().map(ToString::to_string).collect();
-        writeln!(f, "  upstreams:     {}", upstreams.join(", "))?;
-        if let Some(y) = &self.yarn {
-            let scheme = y.nodemanager_scheme();
-            let nodes: Vec<String> = y
-                .nodemanagers
-                .iter()
-                .map(|node| format!("{scheme}{node}"))
-                .collect();
-            writeln!(
-                f,
-                "  yarn:          {} (proxy), container logs from {}",
-                y.resourcemanager,
-                match nodes.is_empty() {
-                    true => "no NodeManager".to_string(),
-                    false => nodes.join(", "),
-                }
-            )?;
-            if let Some(history) = &y.historyserver {
-                writeln!(f, "  history:       {history} (Spark History Server)")?;
-            }
-        }
-        if let Some(k) = &l.kerberos {
-            let principal = match k.principal.is_empty() {
-                true => "the keytab's first principal",
-                false => k.principal.as_str(),
-            };
-            writeln!(
-                f,
-                "  livy auth:     SPNEGO as {principal} ({}), to {}/<upstream host>",
-                k.keytab.display(),
-                k.service
-            )?;
-        }
-        if let Some(htpasswd) = &self.auth.htpasswd {
-            writeln!(f, "  htpasswd:      {}", htpasswd.display())?;
-        }
-        if let Some(k) = &self.auth.kerberos {
-            let principal = match k.principal.is_empty() {
-                true => "any key",
-                false => k.principal.as_str(),
-            };
-            writeln!(
-                f,
-                "  negotiate:     tickets for {principal} in {}, realms {}",
-                k.keytab.display(),
-                list(&k.realms)
-            )?;
-        }
-        writeln!(f, "  admins:        {}", list(&self.auth.admins))?;
-        writeln!(f, "  admin groups:  {}", list(&self.auth.admin_groups))?;
-        writeln!(
-            f,
-            "  sessions:      cookie {}, idle {}s, absolute {}s, at most {}",
-            self.session.cookie_name,
-            self.session.idle_timeout.as_secs(),
-            self.session.absolute_timeout.as_secs(),
-            self.session.max_sessions
-        )?;
-        writeln!(
-            f,
-            "  identity:      {}",
-            match l.identity {
-                IdentityMode::Doas => "doAs=<user> appended to every request",
-                IdentityMode::None => "none asserted (client identity parameters still removed)",
-            }
-        )?;
-        writeln!(
-            f,
-            "  csrf header:   {}",
-            l.csrf_header
-                .as_ref()
-                .map_or("(not injected)", |h| h.as_str())
-        )?;
-        match self.state.backend {
-            StateBackend::Local => writeln!(f, "  state:         local")?,
-            StateBackend::Redis => writeln!(
-                f,
-                "  state:         redis at {} (keys {}*; near cache {})",
-                self.state.redis_url,
-                self.state.key_prefix,
-                match self.state.local_cache.as_millis() {
-                    0 => "off".to_owned(),
-                    ms => format!("{ms} ms"),
-                }
-            )?,
-        }
-        writeln!(f, "  data dir:      {}", s.data_dir.display())?;
-        match self.admin.enabled {
-            true => writeln!(
-                f,
-                "  admin:         http://{}/metrics, /healthz, /readyz",
-                self.admin.listen
-            )?,
-            false => writeln!(f, "  admin:         off")?,
-        }
-        match (&self.audit.path, self.audit.enabled) {
-            (Some(path), true) => writeln!(f, "  audit log:     {}", path.display())?,
-            _ => writeln!(f, "  audit log:     off")?,
-        }
-        match &self.log.access_path {
-            Some(path) => writeln!(f, "  access log:    {}", path.display())?,
-            None => writeln!(f, "  access log:    standard error")?,
-        }
-        writeln!(
-            f,
-            "  timeouts:      handshake {}s, header read {}s, body idle {}s, idle {}s, upstream connect {}s, upstream response {}s",
-            s.handshake_timeout.as_secs(),
-            s.header_read_timeout.as_secs(),
-            s.body_idle_timeout.as_secs(),
-            s.idle_timeout.as_secs(),
-            l.connect_timeout.as_secs(),
-            l.response_timeout.as_secs()
-        )?;
-        writeln!(
-            f,
-            "  rate limits:   per address {}",
-            rate(r.per_ip_rps, r.per_ip_burst)
-        )?;
-        writeln!(
-            f,
-            "                 per user {}",
-            rate(r.per_user_rps, r.per_user_burst)
-        )?;
-        writeln!(
-            f,
-            "                 creations per user {}/min",
-            r.create_per_user_per_min
-        )?;
-        let mut overrides: Vec<_> = r.overrides.iter().collect();
-        overrides.sort_by(|a, b| a.0.cmp(b.0));
-        for (user, spec) in overrides {
-            writeln!(
-                f,
-                "                 user {user}: {}",
-                rate(spec.rps, spec.burst)
-            )?;
-        }
-        let g = &self.login;
-        writeln!(
-            f,
-            "  login lockout: after {} failures per user+address, {} per address, {} per user (except trusted addresses); {}s doubling to {}s",
-            g.max_failures_per_pair,
-            g.max_failures_per_address,
-            g.max_failures_per_user,
-            g.lockout.as_secs(),
-            g.max_lockout.as_secs()
-        )?;
-        write!(
-            f,
-            "  size limits:   {} connections ({} per address), headers {} bytes / {} fields, bodies: create {} B, other {} B, upload {} B",
-            s.max_connections,
-            s.max_connections_per_address,
-            s.max_header_bytes,
-            s.max_headers,
-            l.max_create_body_bytes,
-            l.max_body_bytes,
-            l.max_upload_bytes
-        )
-    }
 }
 
 #[cfg(test)]

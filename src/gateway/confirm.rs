@@ -164,10 +164,12 @@ impl Gateway {
         RequestError::Hidden(id.to_string())
     }
 
-    /// Drops the record and confirmation of a resource Livy no longer has.
+    /// Drops the record and confirmation of a resource Livy no longer has (and
+    /// its place in its owner's quota).
     pub(super) async fn forget_owner(&self, kind: Kind, id: u64) {
         self.confirmations.forget(kind, id);
         self.record(Change::Remove(kind, id)).await;
+        self.release(kind, id).await;
     }
 
     /// Livy's answer to `GET path` as `principal`: the view (and, when `note`,

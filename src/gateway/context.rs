@@ -99,6 +99,10 @@ pub(crate) struct RequestContext {
     /// What went wrong with the request body, if it had one.
     pub body_trouble: Option<Arc<BodyTrouble>>,
     pub error: Option<RequestError>,
+    /// A creation's place under its quota, until settled.
+    pub reservation: Option<crate::state::quotas::Ticket>,
+    /// What the create policy changed (for the audit line).
+    pub policy_note: Option<String>,
     /// A page route of a web UI (YARN, the history server, Livy's UI): its name
     /// and its home under the topology, for the page a navigation's error gets.
     pub page_service: Option<(&'static str, &'static str)>,

@@ -26,6 +26,7 @@ mod livy_ui;
 mod observe;
 mod origin;
 mod pages;
+mod policy;
 mod relay;
 mod respond;
 mod rewrite;
@@ -33,6 +34,8 @@ mod signin;
 #[cfg(test)]
 mod tests;
 mod tokens;
+pub mod upkeep;
+mod usage;
 mod yarn;
 
 use std::sync::Arc;
@@ -40,7 +43,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT};
-use http::{HeaderName, Request, Response};
+use http::{HeaderName, Request, Response, StatusCode};
 use tokio::time::Instant;
 
 use crate::access::AccessLog;
@@ -56,6 +59,7 @@ use crate::route;
 use crate::state::State;
 use crate::upstream::{Livy, Upstream};
 use crate::yarn::Yarn;
+use authorize::Plan;
 pub use context::ConnInfo;
 use context::RequestContext;
 pub(crate) use tokens::{rfc3339, view as token_view};
@@ -251,6 +255,10 @@ pub struct Gateway {
     confirmations: Arc<confirm::Confirmations>,
     /// `[auth.oidc]`: browser sign-in at the identity provider.
     oidc: Option<Arc<crate::auth::oidc::Oidc>>,
+    /// When sessions were first seen idle (the policy's upkeep; outlives reloads).
+    idle_seen: Arc<upkeep::IdleSeen>,
+    /// Set once this process has counted from Livy's listings (outlives reloads).
+    counted: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl Gateway {
@@ -293,6 +301,8 @@ impl Gateway {
             livy: parts.livy,
             logs: parts.logs,
             confirmations: Default::default(),
+            idle_seen: Default::default(),
+            counted: Default::default(),
             oidc: match &config.auth.oidc {
                 Some(oidc) => Some(Arc::new(crate::auth::oidc::Oidc::new(oidc)?)),
                 None => None,
@@ -320,6 +330,8 @@ impl Gateway {
         };
         let mut next = Self::new(config, parts)?;
         next.confirmations = self.confirmations.clone();
+        next.idle_seen = self.idle_seen.clone();
+        next.counted = self.counted.clone();
         // Whose applications are whose outlives the configuration.
         if let (Some(next), Some(now)) = (next.yarn.as_mut(), self.yarn.as_ref()) {
             next.apps = now.apps.clone();
@@ -432,6 +444,10 @@ impl Gateway {
         let id = ctx.request_id.header();
         let result =
             logging::in_request(id, self.process(parts, &mut unread, conn, &mut ctx)).await;
+        if ctx.reservation.is_some() {
+            // A creation that did not end in Livy's 201 gives its place back.
+            self.settle_reservation(&mut ctx, None).await;
+        }
         let mut response = match result {
             Ok(response) => response,
             Err(error) => {
@@ -553,6 +569,10 @@ impl Gateway {
             // The token API: answered here.
             return self.tokens_api(parts, unread, api, &principal, ctx).await;
         }
+        if usage::is_usage(path, &self.settings.prefix) {
+            // The caller's counts against the policy: answered here.
+            return Box::pin(self.usage(&parts, &principal, conn, ctx)).await;
+        }
         if let Some(yarn) = route::resolve_yarn(path, parts.uri.query(), &self.settings.prefix) {
             // The YARN web UIs: their own authorize → forward → respond.
             return Box::pin(self.yarn(parts, yarn?, &principal, conn, ctx)).await;
@@ -587,6 +607,19 @@ impl Gateway {
         let response = self
             .respond(response, &plan, &method, &principal, ctx)
             .await?;
+        let response = match plan {
+            Plan::Item { kind, id, .. }
+                if self.config.policy.counts()
+                    && response.status() == StatusCode::OK
+                    && matches!(
+                        ctx.action,
+                        Some("batch.get" | "session.get" | "batch.state" | "session.state")
+                    ) =>
+            {
+                self.note_end(kind, id, response).await?
+            }
+            _ => response,
+        };
         self.yarn_links(response, &principal, conn, ctx).await
     }
 }

@@ -54,7 +54,7 @@ impl Gateway {
             return;
         };
         let (outcome, reason) = match &ctx.error {
-            None if ctx.removed_params.is_empty() => ("allowed", None),
+            None if ctx.removed_params.is_empty() => ("allowed", ctx.policy_note.clone()),
             None => (
                 "allowed",
                 Some(format!(
@@ -85,6 +85,39 @@ impl Gateway {
         });
     }
 
+    /// The audit line for something the gateway did on its own behalf (the
+    /// policy's upkeep): `action` on `path` for `user`, as Livy answered it.
+    pub(super) fn audit_upkeep(
+        &self,
+        action: &'static str,
+        user: &str,
+        path: &str,
+        status: StatusCode,
+    ) {
+        let Some(audit) = &self.logs.audit else {
+            return;
+        };
+        let resource = path.rsplit('/').next();
+        audit.record(&AuditEvent {
+            time: SystemTime::now(),
+            request_id: "upkeep",
+            client: "livy-gateway",
+            user: None,
+            effective_user: Some(user),
+            method: Method::DELETE.as_str(),
+            path,
+            action: Some(action),
+            resource,
+            status: status.as_u16(),
+            upstream_status: Some(status.as_u16()),
+            outcome: "allowed",
+            reason: Some("idle longer than policy.idle_session_timeout_mins".into()),
+            grants: None,
+            token: None,
+            auth: None,
+        });
+    }
+
     /// Counts a finished request in the metrics.
     fn count(&self, ctx: &RequestContext, method: &Method, status: StatusCode, elapsed: Duration) {
         let m = &self.metrics;
@@ -104,6 +137,7 @@ impl Gateway {
             Counted::RateLimited(kind) => Metrics::kind(&m.rate_limited, kind),
             Counted::Upstream(kind) => Metrics::kind(&m.upstream_errors, kind),
             Counted::Unavailable(dependency) => Metrics::kind(&m.unavailable, dependency),
+            Counted::Policy(rule) => Metrics::kind(&m.policy_refusals, rule),
             Counted::Nowhere => {}
         }
         if let Some(method) = ctx.auth_method {

@@ -49,6 +49,7 @@ impl Gateway {
                 match view.get("id").and_then(Value::as_u64) {
                     Some(id) => {
                         ctx.resource = Some(id.to_string());
+                        self.settle_reservation(ctx, Some(id)).await;
                         let record = Record {
                             owner: ctx
                                 .effective_user

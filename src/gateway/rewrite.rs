@@ -1,5 +1,6 @@
 //! Phase 5, rewrite: the request Livy will see. A create body gets its asserted
-//! `proxyUser` (and a correct length); any other body streams on under its size
+//! `proxyUser`, passes the create policy ([`super::policy`]: refused, or changed
+//! and holding a quota place) and gets a correct length; any other body streams on under its size
 //! limit; the query loses client identity parameters and gains `doAs`; a listing
 //! asks Livy for everything (the gateway pages the caller's part itself).
 
@@ -39,11 +40,14 @@ impl Gateway {
     {
         let mut headers = parts.headers;
         let (body, effective) = match plan {
-            Plan::Create(_) => {
+            Plan::Create(kind) => {
                 // Boxed, as for owner discovery: only creations read a body here.
                 let bytes = Box::pin(self.read_create_body(&headers, unread, ctx)).await?;
                 let mut object = livy::body::parse_object(&bytes)?;
                 let effective = livy::body::assert_proxy_user(&mut object, principal)?;
+                // The cluster's policy for that user, before Livy is asked.
+                Box::pin(self.apply_policy(*kind, &mut object, principal, &effective, conn, ctx))
+                    .await?;
                 let bytes = Bytes::from(Value::Object(object).to_string());
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                 headers.insert(CONTENT_TYPE, APPLICATION_JSON);

@@ -4,13 +4,15 @@
 //! [`classify`] names the operation (for the audit log and for the rules);
 //! [`body`] parses and rewrites create bodies; [`query`] strips identity parameters
 //! and appends the asserted `doAs`; [`listing`] filters collection listings down to
-//! the caller's own resources; [`check_content_type`] refuses bodies Livy's
-//! framework would read parameters from; [`ui`] makes Livy's web UI pages work
+//! the caller's own resources; [`rules`] holds create bodies to `[policy]`;
+//! [`check_content_type`] refuses bodies Livy's framework would read parameters
+//! from; [`ui`] makes Livy's web UI pages work
 //! under the gateway, safely.
 
 pub mod body;
 pub mod listing;
 pub mod query;
+pub mod rules;
 pub mod ui;
 
 use http::header::CONTENT_TYPE;

@@ -315,17 +315,32 @@ impl Session {
             .max()
             .unwrap_or(now);
         let starts_at = busy_until.max(self.ready_at(t)).max(now);
+        let running = match slept_secs(&code) {
+            Some(secs) => t.statement_running.mul_f64(secs),
+            None => t.statement_running,
+        };
         self.statements.push(Statement {
             id,
             code,
             created: now,
             starts_at,
-            completed_at: starts_at + t.statement_running,
+            completed_at: starts_at + running,
             cancelled: false,
             outcome,
         });
         self.statements.last().expect("just pushed")
     }
+}
+
+/// How long a statement of `time.sleep(N)` says it runs, in Livy's seconds.
+fn slept_secs(code: &str) -> Option<f64> {
+    let start = code.find("sleep(")? + "sleep(".len();
+    let end = start + code[start..].find(')')?;
+    code[start..end]
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
 }
 
 /// A piece of code run in a session.

@@ -3,7 +3,7 @@
 //! personal access tokens.
 //!
 //! Each is a trait ([`SessionStore`], [`OwnershipStore`], [`RateLimiter`],
-//! [`Lockouts`], [`TokenStore`]) whose operations are async and can fail, because a store shared by
+//! [`Lockouts`], [`TokenStore`], [`quotas::QuotaStore`]) whose operations are async and can fail, because a store shared by
 //! several gateway instances lives across a network. A [`State`] bundles one of
 //! each, chosen by `[state] backend` ([`State::open`]); `local` ([`local`]: memory,
 //! ownership records also on disk) is the default. A failing store fails closed:
@@ -14,6 +14,7 @@
 pub mod limits;
 pub mod local;
 pub mod ownership;
+pub mod quotas;
 pub mod redis;
 pub mod sessions;
 pub mod signins;
@@ -44,6 +45,8 @@ pub struct State {
     pub lockouts: Arc<dyn Lockouts>,
     /// Browser sign-ins under way (`[auth.oidc]`).
     pub signins: Arc<dyn signins::SignInStore>,
+    /// What `[policy]`'s quotas count.
+    pub quotas: Arc<dyn quotas::QuotaStore>,
     /// Personal access tokens, with `[tokens] enabled`.
     pub tokens: Option<Arc<dyn TokenStore>>,
     /// The shared Redis the stores use, if they use one (new limit and lockout
@@ -97,6 +100,7 @@ impl State {
             limits,
             lockouts,
             signins: self.signins.clone(),
+            quotas: self.quotas.clone(),
             tokens: self.tokens.clone(),
             redis: self.redis.clone(),
         }

@@ -202,6 +202,21 @@ def token_gateway(workdir):
 
 
 @pytest.fixture(scope="session")
+def policy_gateway(workdir):
+    """A gateway with a cluster policy: a setting refused, one session per user."""
+    sim_port, sim = start_sim(["--livy-version", "0.7", "--speed", "50"])
+    policy = (
+        '[policy]\n'
+        'deny_conf = ["spark.driver.extraClassPath", "spark.executor.extraJavaOptions"]\n'
+        'max_sessions_per_user = 1\n'
+    )
+    gw = start_gateway(workdir, "policy", sim_port, extra=policy)
+    gw.procs.append(sim)
+    yield gw
+    _stop(gw)
+
+
+@pytest.fixture(scope="session")
 def seed_gateway(workdir):
     """The gateway in front of a Livy 0.5 simulator, as in the seed document."""
     gw = start_stack(workdir, "seed", ["--livy-version", "0.5", "--speed", "1000"])

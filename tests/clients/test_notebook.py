@@ -139,3 +139,17 @@ def test_a_wrong_password_is_a_clear_401(gateway, tmp_path):
     cells = run_notebook(tmp_path, gateway, "pysparkkernel", ["1+1"], password="wrong")
     shown = text_of(cells[0])
     assert "401" in shown, shown
+
+
+def test_configure_asking_for_a_refused_setting_shows_the_gateways_message(policy_gateway, tmp_path):
+    """The cluster's policy refuses a setting: the notebook shows the gateway's
+    message, naming the key and the rule, where the session would have started."""
+    cells = run_notebook(
+        tmp_path,
+        policy_gateway,
+        "pysparkkernel",
+        ['%%configure -f\n{"conf": {"spark.driver.extraClassPath": "/tmp/mine.jar"}}', "1+1"],
+    )
+    shown = " ".join(text_of(c) for c in cells)
+    assert "403" in shown, shown
+    assert "spark.driver.extraClassPath" in shown and "deny_conf" in shown, shown

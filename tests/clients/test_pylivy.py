@@ -1,5 +1,6 @@
 """pylivy (`livy` 0.8.0, unmodified) through the gateway."""
 
+import pytest
 import requests
 from livy import LivyBatch, LivySession, SessionKind, SessionState
 from livy.client import LivyClient
@@ -65,3 +66,21 @@ def test_pylivy_reuses_the_cookie(gateway):
     entries = gateway.access("paula")
     assert entries
     assert any(e["session_cookie"] for e in entries), "requests.Session keeps JSESSIONID"
+
+
+def test_pylivy_hits_the_session_quota_and_gets_the_gateways_answer(policy_gateway):
+    gw = policy_gateway
+    auth = ("carl", PASSWORD)
+    with LivySession.create(gw.url, auth=auth, verify=gw.ca, kind=SessionKind.PYSPARK):
+        with pytest.raises(requests.HTTPError) as refused:
+            LivySession.create(gw.url, auth=auth, verify=gw.ca, kind=SessionKind.PYSPARK)
+        answer = refused.value.response
+        assert answer.status_code == 429
+        body = answer.json()
+        assert body["error"] == "quota_exceeded"
+        assert body["quota"] == "max_sessions_per_user"
+        assert (body["count"], body["limit"]) == (1, 1)
+    # The first one closed (deleted through the gateway): the place is free again.
+    with LivySession.create(gw.url, auth=auth, verify=gw.ca, kind=SessionKind.PYSPARK) as session:
+        assert session.run("1+1").text == "2"
+

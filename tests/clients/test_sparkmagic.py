@@ -113,3 +113,26 @@ def test_sql_magic_shows_the_rows_of_its_query(gateway):
     assert list(table.columns) == ["a", "b"]
     assert table.values.tolist() == [[1, "x"]]
     session.delete()
+
+
+def test_configure_asking_for_a_refused_setting_shows_the_gateways_message(policy_gateway):
+    """%%configure sets the session's properties (sparkmagic's session_configs),
+    from which the next session is started: a setting the cluster's policy
+    refuses comes back as the gateway's message, naming the key and the rule."""
+    os.environ["REQUESTS_CA_BUNDLE"] = policy_gateway.ca
+    conf.override(
+        conf.session_configs.__name__,
+        {"conf": {"spark.driver.extraClassPath": "/tmp/mine.jar"}, "executorMemory": "2g"},
+    )
+    try:
+        properties = conf.get_session_properties("python")
+        session = LivySession(client(policy_gateway), properties, Display())
+        with pytest.raises(HttpClientException) as refused:
+            session.start()
+    finally:
+        conf.override(conf.session_configs.__name__, {})
+    message = str(refused.value)
+    assert "403" in message, message
+    assert "policy_denied" in message and "spark.driver.extraClassPath" in message, message
+    assert "deny_conf" in message, message
+

@@ -5,6 +5,7 @@
 
 pub mod lockouts;
 pub mod ownership;
+pub mod quotas;
 pub mod ratelimit;
 pub mod sessions;
 pub mod signins;
@@ -34,6 +35,7 @@ pub fn open(config: &Config) -> Result<State, StartupError> {
         limits: rate_limiter(config),
         lockouts: lockouts(config),
         signins: Arc::new(signins::MemorySignIns::default()),
+        quotas: Arc::new(quotas::MemoryQuotas::default()),
         tokens: match config.tokens.enabled {
             true => Some(Arc::new(tokens::RedbTokenStore::open(
                 &config.server.data_dir,

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod lockouts;
 mod near;
 pub mod ownership;
+pub mod quotas;
 mod scripts;
 pub mod sessions;
 pub mod signins;
@@ -213,6 +214,7 @@ pub fn open(config: &Config, metrics: &Arc<Metrics>) -> Result<State, StartupErr
         limits: rate_limiter(&redis, config, metrics),
         lockouts: Arc::new(lockouts::RedisLockouts::new(redis.clone(), &config.login)),
         signins: Arc::new(signins::RedisSignIns::new(redis.clone())),
+        quotas: Arc::new(quotas::RedisQuotas::new(redis.clone())),
         tokens: match config.tokens.enabled {
             true => Some(Arc::new(tokens::RedisTokens::new(redis.clone()))),
             false => None,

@@ -75,3 +75,7 @@ script!(OWNERS_GET, "owners_get.lua");
 script!(OWNERS_BY_NAME, "owners_by_name.lua");
 script!(OWNERS_APPLY, "owners_apply.lua");
 script!(TOKEN_CREATE, "token_create.lua");
+script!(QUOTA_RESERVE, "quota_reserve.lua");
+script!(QUOTA_SETTLE, "quota_settle.lua");
+script!(QUOTA_RELEASE, "quota_release.lua");
+script!(QUOTA_RECONCILE, "quota_reconcile.lua");
