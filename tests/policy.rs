@@ -196,7 +196,8 @@ async fn quotas_count_live_work_and_free_what_ended() {
         .as_user("alice", Method::POST, BATCHES, r#"{"file":"b.jar"}"#)
         .await;
     assert_eq!(r.status, 429, "the first is still running");
-    delete_at_sim(&livy, &format!("/batches/{batch}")).await;
+    let (status, _) = at_sim(&livy, Method::DELETE, &format!("/batches/{batch}"), "").await;
+    assert_eq!(status, 200);
     let r = c
         .as_user("alice", Method::POST, BATCHES, r#"{"file":"c.jar"}"#)
         .await;
@@ -601,21 +602,4 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-/// `DELETE path` straight at the simulator, behind the gateway's back.
-async fn delete_at_sim(sim_url: &str, path: &str) {
-    let addr = sim_url.trim_start_matches("http://");
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let request = http::Request::delete(path)
-        .header("host", addr)
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    assert_eq!(response.status(), 200);
 }

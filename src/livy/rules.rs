@@ -46,7 +46,12 @@ const EXECUTOR_COUNTS: [&str; 4] = [
 
 /// A cap: its rule, its limit (0: none), the settings it holds and how their
 /// values are read.
-type Cap = (&'static str, u64, &'static [&'static str], fn(&Value) -> Option<u64>);
+type Cap = (
+    &'static str,
+    u64,
+    &'static [&'static str],
+    fn(&Value) -> Option<u64>,
+);
 
 /// Why a body breaks the policy: the rule, and the key (and value) that broke it.
 #[derive(Debug, Clone, PartialEq, Eq)]

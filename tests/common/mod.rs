@@ -416,23 +416,35 @@ pub async fn start_sim(config: impl FnOnce(SocketAddr) -> SimConfig) -> String {
 /// Creates a batch directly at the simulator at `sim_url` (`http://addr`),
 /// bypassing any gateway: its id.
 pub async fn create_at_sim(sim_url: &str, body: &str) -> u64 {
+    let (status, bytes) = at_sim(sim_url, Method::POST, "/batches", body).await;
+    assert_eq!(status, StatusCode::CREATED);
+    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["id"]
+        .as_u64()
+        .unwrap()
+}
+
+/// `method path` with a JSON `body` straight at the simulator at `sim_url`
+/// (`http://addr`), bypassing any gateway: its status and body.
+pub async fn at_sim(sim_url: &str, method: Method, path: &str, body: &str) -> (StatusCode, Bytes) {
     let addr = sim_url.trim_start_matches("http://").to_string();
     let tcp = TcpStream::connect(&addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .unwrap();
     tokio::spawn(conn);
-    let request = Request::post("/batches")
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", addr)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_owned())))
         .unwrap();
     let response = sender.send_request(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["id"]
-        .as_u64()
-        .unwrap()
+    let status = response.status();
+    (
+        status,
+        response.into_body().collect().await.unwrap().to_bytes(),
+    )
 }
 
 /// A loopback port nothing listens on (for a process told to bind it).
