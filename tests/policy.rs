@@ -603,3 +603,85 @@ fn now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+#[tokio::test]
+async fn group_policies_follow_the_directory_and_an_administrator_acting_for_someone_gets_theirs() {
+    let slapd = common::slapd::Slapd::start().await;
+    let livy = sim(1000.0).await;
+    let directory = slapd.directory();
+    let gw = TestGateway::start(Options::backend(Backend::Urls(vec![livy])).with(move |c| {
+        c.auth.htpasswd = None;
+        c.auth.ldap = Some(directory);
+        c.auth.admin_groups = vec!["livy-admins".into()];
+        c.policy = toml::from_str(
+            r#"
+            max_sessions_per_user = 1
+            deny_conf = ["spark.driver.extraClassPath"]
+            [groups.livy-users]
+            max_sessions_per_user = 2
+            [groups.livy-admins]
+            deny_conf = []
+            "#,
+        )
+        .unwrap();
+    }))
+    .await;
+    let c = gw.client();
+    let create = |user: &'static str, body: &'static str| {
+        let c = c.clone();
+        async move {
+            let auth = basic(user, &format!("{user}-pw"));
+            let headers: [(&str, &[u8]); 2] = [
+                ("authorization", auth.as_bytes()),
+                ("content-type", b"application/json"),
+            ];
+            c.send(Proto::H2, Method::POST, SESSIONS, &headers, body)
+                .await
+        }
+    };
+    let plain = r#"{"kind":"pyspark"}"#;
+    // A member of livy-users: two; dave, in no group: [policy]'s one.
+    assert_eq!(create("alice", plain).await.status, 201);
+    assert_eq!(create("alice", plain).await.status, 201);
+    let r = create("alice", plain).await;
+    assert_eq!(
+        (r.status.as_u16(), r.json()["limit"].as_u64()),
+        (429, Some(2))
+    );
+    assert_eq!(create("dave", plain).await.status, 201);
+    let r = create("dave", plain).await;
+    assert_eq!(
+        (r.status.as_u16(), r.json()["limit"].as_u64()),
+        (429, Some(1))
+    );
+    // carol administers (livy-admins lifts the refused setting for her) …
+    let classpath = r#"{"kind":"pyspark","conf":{"spark.driver.extraClassPath":"/opt/x.jar"}}"#;
+    assert_eq!(create("carol", classpath).await.status, 201);
+    // … but acting for bob she is held to bob's policy, his groups looked up.
+    let for_bob = r#"{"kind":"pyspark","proxyUser":"bob","conf":{"spark.driver.extraClassPath":"/opt/x.jar"}}"#;
+    let r = create("carol", for_bob).await;
+    assert_eq!(r.status, 403, "{}", text(&r));
+    assert_eq!(r.json()["rule"], "deny_conf");
+    let for_bob = r#"{"kind":"pyspark","proxyUser":"bob"}"#;
+    assert_eq!(create("carol", for_bob).await.status, 201);
+    assert_eq!(create("carol", for_bob).await.status, 201);
+    let r = create("carol", for_bob).await;
+    assert_eq!(r.status, 429, "bob's own limit of two: {}", text(&r));
+    // The usage route says the same.
+    let auth = basic("alice", "alice-pw");
+    let r = c
+        .send(
+            Proto::H1,
+            Method::GET,
+            USAGE,
+            &[("authorization", auth.as_bytes())],
+            "",
+        )
+        .await;
+    let usage = r.json();
+    assert_eq!(
+        usage["sessions"],
+        serde_json::json!({"live": 2, "limit": 2})
+    );
+    assert_eq!(usage["groups"], serde_json::json!(["livy-users"]));
+}

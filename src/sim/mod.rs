@@ -648,66 +648,6 @@ impl Simulator {
     }
 
     /// Whom YARN runs `app` as: the proxy user Livy asked for, else Livy's own.
-    /// Answers one request to the stand-in history server ([`history`]).
-    pub fn handle_history<B>(&self, request: &Request<B>) -> Response<Body> {
-        let uri = request.uri();
-        let asked = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
-        self.history_requests
-            .lock()
-            .expect("history lock")
-            .push(asked.to_owned());
-        history::answer(
-            uri,
-            request.headers(),
-            &self.applications(),
-            &self.config.cluster,
-        )
-    }
-
-    /// What the history server was asked for so far (paths with queries).
-    pub fn history_requests(&self) -> Vec<String> {
-        self.history_requests.lock().expect("history lock").clone()
-    }
-
-    /// The applications the history server holds: every batch's and session's
-    /// that has started, then [`SimConfig::history_apps`].
-    fn applications(&self) -> Vec<HistoryApp> {
-        let state = self.state.lock().expect("sim lock");
-        let now = Instant::now();
-        let user = |proxy: &Option<String>, owner: &Option<String>| {
-            proxy
-                .clone()
-                .or_else(|| owner.clone())
-                .unwrap_or_else(|| "livy".into())
-        };
-        let batches = state.batches.values().filter_map(|b| {
-            let phase = b.state(now, &self.timings);
-            (phase != "starting").then(|| HistoryApp {
-                id: b.app_id(),
-                name: b.name.clone().unwrap_or_else(|| format!("batch {}", b.id)),
-                user: user(&b.proxy_user, &b.owner),
-                completed: matches!(phase, "success" | "dead"),
-            })
-        });
-        let started = state
-            .sessions
-            .values()
-            .filter(|s| s.state(now, &self.timings) != "starting");
-        let sessions = started.map(|s| HistoryApp {
-            id: s.app_id(),
-            name: s
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("session {}", s.id)),
-            user: user(&s.proxy_user, &s.owner),
-            completed: false,
-        });
-        batches
-            .chain(sessions)
-            .chain(self.config.history_apps.iter().cloned())
-            .collect()
-    }
-
     fn application_user(&self, app: &str) -> Option<String> {
         let state = self.state.lock().expect("sim lock");
         let batches = state.batches.values().filter(|b| b.app_id() == app);
