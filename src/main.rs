@@ -184,6 +184,8 @@ enum TokenAction {
     Revoke {
         #[arg(long, short)]
         config: PathBuf,
+        /// Ids are URL-safe base64 and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }

@@ -121,6 +121,23 @@ fn check_config_accepts_a_good_config_and_reports_it() {
 }
 
 #[test]
+fn a_token_id_starting_with_a_hyphen_is_an_id_not_an_option() {
+    // Ids are URL-safe base64: one in 64 starts with `-`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "127.0.0.1:0", "[tokens]\nenabled = true\n");
+    let p = path.to_str().unwrap();
+    for args in [
+        ["token", "revoke", "-qGZO5arsvFJsunM", "--config", p],
+        ["token", "revoke", "--config", p, "-qGZO5arsvFJsunM"],
+    ] {
+        let out = gateway(&args);
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(err.contains("no live token \"-qGZO5arsvFJsunM\""), "{err}");
+    }
+}
+
+#[test]
 fn check_config_prints_the_effective_policy_per_group() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "127.0.0.1:0", "");
