@@ -110,46 +110,33 @@ async fn finished_batch(gw: &TestGateway, user: &str, name: &str) -> serde_json:
     r.json()
 }
 
-/// The path of a gateway link (`https://localhost:<port>/gateway/...`).
-fn gateway_path(gw: &TestGateway, link: &serde_json::Value) -> String {
-    let link = link.as_str().unwrap_or_else(|| panic!("no link: {link}"));
-    let origin = format!("https://localhost:{}", gw.addr.port());
-    link.strip_prefix(&origin)
-        .unwrap_or_else(|| panic!("{link} is not on the gateway"))
-        .to_owned()
-}
-
-fn text(r: &Answer) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
-
 #[tokio::test]
 async fn a_finished_batchs_ui_link_leads_to_its_history_pages() {
     let cluster = HistoryCluster::start(Vec::new()).await;
     let gw = cluster.gateway().await;
     let view = finished_batch(&gw, "alice", "finished").await;
     let app = view["appId"].as_str().unwrap().to_owned();
-    let link = gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]);
+    let link = gw.path_of(&view["appInfo"]["sparkUiUrl"]);
     assert_eq!(link, format!("/gateway/default/yarn/proxy/{app}/"));
     let c = gw.client();
     let jobs = format!("{HISTORY}/history/{app}/1/jobs/");
     for proto in [Proto::H1, Proto::H2] {
         // YARN's redirection to the history server comes back on the gateway…
         let r = c.as_user_over(proto, "alice", Method::GET, &link, "").await;
-        assert_eq!(r.status, StatusCode::FOUND, "{}", text(&r));
+        assert_eq!(r.status, StatusCode::FOUND, "{}", r.text());
         let first = format!("{HISTORY}/history/{app}/1/");
         assert_eq!(r.header("location"), Some(first.as_str()));
         // … and so does the history server's own, absolute, to the first tab.
         let r = c
             .as_user_over(proto, "alice", Method::GET, &first, "")
             .await;
-        assert_eq!(r.status, StatusCode::FOUND, "{}", text(&r));
+        assert_eq!(r.status, StatusCode::FOUND, "{}", r.text());
         assert_eq!(r.header("location"), Some(jobs.as_str()));
 
         let r = c.as_user_over(proto, "alice", Method::GET, &jobs, "").await;
-        assert_eq!(r.status, 200, "{}", text(&r));
+        assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.header("content-security-policy"), None);
-        let page = text(&r);
+        let page = r.text();
         let nm = cluster.livy.trim_start_matches("http://");
         let container = driver_container(&app);
         for link in [
@@ -172,9 +159,9 @@ async fn a_finished_batchs_ui_link_leads_to_its_history_pages() {
         let asset = format!("{HISTORY}/static/webui.js");
         let r = c.as_user_over(proto, "bob", Method::GET, &asset, "").await;
         assert_eq!(r.status, 200);
-        assert!(text(&r).contains("setUIRoot"));
+        assert!(r.text().contains("setUIRoot"));
         let r = c.as_user_over(proto, "bob", Method::GET, &jobs, "").await;
-        assert_eq!(r.status, 404, "{}", text(&r));
+        assert_eq!(r.status, 404, "{}", r.text());
         assert_eq!(r.json()["error"], "not_found");
         let r = c.as_user_over(proto, "admin", Method::GET, &jobs, "").await;
         assert_eq!(r.status, 200);
@@ -219,7 +206,7 @@ async fn the_application_list_is_narrowed_and_whole_for_an_administrator() {
     };
     for proto in [Proto::H1, Proto::H2] {
         let r = c.as_user_over(proto, "alice", Method::GET, &list, "").await;
-        assert_eq!(r.status, 200, "{}", text(&r));
+        assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(ids(&r), vec![first.clone(), second.clone()]);
         let limited = format!("{list}?limit=1&status=completed");
         let r = c
@@ -242,7 +229,7 @@ async fn the_application_list_is_narrowed_and_whole_for_an_administrator() {
             )
             .await;
         assert_eq!(r.status, 200);
-        let page = text(&r);
+        let page = r.text();
         assert!(
             page.contains(&format!(
                 r#"<script src="{HISTORY}/static/historypage.js">"#
@@ -288,7 +275,7 @@ async fn another_users_application_is_missing_with_nothing_fetched() {
             format!("{HISTORY}/api/v1/applications/{underscore}"),
         ] {
             let r = c.as_user_over(proto, "alice", Method::GET, &path, "").await;
-            assert_eq!(r.status, 404, "{path}: {}", text(&r));
+            assert_eq!(r.status, 404, "{path}: {}", r.text());
             assert_eq!(r.json()["error"], "not_found", "{path}");
         }
         // A person's navigation gets a page instead, with the same status.
@@ -299,7 +286,7 @@ async fn another_users_application_is_missing_with_nothing_fetched() {
         let r = c.send(proto, Method::GET, &path, &headers, "").await;
         assert_eq!(r.status, 404);
         assert!(r.header("content-type").unwrap().starts_with("text/html"));
-        assert!(text(&r).contains("404 Not Found"), "{}", text(&r));
+        assert!(r.text().contains("404 Not Found"), "{}", r.text());
     }
     assert_eq!(
         cluster.history_requests(),
@@ -335,10 +322,10 @@ async fn an_application_the_gateway_never_saw_is_decided_by_its_spark_user() {
     let jobs = format!("{HISTORY}/history/{app}/1/jobs/");
     for proto in [Proto::H1, Proto::H2] {
         let r = c.as_user_over(proto, "bob", Method::GET, &jobs, "").await;
-        assert_eq!(r.status, 404, "{}", text(&r));
+        assert_eq!(r.status, 404, "{}", r.text());
         let r = c.as_user_over(proto, "alice", Method::GET, &jobs, "").await;
-        assert_eq!(r.status, 200, "{}", text(&r));
-        assert!(text(&r).contains("yesterday&#39;s job"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().contains("yesterday&#39;s job"));
     }
     // Only the application's record was asked for bob, never its pages.
     let asked = cluster.sim.history_requests();
@@ -373,7 +360,7 @@ async fn executor_logs_in_rest_answers_lead_through_the_gateway() {
         let r = c
             .as_user_over(proto, "alice", Method::GET, &executors, "")
             .await;
-        assert_eq!(r.status, 200, "{}", text(&r));
+        assert_eq!(r.status, 200, "{}", r.text());
         let stdout = r.json()[0]["executorLogs"]["stdout"]
             .as_str()
             .unwrap()
@@ -389,12 +376,42 @@ async fn executor_logs_in_rest_answers_lead_through_the_gateway() {
         let r = c
             .as_user_over(proto, "alice", Method::GET, &stdout, "")
             .await;
-        assert_eq!(r.status, 200, "{}", text(&r));
+        assert_eq!(r.status, 200, "{}", r.text());
     }
     // The environment comes as the history server redacts it.
     let environment = format!("{HISTORY}/api/v1/applications/{app}/1/environment");
     let r = c.as_user("alice", Method::GET, &environment, "").await;
-    assert!(text(&r).contains("*********(redacted)"));
+    assert!(r.text().contains("*********(redacted)"));
+}
+
+/// Through `gw`, a script's request for the history server's list gets `status`
+/// with a JSON `code`, and a person's navigation to its page the same status
+/// with a page naming the history server; the rest of the gateway answers.
+async fn fails_as(gw: &TestGateway, status: u16, code: &str) {
+    let c = gw.client();
+    let auth = basic("alice", PASSWORD);
+    let mut navigation = NAVIGATION.to_vec();
+    navigation.push(("authorization", auth.as_bytes()));
+    let list = format!("{HISTORY}/api/v1/applications");
+    for proto in [Proto::H1, Proto::H2] {
+        let r = c.as_user_over(proto, "alice", Method::GET, &list, "").await;
+        assert_eq!(r.status, status, "{}", r.text());
+        assert_eq!(r.json()["error"], code);
+        let r = c
+            .send(proto, Method::GET, &format!("{HISTORY}/"), &navigation, "")
+            .await;
+        assert_eq!(r.status, status);
+        assert!(r.header("content-type").unwrap().starts_with("text/html"));
+        assert!(
+            r.text().contains("The Spark History Server"),
+            "{}",
+            r.text()
+        );
+        let r = c
+            .as_user_over(proto, "alice", Method::GET, BATCHES, "")
+            .await;
+        assert_eq!(r.status, 200, "the rest of the gateway is unaffected");
+    }
 }
 
 #[tokio::test]
@@ -402,64 +419,14 @@ async fn a_history_server_down_or_slow_is_json_for_scripts_and_a_page_for_people
     let cluster = HistoryCluster::start(Vec::new()).await;
     // Down: nothing listens where the history server should be.
     let gw = gateway_with_history(&cluster.livy, &refusing_url()).await;
-    let c = gw.client();
-    let auth = basic("alice", PASSWORD);
-    let mut navigation = NAVIGATION.to_vec();
-    navigation.push(("authorization", auth.as_bytes()));
-    for proto in [Proto::H1, Proto::H2] {
-        let r = c
-            .as_user_over(
-                proto,
-                "alice",
-                Method::GET,
-                &format!("{HISTORY}/api/v1/applications"),
-                "",
-            )
-            .await;
-        assert_eq!(r.status, 502, "{}", text(&r));
-        assert_eq!(r.json()["error"], "upstream_unavailable");
-        let r = c
-            .send(proto, Method::GET, &format!("{HISTORY}/"), &navigation, "")
-            .await;
-        assert_eq!(r.status, 502);
-        assert!(r.header("content-type").unwrap().starts_with("text/html"));
-        assert!(
-            text(&r).contains("The Spark History Server"),
-            "{}",
-            text(&r)
-        );
-        // The rest of the gateway is unaffected.
-        let r = c
-            .as_user_over(proto, "alice", Method::GET, BATCHES, "")
-            .await;
-        assert_eq!(r.status, 200);
-    }
+    fails_as(&gw, 502, "upstream_unavailable").await;
     gw.shutdown().await;
-
     // Slow: a history server that never answers, past `[livy] response_timeout_secs`.
     let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
     let never: Responder = Arc::new(|_| Reply::Never);
     let silent = start_recorder(never, recorded).await;
     let gw = gateway_with_history(&cluster.livy, &format!("http://{silent}")).await;
-    let c = gw.client();
-    for proto in [Proto::H1, Proto::H2] {
-        let r = c
-            .as_user_over(
-                proto,
-                "alice",
-                Method::GET,
-                &format!("{HISTORY}/api/v1/applications"),
-                "",
-            )
-            .await;
-        assert_eq!(r.status, 504, "{}", text(&r));
-        assert_eq!(r.json()["error"], "upstream_timeout");
-        let r = c
-            .send(proto, Method::GET, &format!("{HISTORY}/"), &navigation, "")
-            .await;
-        assert_eq!(r.status, 504);
-        assert!(r.header("content-type").unwrap().starts_with("text/html"));
-    }
+    fails_as(&gw, 504, "upstream_timeout").await;
 }
 
 #[tokio::test]

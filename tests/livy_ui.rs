@@ -24,10 +24,6 @@ async fn gateway(ui_base: &str) -> TestGateway {
     TestGateway::start(Options::backend(Backend::Urls(vec![livy]))).await
 }
 
-fn text(r: &Answer) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
-
 /// The nonce of a page's policy, checking the policy runs only scripts with it.
 fn nonce(r: &Answer) -> String {
     let policy = r.header("content-security-policy").expect("a policy");
@@ -47,8 +43,8 @@ async fn pages_carry_the_gateways_base_path_and_run_only_their_own_scripts() {
         for proto in [Proto::H1, Proto::H2] {
             for path in [format!("{BASE}/ui"), format!("{BASE}/v1/ui/")] {
                 let r = c.as_user_over(proto, "alice", Method::GET, &path, "").await;
-                assert_eq!(r.status, 200, "{livy_base}: {}", text(&r));
-                let page = text(&r);
+                assert_eq!(r.status, 200, "{livy_base}: {}", r.text());
+                let page = r.text();
                 let nonce = nonce(&r);
                 for wanted in [
                     format!("setBasePath('{BASE}')"),
@@ -83,7 +79,7 @@ async fn pages_carry_the_gateways_base_path_and_run_only_their_own_scripts() {
             )
             .await;
         assert_eq!(r.status, 200);
-        assert!(text(&r).contains("function setBasePath"));
+        assert!(r.text().contains("function setBasePath"));
         gw.shutdown().await;
     }
 }
@@ -101,7 +97,7 @@ async fn a_sessions_and_a_batchs_pages_are_their_owners() {
             hostile,
         )
         .await;
-    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.status, 201, "{}", r.text());
     let session = r.json()["id"].as_u64().unwrap();
     let r = c
         .as_user(
@@ -120,12 +116,12 @@ async fn a_sessions_and_a_batchs_pages_are_their_owners() {
         ] {
             for (user, status) in [("alice", 200), ("bob", 404), ("admin", 200)] {
                 let r = c.as_user_over(proto, user, Method::GET, &page, "").await;
-                assert_eq!(r.status, status, "{user} {page}: {}", text(&r));
+                assert_eq!(r.status, status, "{user} {page}: {}", r.text());
                 if status == 200 {
                     nonce(&r);
                 } else {
                     // As Livy answers for a session that does not exist.
-                    assert!(text(&r).contains("not found"), "{}", text(&r));
+                    assert!(r.text().contains("not found"), "{}", r.text());
                 }
             }
         }
@@ -133,7 +129,7 @@ async fn a_sessions_and_a_batchs_pages_are_their_owners() {
         let r = c
             .as_user_over(proto, "bob", Method::GET, &format!("{BASE}/sessions"), "")
             .await;
-        assert_eq!(r.json()["total"], 0, "{}", text(&r));
+        assert_eq!(r.json()["total"], 0, "{}", r.text());
         let r = c
             .as_user_over(proto, "alice", Method::GET, &format!("{BASE}/sessions"), "")
             .await;

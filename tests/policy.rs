@@ -23,10 +23,6 @@ const BATCHES: &str = "/gateway/default/livy/v1/batches";
 const SESSIONS: &str = "/gateway/default/livy/v1/sessions";
 const USAGE: &str = "/gateway/default/usage";
 
-fn text(r: &Answer) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
-
 /// A gateway with `policy` (TOML for `[policy]`) in front of `backend`.
 async fn gateway_with(backend: Backend, policy: &'static str) -> TestGateway {
     TestGateway::start(Options::backend(backend).with(move |c| {
@@ -95,7 +91,7 @@ async fn a_body_breaking_a_rule_is_refused_before_livy_is_asked() {
             let r = c
                 .as_user_over(proto, "alice", Method::POST, BATCHES, body)
                 .await;
-            assert_eq!(r.status, 403, "{body}: {}", text(&r));
+            assert_eq!(r.status, 403, "{body}: {}", r.text());
             let answer = r.json();
             assert_eq!(answer["error"], "policy_denied");
             assert_eq!(answer["rule"], rule, "{answer}");
@@ -110,7 +106,7 @@ async fn a_body_breaking_a_rule_is_refused_before_livy_is_asked() {
     let r = c
         .as_user_over(Proto::H2, "alice", Method::POST, BATCHES, body)
         .await;
-    assert_eq!(r.status, 200, "the recorder's answer: {}", text(&r));
+    assert_eq!(r.status, 200, "the recorder's answer: {}", r.text());
     let sent: serde_json::Value = serde_json::from_slice(&gw.recorded()[0].body).unwrap();
     assert_eq!(sent["queue"], "adhoc");
     assert_eq!(sent["proxyUser"], "alice");
@@ -153,14 +149,14 @@ async fn quotas_count_live_work_and_free_what_ended() {
         let r = c
             .as_user_over(proto, "alice", Method::POST, SESSIONS, session)
             .await;
-        assert_eq!(r.status, 201, "{}", text(&r));
+        assert_eq!(r.status, 201, "{}", r.text());
         ids.push(r.json()["id"].as_u64().unwrap());
     }
     for proto in [Proto::H1, Proto::H2] {
         let r = c
             .as_user_over(proto, "alice", Method::POST, SESSIONS, session)
             .await;
-        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", text(&r));
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
         let answer = r.json();
         assert_eq!(answer["error"], "quota_exceeded");
         assert_eq!(answer["quota"], "max_sessions_per_user");
@@ -183,7 +179,7 @@ async fn quotas_count_live_work_and_free_what_ended() {
         .await;
     assert_eq!(r.status, 200);
     let r = c.as_user("alice", Method::POST, SESSIONS, session).await;
-    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.status, 201, "{}", r.text());
 
     // A batch deleted behind the gateway's back: Livy's listing, asked before
     // the refusal, says it is gone.
@@ -201,17 +197,17 @@ async fn quotas_count_live_work_and_free_what_ended() {
     let r = c
         .as_user("alice", Method::POST, BATCHES, r#"{"file":"c.jar"}"#)
         .await;
-    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.status, 201, "{}", r.text());
 
     // A gateway restarted mid-count counts from Livy before its first creation.
     let gw = gw.restart().await;
     let c = gw.client();
     let r = c.as_user("alice", Method::POST, SESSIONS, session).await;
-    assert_eq!(r.status, 429, "{}", text(&r));
+    assert_eq!(r.status, 429, "{}", r.text());
     let r = c
         .as_user("alice", Method::POST, BATCHES, r#"{"file":"d.jar"}"#)
         .await;
-    assert_eq!(r.status, 429, "{}", text(&r));
+    assert_eq!(r.status, 429, "{}", r.text());
 
     // The caller's usage, and an administrator's view of it.
     let r = c.as_user("alice", Method::GET, USAGE, "").await;
@@ -247,7 +243,7 @@ async fn quotas_count_live_work_and_free_what_ended() {
     std::fs::write(&path, config.to_toml()).unwrap();
     gw.runtime.reload().await.unwrap();
     let r = c.as_user("alice", Method::POST, SESSIONS, session).await;
-    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.status, 201, "{}", r.text());
 }
 
 #[tokio::test]
@@ -303,13 +299,13 @@ async fn a_job_seen_ended_frees_its_place() {
     let r = c
         .as_user_over(Proto::H1, "alice", Method::POST, BATCHES, batch)
         .await;
-    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.status, 201, "{}", r.text());
     let id = r.json()["id"].as_u64().unwrap();
     // Livy's (stale) listing is asked before refusing, and says it runs.
     let r = c
         .as_user_over(Proto::H2, "alice", Method::POST, BATCHES, batch)
         .await;
-    assert_eq!(r.status, 429, "{}", text(&r));
+    assert_eq!(r.status, 429, "{}", r.text());
     // Its state, relayed: ended, and the place is free.
     let r = c
         .as_user_over(
@@ -322,7 +318,7 @@ async fn a_job_seen_ended_frees_its_place() {
         .await;
     assert_eq!(r.json()["state"], "success");
     let r = c.as_user("alice", Method::POST, BATCHES, batch).await;
-    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.status, 201, "{}", r.text());
 }
 
 #[tokio::test]
@@ -393,7 +389,7 @@ async fn a_quota_holds_exactly_across_three_instances_on_redis() {
         .client()
         .as_user("alice", Method::POST, SESSIONS, r#"{"kind":"spark"}"#)
         .await;
-    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.status, 201, "{}", r.text());
 }
 
 #[tokio::test]
@@ -456,7 +452,7 @@ async fn a_burst_of_creations_is_held_to_max_creating() {
                 assert_eq!(r.json()["error"], "creations_busy");
                 assert!(r.header("retry-after").is_some());
             }
-            other => panic!("{other}: {}", text(&r)),
+            other => panic!("{other}: {}", r.text()),
         }
     }
     assert!(busy > 0 && created >= 5, "{created} created, {busy} busy");
@@ -512,7 +508,7 @@ async fn idle_sessions_are_ended_and_a_working_one_never() {
     let r = c
         .as_user("alice", Method::POST, &statements, r#"{"code":"1+1"}"#)
         .await;
-    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.status, 201, "{}", r.text());
     let gateway = gw.runtime.gateway();
     let now = now_ms();
     // First look: bob's (no statement) is noted idle from now; nothing is old enough.
@@ -527,7 +523,7 @@ async fn idle_sessions_are_ended_and_a_working_one_never() {
         let r = c
             .as_user(user, Method::GET, &format!("{SESSIONS}/{id}"), "")
             .await;
-        assert_eq!(r.status, 404, "{}", text(&r));
+        assert_eq!(r.status, 404, "{}", r.text());
     }
     let lines = gw
         .audit_until(|l| l.iter().filter(|l| l["action"] == "session.reap").count() == 2)
@@ -583,7 +579,7 @@ async fn a_session_with_a_statement_running_is_never_ended() {
             r#"{"code":"import time; time.sleep(100000)"}"#,
         )
         .await;
-    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.status, 201, "{}", r.text());
     let gateway = gw.runtime.gateway();
     let now = now_ms();
     for later in [0, 60, 600, 6000] {
@@ -660,13 +656,13 @@ async fn group_policies_follow_the_directory_and_an_administrator_acting_for_som
     // … but acting for bob she is held to bob's policy, his groups looked up.
     let for_bob = r#"{"kind":"pyspark","proxyUser":"bob","conf":{"spark.driver.extraClassPath":"/opt/x.jar"}}"#;
     let r = create("carol", for_bob).await;
-    assert_eq!(r.status, 403, "{}", text(&r));
+    assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(r.json()["rule"], "deny_conf");
     let for_bob = r#"{"kind":"pyspark","proxyUser":"bob"}"#;
     assert_eq!(create("carol", for_bob).await.status, 201);
     assert_eq!(create("carol", for_bob).await.status, 201);
     let r = create("carol", for_bob).await;
-    assert_eq!(r.status, 429, "bob's own limit of two: {}", text(&r));
+    assert_eq!(r.status, 429, "bob's own limit of two: {}", r.text());
     // The usage route says the same.
     let auth = basic("alice", "alice-pw");
     let r = c

@@ -77,16 +77,6 @@ async fn gateway_with_resourcemanager(
     .await
 }
 
-/// The path of a gateway link (`https://localhost:<port>/gateway/...`), checking
-/// it is absolute and on the gateway.
-fn gateway_path(gw: &TestGateway, link: &serde_json::Value) -> String {
-    let link = link.as_str().unwrap_or_else(|| panic!("no link: {link}"));
-    let origin = format!("https://localhost:{}", gw.addr.port());
-    link.strip_prefix(&origin)
-        .unwrap_or_else(|| panic!("{link} is not on the gateway"))
-        .to_owned()
-}
-
 /// Creates a batch as `user` and returns its view once it runs (has links).
 async fn running_batch(gw: &TestGateway, user: &str, name: &str) -> serde_json::Value {
     let c = gw.client();
@@ -125,13 +115,13 @@ async fn links_in_views_and_listings_lead_through_the_gateway() {
     let view = running_batch(&gw, "alice", "linked").await;
     let app = view["appId"].as_str().unwrap().to_owned();
     assert_eq!(
-        gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]),
+        gw.path_of(&view["appInfo"]["sparkUiUrl"]),
         format!("/gateway/default/yarn/proxy/{app}/")
     );
     let container = driver_container(&app);
     let nm = livy.trim_start_matches("http://");
     assert_eq!(
-        gateway_path(&gw, &view["appInfo"]["driverLogUrl"]),
+        gw.path_of(&view["appInfo"]["driverLogUrl"]),
         format!("/gateway/default/yarn/nm/{nm}/node/containerlogs/{container}/alice")
     );
 
@@ -154,7 +144,7 @@ async fn links_in_views_and_listings_lead_through_the_gateway() {
     let r = c
         .as_user("alice", Method::GET, &format!("{SESSIONS}/{id}"), "")
         .await;
-    let ui = gateway_path(&gw, &r.json()["appInfo"]["sparkUiUrl"]);
+    let ui = gw.path_of(&r.json()["appInfo"]["sparkUiUrl"]);
     assert!(
         ui.starts_with("/gateway/default/yarn/proxy/application_"),
         "{ui}"
@@ -166,7 +156,7 @@ async fn the_spark_ui_is_served_to_its_owner_with_its_links_rewritten() {
     let livy = cluster_sim().await;
     let gw = gateway(&livy).await;
     let view = running_batch(&gw, "alice", "ui").await;
-    let ui = gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]);
+    let ui = gw.path_of(&view["appInfo"]["sparkUiUrl"]);
     let app = view["appId"].as_str().unwrap();
     let c = gw.client();
     for proto in [Proto::H1, Proto::H2] {
@@ -249,7 +239,7 @@ async fn a_secured_clusters_warning_to_an_administrator_can_be_passed() {
     let livy = cluster_sim_with(|cluster| cluster.secure = true).await;
     let gw = gateway(&livy).await;
     let view = running_batch(&gw, "alice", "warned").await;
-    let ui = gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]);
+    let ui = gw.path_of(&view["appInfo"]["sparkUiUrl"]);
     let app = view["appId"].as_str().unwrap();
     let proxy_path = format!("/gateway/default/yarn/proxy/{app}");
     let c = gw.client();
@@ -332,7 +322,7 @@ async fn driver_logs_stream_from_allowed_node_managers_only() {
     let livy = cluster_sim().await;
     let gw = gateway(&livy).await;
     let view = running_batch(&gw, "alice", "logs").await;
-    let logs = gateway_path(&gw, &view["appInfo"]["driverLogUrl"]);
+    let logs = gw.path_of(&view["appInfo"]["driverLogUrl"]);
     let c = gw.client();
     for proto in [Proto::H1, Proto::H2] {
         assert_driver_logs_stream(&c, proto, &logs).await;
@@ -411,9 +401,9 @@ async fn an_https_only_cluster_is_reached_over_tls_for_pages_and_logs() {
     .await;
     let view = running_batch(&gw, "alice", "tls").await;
     let app = view["appId"].as_str().unwrap().to_owned();
-    let ui = gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]);
+    let ui = gw.path_of(&view["appInfo"]["sparkUiUrl"]);
     assert_eq!(ui, format!("/gateway/default/yarn/proxy/{app}/"));
-    let logs = gateway_path(&gw, &view["appInfo"]["driverLogUrl"]);
+    let logs = gw.path_of(&view["appInfo"]["driverLogUrl"]);
     let container = driver_container(&app);
     assert_eq!(
         logs,
@@ -442,7 +432,7 @@ async fn an_instance_that_never_relayed_the_view_asks_livy_whose_it_is() {
     let livy = cluster_sim().await;
     let first = gateway(&livy).await;
     let view = running_batch(&first, "alice", "elsewhere").await;
-    let ui = gateway_path(&first, &view["appInfo"]["sparkUiUrl"]);
+    let ui = first.path_of(&view["appInfo"]["sparkUiUrl"]);
     let second = gateway(&livy).await;
     let c = second.client();
     let r = c.as_user("bob", Method::GET, &ui, "").await;
@@ -487,7 +477,7 @@ async fn a_resourcemanager_that_is_down_is_a_json_502_for_both_protocols() {
     )
     .await;
     let view = running_batch(&gw, "alice", "rm-down").await;
-    let ui = gateway_path(&gw, &view["appInfo"]["sparkUiUrl"]);
+    let ui = gw.path_of(&view["appInfo"]["sparkUiUrl"]);
     // No NodeManager allowed: the driver-log link is left pointing into the cluster.
     assert!(view["appInfo"]["driverLogUrl"]
         .as_str()

@@ -364,6 +364,16 @@ impl TestGateway {
         self.dir.path().join("certs/ca.crt")
     }
 
+    /// The path of a link in an answer (`https://localhost:<port>/gateway/...`),
+    /// checking it is absolute and on this gateway.
+    pub fn path_of(&self, link: &serde_json::Value) -> String {
+        let link = link.as_str().unwrap_or_else(|| panic!("no link: {link}"));
+        let origin = format!("https://localhost:{}", self.addr.port());
+        link.strip_prefix(&origin)
+            .unwrap_or_else(|| panic!("{link} is not on the gateway"))
+            .to_owned()
+    }
+
     pub fn client(&self) -> Client {
         Client::new(self.addr, &self.ca_pem)
     }
@@ -622,6 +632,11 @@ impl Answer {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as text (invalid UTF-8 replaced), for assertions and messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
     }
 
     /// The session id from `Set-Cookie`, if one was issued.
