@@ -97,17 +97,9 @@ async fn gateway_with_history(livy: &str, history: &str) -> TestGateway {
 
 /// Creates a batch as `user` and returns its view (the batch has finished).
 async fn finished_batch(gw: &TestGateway, user: &str, name: &str) -> serde_json::Value {
-    let c = gw.client();
-    let body = format!(r#"{{"file":"local:/jobs/{name}.jar","name":"{name}"}}"#);
-    let r = c.as_user(user, Method::POST, BATCHES, &body).await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let id = r.json()["id"].as_u64().unwrap();
-    let r = c
-        .as_user(user, Method::GET, &format!("{BATCHES}/{id}"), "")
-        .await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.json()["state"], "success");
-    r.json()
+    let view = gw.batch_view(user, name).await;
+    assert_eq!(view["state"], "success");
+    view
 }
 
 #[tokio::test]

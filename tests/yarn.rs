@@ -79,16 +79,7 @@ async fn gateway_with_resourcemanager(
 
 /// Creates a batch as `user` and returns its view once it runs (has links).
 async fn running_batch(gw: &TestGateway, user: &str, name: &str) -> serde_json::Value {
-    let c = gw.client();
-    let body = format!(r#"{{"file":"local:/jobs/{name}.jar","name":"{name}"}}"#);
-    let r = c.as_user(user, Method::POST, BATCHES, &body).await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let id = r.json()["id"].as_u64().unwrap();
-    let r = c
-        .as_user(user, Method::GET, &format!("{BATCHES}/{id}"), "")
-        .await;
-    assert_eq!(r.status, 200);
-    r.json()
+    gw.batch_view(user, name).await
 }
 
 /// alice's driver log index at `logs` (a gateway path) links its files through

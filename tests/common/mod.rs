@@ -374,6 +374,22 @@ impl TestGateway {
             .to_owned()
     }
 
+    /// Creates a batch named `name` as `user` through the gateway and returns
+    /// Livy's view of it, asked for once the creation has answered.
+    pub async fn batch_view(&self, user: &str, name: &str) -> serde_json::Value {
+        const BATCHES: &str = "/gateway/default/livy/v1/batches";
+        let c = self.client();
+        let body = format!(r#"{{"file":"local:/jobs/{name}.jar","name":"{name}"}}"#);
+        let r = c.as_user(user, Method::POST, BATCHES, &body).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let id = r.json()["id"].as_u64().unwrap();
+        let r = c
+            .as_user(user, Method::GET, &format!("{BATCHES}/{id}"), "")
+            .await;
+        assert_eq!(r.status, 200);
+        r.json()
+    }
+
     pub fn client(&self) -> Client {
         Client::new(self.addr, &self.ca_pem)
     }
